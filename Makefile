@@ -1,0 +1,86 @@
+# mp.h - build, test, check, bench. Everything lands in build/.
+CC      ?= cc
+CXX     ?= c++
+OPT     ?= -O2 -g
+WARN    := -Wall -Wextra -Werror
+STD     ?= -std=c11
+LIBS    := -pthread -lrt
+PREFIX  ?= /usr/local
+B       := build
+
+TEST_SRC    := $(sort $(wildcard tests/*.c))
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC))
+BENCH_SRC   := $(sort $(wildcard bench/*.c))
+
+.PHONY: all examples test check check-asan check-valgrind check-matrix bench install clean
+
+all: examples
+
+examples: $(EXAMPLES)
+
+$(B)/examples/%: examples/%.c mp.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(OPT) -I. $< -o $@ -pthread
+
+$(B)/runner: $(TEST_SRC) tests/test.h mp.h
+	@mkdir -p $(B)
+	$(CC) $(STD) $(WARN) $(OPT) -I. $(TEST_SRC) -o $@ $(LIBS)
+
+# The tests run the examples too, so they are built first.
+test: $(B)/runner examples
+	MP_EXAMPLES_DIR=$(B)/examples $(B)/runner $(T)
+
+# --- make check: sanitizers, valgrind, the compile matrix -------------------------
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+$(B)/runner-asan: $(TEST_SRC) tests/test.h mp.h
+	@mkdir -p $(B)
+	$(CC) $(STD) $(WARN) -O1 -g $(SAN) -I. $(TEST_SRC) -o $@ $(LIBS)
+
+$(B)/runner-vg: $(TEST_SRC) tests/test.h mp.h
+	@mkdir -p $(B)
+	$(CC) $(STD) $(WARN) -O1 -g -I. $(TEST_SRC) -o $@ $(LIBS)
+
+check-asan: $(B)/runner-asan examples
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples $(B)/runner-asan $(T)
+
+VALGRIND := valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=yes \
+	--child-silent-after-fork=no
+
+check-valgrind: $(B)/runner-vg
+	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples \
+	$(VALGRIND) $(B)/runner-vg $(T)
+
+# gcc and clang, C99 and C11, and the whole header compiled as C++.
+check-matrix:
+	@mkdir -p $(B)/matrix
+	@for cc in gcc clang; do for std in c99 c11; do \
+	  echo "  $$cc -std=$$std"; \
+	  $$cc -std=$$std $(WARN) -O2 -I. -c tests/mp_impl.c -o $(B)/matrix/impl-$$cc-$$std.o || exit 1; \
+	  $$cc -std=$$std $(WARN) -O2 -I. -x c -c mp.h -o $(B)/matrix/decl-$$cc-$$std.o || exit 1; \
+	done; done
+	@for cxx in g++ clang++; do \
+	  echo "  $$cxx -x c++"; \
+	  $$cxx -std=c++11 $(WARN) -O2 -I. -x c++ -c tests/mp_impl.c -o $(B)/matrix/impl-$$cxx.o || exit 1; \
+	done
+	@echo "compile matrix clean"
+
+check: check-matrix check-asan check-valgrind
+
+# --- make bench ---------------------------------------------------------------------
+$(B)/mpbench: $(BENCH_SRC) mp.h $(wildcard bench/*.h)
+	@mkdir -p $(B)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -I. $(BENCH_SRC) -o $@ $(LIBS)
+
+bench: $(B)/mpbench
+	$(B)/mpbench $(W)
+
+install:
+	install -d $(DESTDIR)$(PREFIX)/include
+	install -m 644 mp.h $(DESTDIR)$(PREFIX)/include/mp.h
+
+clean:
+	rm -rf $(B)

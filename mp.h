@@ -1,0 +1,1065 @@
+/* mp.h - v0.1.0 - MIT or public domain - Python's multiprocessing for C on Linux
+
+   Processes, pipes, bounded queues, locks/semaphores/events/conditions/barriers,
+   shared memory and a worker pool, all living in one shared memory region that every
+   process of the family maps at the same address. Python's names and semantics,
+   futex-based waits, and robustness: a process killed at any moment (SIGKILL
+   included) never wedges the others.
+
+   Do this:
+      #define MP_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+   Include mp.h first in that file (it defines _GNU_SOURCE for the implementation),
+   or compile that file with -D_GNU_SOURCE.
+
+      // i.e. it should look like this:
+      #define MP_IMPLEMENTATION
+      #include "mp.h"
+      #include <stdio.h>
+
+   Build with -pthread. Linux only. No other dependency.
+
+   QUICK START (cut from examples/process_basics.c)
+
+      static int worker(void *arg) {
+          printf("worker %s: pid %d, parent %d\n", (const char *)arg,
+                 (int)getpid(), (int)mp_parent_pid());
+          return 0;                                  // the exit code
+      }
+      ...
+      mp_process_desc d = { .target = worker, .arg = "one" };
+      mp_process *p = mp_process_create(&d);
+      mp_process_start(p);
+      mp_process_join(p, MP_FOREVER);
+      printf("exitcode %d\n", mp_process_exitcode(p));
+      mp_process_destroy(p);
+
+   CONFIGURATION MACROS (define before including mp.h with MP_IMPLEMENTATION)
+
+      MP_STATIC               make every public function static (private to one file)
+      MP_ASSERT(x)            internal invariant checks (default: assert(x))
+      MP_MALLOC(n), MP_FREE(p)
+                              process-private memory (handles such as mp_conn, mp_shm,
+                              buffers of *_alloc functions); define both or neither
+      MP_DEFAULT_HEAP_SIZE    bytes of address space reserved for the shared heap
+                              when mp_init is given none (default 1 GiB; pages are
+                              committed only when touched)
+
+   CHAPTERS
+
+      ERRORS                    every function's failure codes
+      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_free, mp_heap_stats
+      ON FORK AND THREADS       what crosses a fork, what must precede it
+      PROCESSES                 mp_process_*, mp_active_children, mp_current_process
+      SYNCHRONIZATION           locks, semaphores, events, conditions, barriers
+      CONNECTIONS               mp_pipe, mp_conn_*, mp_wait
+      QUEUES                    mp_queue_*
+      NAMED SHARED MEMORY       mp_shm_*
+      THE POOL                  mp_pool_*, mp_imap_*, mp_async_*
+      ROBUSTNESS                what happens when a process dies mid-operation
+
+   ERRORS
+
+      Functions that can fail return int: MP_OK (0) or a negative code below.
+      Constructors (*_create, *_open) return NULL and set errno. mp_strerror(code)
+      gives the text. A bad argument is MP_EINVAL, never a crash.
+
+      MP_ETIMEDOUT    a wait ended unsatisfied: the timeout expired, or timeout == 0
+                      and the call would have blocked
+      MP_ECLOSED      queue closed, or the other end of a connection closed (EOF)
+      MP_EOWNERDEAD   lock acquired, but its previous owner died holding it
+      MP_EWORKERDIED  the pool worker running this task died
+      MP_ETASK        the task function returned non-zero
+      MP_EBROKEN      barrier broken or aborted
+      MP_ECANCELLED   pool terminated before the task ran
+      MP_ETOOBIG      message larger than the buffer given, or than a hard limit
+      MP_EPERM        release of a lock this process/thread does not own
+      MP_EOVERFLOW    bounded semaphore released too often; task_done called too often
+      MP_ENOMEM       shared heap or memory exhausted
+      MP_EINVAL       bad argument, or object in the wrong state
+      MP_ESYS         a system call failed; errno holds the cause
+
+      Timeouts are double seconds: MP_FOREVER (any negative value) blocks, 0 tries
+      once, anything else is a deadline on CLOCK_MONOTONIC. A signal never ends a
+      wait early (EINTR restarts with the time that is left).
+
+   THE SHARED HEAP
+
+      mp_init reserves one MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE region (it happens
+      by itself on first use). Every process forked afterwards sees it at the same
+      address, so a pointer into the heap means the same thing in every process of the
+      family: an object a child creates after the fork can be handed to its parent or
+      siblings through a queue. All mp objects but connections and named shared memory
+      live there; mp_alloc/mp_calloc/mp_free give you blocks of it for your own shared
+      data (Python's Value/Array are a struct in the heap, plus an mp_lock if needed).
+
+      Allocation takes a size class (32-byte steps up to 512 bytes, then four classes
+      per power of two), pops a free block of that class or cuts a new one from the
+      top; no system call. Freed blocks are reused for their class; memory is not
+      given back to the system while the family lives. The heap lock is an mp lock:
+      a process killed inside mp_alloc/mp_free leaks at most the block it was moving,
+      and the others go on.
+
+   ON FORK AND THREADS
+
+      - Call mp_init (or any mp function) before the first fork: a heap created
+        after a fork is private to the process that created it.
+      - Processes are started with fork(); the child runs the target and leaves with
+        _exit after flushing stdio, so the parent's atexit handlers never run in it
+        (unless the target itself calls exit(): return from the target instead).
+        Buffered stdio is flushed before the fork, so nothing prints twice.
+      - Only the thread that calls mp_process_start exists in the child, as with any
+        fork. mp's own process-private state is reset in the child.
+      - Every mp object in the heap may be used from any thread of any process of
+        the family. Connections (mp_conn) are per-process handles, like FILE *.
+
+   PROCESSES
+
+      Python's Process: create (not started), start, join with a timeout, is_alive,
+      terminate (SIGTERM), kill (SIGKILL), exitcode (N for exit status N, -S for
+      signal S, MP_EXITCODE_NONE while running), pid, name ("Process-N", or
+      "Process-N:M" for grandchildren), a sentinel fd (a pidfd) readable once the
+      process ended, usable with poll(2) or mp_wait.
+
+      Daemon children are terminated (SIGTERM) and joined when their parent exits
+      normally (returns from main or calls exit), and also die (SIGKILL, through
+      PR_SET_PDEATHSIG) if the parent is killed - provided the parent started them
+      from its main thread, since the kernel ties that signal to the starting thread.
+      Non-daemon children are joined at normal exit, as Python does.
+
+      Only the creating process may start, join, reap or destroy a process.
+
+   NAMED SHARED MEMORY
+
+      mp_shm_open(name, size, flags) maps a POSIX shared memory object (shm_open)
+      that processes not forked from one another can share by name. Created with
+      mode 0600 and sized with posix_fallocate, so a full /dev/shm is an error at
+      open time (errno ENOSPC), not a SIGBUS later.
+
+   (further chapters are added with the sections they describe)
+
+   LICENSE
+
+      See end of file.
+*/
+#if defined(MP_IMPLEMENTATION) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* pidfd, gettid, sched_getaffinity, memfd: must precede libc headers */
+#endif
+
+#ifndef MP_H_INCLUDED
+#define MP_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MP_VERSION_MAJOR 0
+#define MP_VERSION_MINOR 1
+#define MP_VERSION_PATCH 0
+#define MP_VERSION_STRING "0.1.0"
+
+#ifndef MPDEF
+#ifdef MP_STATIC
+#define MPDEF static
+#else
+#define MPDEF extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// >>decl:base --------------------------------------------------------------------
+
+enum {
+    MP_OK = 0,
+    MP_ETIMEDOUT = -1,
+    MP_ECLOSED = -2,
+    MP_EOWNERDEAD = -3,
+    MP_EWORKERDIED = -4,
+    MP_ETASK = -5,
+    MP_EBROKEN = -6,
+    MP_ECANCELLED = -7,
+    MP_ETOOBIG = -8,
+    MP_EPERM = -9,
+    MP_EOVERFLOW = -10,
+    MP_ENOMEM = -11,
+    MP_EINVAL = -12,
+    MP_ESYS = -13
+};
+
+#define MP_FOREVER (-1.0)
+
+typedef struct mp_config {
+    size_t heap_size; /* 0: MP_DEFAULT_HEAP_SIZE (1 GiB of address space) */
+} mp_config;
+
+/* Reserve the shared heap. Optional (the first mp call does it with defaults); must
+   precede the first fork. Returns MP_OK; MP_EINVAL if already initialized with another
+   size or cfg->heap_size is below 1 MiB; MP_ESYS if mmap fails. */
+MPDEF int mp_init(const mp_config *cfg);
+
+/* Text of an MP_E... code (or "unknown error"). Never NULL. */
+MPDEF const char *mp_strerror(int code);
+
+/* CPUs this process may run on (sched_getaffinity), at least 1. */
+MPDEF int mp_cpu_count(void);
+
+/* Blocks of the shared heap, 16-byte aligned, valid in every process of the family.
+   NULL with errno ENOMEM when the heap is exhausted or size is 0 or absurd.
+   mp_calloc zeroes; mp_free(NULL) does nothing; a pointer not from mp_alloc or freed
+   twice is ignored (detected by the block header). */
+MPDEF void *mp_alloc(size_t size);
+MPDEF void *mp_calloc(size_t n, size_t size);
+MPDEF void mp_free(void *p);
+
+typedef struct mp_heap_stats {
+    size_t size;       /* bytes reserved for the heap */
+    size_t used;       /* bytes ever cut from the region (high-water mark) */
+    size_t in_use;     /* bytes in allocated blocks, headers included */
+    size_t blocks;     /* blocks allocated and not freed */
+    size_t free_bytes; /* bytes in freed blocks waiting for reuse */
+} mp_heap_stats;
+
+/* Snapshot of the heap's counters. MP_EINVAL if out is NULL. */
+MPDEF int mp_heap_stats_get(mp_heap_stats *out);
+
+// >>decl:process -----------------------------------------------------------------
+
+typedef struct mp_process mp_process;
+typedef int (*mp_target_fn)(void *arg); /* return value = exit code (0..255) */
+
+/* Defaults: target required; arg NULL; name "Process-N"; daemon false. */
+typedef struct mp_process_desc {
+    mp_target_fn target;
+    void *arg;        /* passed as is: a pointer into the shared heap, or data the
+                         child inherits through fork */
+    const char *name; /* copied, up to 63 bytes */
+    bool daemon;
+} mp_process_desc;
+
+#define MP_EXITCODE_NONE (-2147483647 - 1) /* not started, or not reaped yet */
+#define MP_EXITCODE_LOST (-2147483647)     /* reaped by someone else (SIGCHLD handler,
+                                              SIG_IGN) before mp could see its status */
+
+/* A process record in the shared heap, not started. NULL + errno (EINVAL: d or
+   target NULL; ENOMEM). */
+MPDEF mp_process *mp_process_create(const mp_process_desc *d);
+/* fork and run target in the child. MP_EINVAL: NULL, already started, or not created
+   by this process. MP_ESYS: fork failed (errno EAGAIN at RLIMIT_NPROC). */
+MPDEF int mp_process_start(mp_process *p);
+/* Wait for the process to end and reap it. Repeatable. MP_OK, MP_ETIMEDOUT, or
+   MP_EINVAL (NULL, never started, not our child). */
+MPDEF int mp_process_join(mp_process *p, double timeout);
+MPDEF bool mp_process_is_alive(mp_process *p);
+/* SIGTERM / SIGKILL. MP_OK (also when it already ended), MP_EINVAL if not started. */
+MPDEF int mp_process_terminate(mp_process *p);
+MPDEF int mp_process_kill(mp_process *p);
+/* N for exit(N) or return N, -S for signal S, MP_EXITCODE_NONE while running. */
+MPDEF int mp_process_exitcode(mp_process *p);
+MPDEF pid_t mp_process_pid(const mp_process *p); /* 0 before start */
+MPDEF const char *mp_process_name(const mp_process *p);
+/* An fd (pidfd) readable once the process ended; owned by p. MP_EINVAL if not
+   started or not our child. */
+MPDEF int mp_process_sentinel(mp_process *p);
+/* Free the record. MP_OK; MP_EINVAL if it is still running or not ours (nothing freed).
+   mp_process_destroy(NULL) is MP_OK. */
+MPDEF int mp_process_destroy(mp_process *p);
+/* Reap ended children of this process, store up to cap of the live ones in out, and
+   return how many are alive. */
+MPDEF size_t mp_active_children(mp_process **out, size_t cap);
+/* This process's record: the one it was started from, or "MainProcess". */
+MPDEF mp_process *mp_current_process(void);
+/* The pid of the process that started this one (getppid() in the main process). */
+MPDEF pid_t mp_parent_pid(void);
+
+// >>decl:sync --------------------------------------------------------------------
+
+// >>decl:conn --------------------------------------------------------------------
+
+// >>decl:queue -------------------------------------------------------------------
+
+// >>decl:shm ---------------------------------------------------------------------
+
+typedef struct mp_shm mp_shm;
+enum { MP_SHM_CREATE = 1, MP_SHM_EXCL = 2 };
+
+/* Open (or with MP_SHM_CREATE create; with MP_SHM_EXCL fail if it exists) the named
+   shared memory object and map it. name: "/x" or "x" (no other '/'), up to 200 bytes.
+   size: bytes wanted; 0 opens an existing object at its current size. An existing
+   object smaller than size is grown when MP_SHM_CREATE is given, else EINVAL.
+   NULL + errno on failure (EINVAL, EEXIST, ENOENT, ENOSPC, EMFILE...). */
+MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags);
+MPDEF void *mp_shm_data(mp_shm *m);   /* NULL for NULL */
+MPDEF size_t mp_shm_size(mp_shm *m);  /* 0 for NULL */
+MPDEF void mp_shm_close(mp_shm *m);   /* unmap; the object stays until unlinked */
+MPDEF int mp_shm_unlink(const char *name); /* MP_OK, MP_EINVAL, MP_ESYS (ENOENT) */
+
+// >>decl:pool --------------------------------------------------------------------
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MP_H_INCLUDED */
+
+/* ================================================================================ */
+#ifdef MP_IMPLEMENTATION
+#ifndef MP__IMPLEMENTED
+#define MP__IMPLEMENTED
+
+#if defined(__GLIBC__) && !defined(__USE_GNU)
+#error "mp.h: the implementation needs _GNU_SOURCE: include mp.h first in the MP_IMPLEMENTATION file, or compile it with -D_GNU_SOURCE"
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#ifndef MP_ASSERT
+#include <assert.h>
+#define MP_ASSERT(x) assert(x)
+#endif
+
+#if defined(MP_MALLOC) != defined(MP_FREE)
+#error "mp.h: define both MP_MALLOC and MP_FREE, or neither"
+#endif
+#ifndef MP_MALLOC
+#define MP_MALLOC(n) malloc(n)
+#define MP_FREE(p) free(p)
+#endif
+
+#ifndef MP_DEFAULT_HEAP_SIZE
+#define MP_DEFAULT_HEAP_SIZE ((size_t)1 << 30)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// >>base -------------------------------------------------------------------------
+// Time, futex waits, the robust lock word every other section builds on, errors.
+
+#define MP__NEVER INT64_MAX
+#define mp__load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define mp__store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define mp__cas(p, expp, v) \
+    __atomic_compare_exchange_n((p), (expp), (v), false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+#define mp__fetch_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
+#define mp__fetch_sub(p, v) __atomic_fetch_sub((p), (v), __ATOMIC_ACQ_REL)
+#define mp__xchg(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
+
+static inline void mp__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t mp__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Absolute CLOCK_MONOTONIC deadline for a timeout in seconds (negative: never). */
+static int64_t mp__deadline(double timeout) {
+    if (timeout < 0 || timeout != timeout) return MP__NEVER;
+    if (timeout > 1e9) return MP__NEVER; /* ~31 years: forever for our purposes */
+    return mp__now_ns() + (int64_t)(timeout * 1e9);
+}
+
+/* Milliseconds left until deadline for poll(2), rounded up, -1 for never. */
+static int mp__poll_ms(int64_t deadline) {
+    if (deadline == MP__NEVER) return -1;
+    int64_t left = deadline - mp__now_ns();
+    if (left <= 0) return 0;
+    int64_t ms = (left + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Sleep while *addr == val, until woken or deadline. Callers re-check their condition
+   in a loop, so a wakeup, a changed value and EINTR all simply return 0. */
+static int mp__futex_wait(uint32_t *addr, uint32_t val, int64_t deadline) {
+    struct timespec ts, *tsp = NULL;
+    if (deadline != MP__NEVER) {
+        if (deadline <= mp__now_ns()) return MP_ETIMEDOUT;
+        ts.tv_sec = (time_t)(deadline / 1000000000);
+        ts.tv_nsec = (long)(deadline % 1000000000);
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: EINTR restarts cleanly */
+    long r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, val, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+    if (r == -1 && errno == ETIMEDOUT) return MP_ETIMEDOUT;
+    return MP_OK;
+}
+
+static void mp__futex_wake(uint32_t *addr, int n) {
+    syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* Thread ids are cached per thread; the fork handler clears the forking thread's cache,
+   the only thread a child has. */
+static __thread uint32_t mp__tls_tid;
+
+static uint32_t mp__tid(void) {
+    if (!mp__tls_tid) mp__tls_tid = (uint32_t)syscall(SYS_gettid);
+    return mp__tls_tid;
+}
+
+/* kill(tid, 0) finds any thread by its id (ESRCH once it is gone). A recycled tid can
+   make a dead owner look alive for a while: pid_max bounds that risk, see ROBUSTNESS. */
+static bool mp__tid_alive(uint32_t tid) {
+    return kill((pid_t)tid, 0) == 0 || errno == EPERM;
+}
+
+/* The robust lock word: 0 free, else the owner's tid | MP__LW_WAITERS when someone
+   sleeps (Drepper's three-state futex mutex with the owner in the word). A sleeper that
+   sees the same owner for MP__LW_POLL_NS checks that the owner still lives and, if not,
+   takes the lock over and reports MP_EOWNERDEAD. */
+#define MP__LW_WAITERS 0x80000000u
+#define MP__LW_TID 0x3fffffffu
+#define MP__LW_POLL_NS 20000000 /* 20 ms */
+#define MP__SPIN 100
+
+static int mp__lw_acquire_slow(uint32_t *w, uint32_t me, int64_t deadline) {
+    for (int i = 0; i < MP__SPIN; i++) {
+        uint32_t v = mp__load(w);
+        if (v == 0 && mp__cas(w, &v, me)) return MP_OK;
+        if (v & MP__LW_WAITERS) break;
+        mp__cpu_relax();
+    }
+    uint32_t seen = 0;
+    int64_t seen_since = 0;
+    for (;;) {
+        uint32_t v = mp__load(w);
+        if (v == 0) {
+            if (mp__cas(w, &v, me | MP__LW_WAITERS)) return MP_OK;
+            continue;
+        }
+        if (!(v & MP__LW_WAITERS) && !mp__cas(w, &v, v | MP__LW_WAITERS)) continue;
+        v |= MP__LW_WAITERS;
+        int64_t now = mp__now_ns();
+        if ((v & MP__LW_TID) != seen) {
+            seen = v & MP__LW_TID;
+            seen_since = now;
+        } else if (now - seen_since >= MP__LW_POLL_NS && !mp__tid_alive(seen)) {
+            if (mp__cas(w, &v, me | MP__LW_WAITERS)) return MP_EOWNERDEAD;
+            continue;
+        }
+        if (now >= deadline) return MP_ETIMEDOUT;
+        int64_t wake = now + MP__LW_POLL_NS < deadline ? now + MP__LW_POLL_NS : deadline;
+        mp__futex_wait(w, v, wake);
+    }
+}
+
+/* MP_OK, MP_EOWNERDEAD (acquired; the previous owner died) or MP_ETIMEDOUT. */
+static inline int mp__lw_acquire(uint32_t *w, int64_t deadline) {
+    uint32_t me = mp__tid(), z = 0;
+    if (mp__cas(w, &z, me)) return MP_OK;
+    return mp__lw_acquire_slow(w, me, deadline);
+}
+
+static inline int mp__lw_release(uint32_t *w) {
+    uint32_t me = mp__tid(), v = me;
+    if (mp__cas(w, &v, 0)) return MP_OK;
+    if ((v & MP__LW_TID) != me) return MP_EPERM;
+    mp__store(w, 0);
+    mp__futex_wake(w, 1);
+    return MP_OK;
+}
+
+MPDEF const char *mp_strerror(int code) {
+    switch (code) {
+    case MP_OK: return "success";
+    case MP_ETIMEDOUT: return "timed out";
+    case MP_ECLOSED: return "closed";
+    case MP_EOWNERDEAD: return "previous owner died holding the lock";
+    case MP_EWORKERDIED: return "pool worker died running the task";
+    case MP_ETASK: return "task failed";
+    case MP_EBROKEN: return "barrier broken";
+    case MP_ECANCELLED: return "cancelled";
+    case MP_ETOOBIG: return "message too big";
+    case MP_EPERM: return "not the owner";
+    case MP_EOVERFLOW: return "released or marked done too many times";
+    case MP_ENOMEM: return "out of shared memory";
+    case MP_EINVAL: return "invalid argument or state";
+    case MP_ESYS: return "system call failed (see errno)";
+    default: return "unknown error";
+    }
+}
+
+MPDEF int mp_cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+// >>heap -------------------------------------------------------------------------
+// One shared region; a header with the lock, the bump offset and a free list per size
+// class. Every change commits with a single store made while holding the robust lock,
+// so a process killed inside leaves the lists consistent and leaks at most one block.
+
+#define MP__HEAP_MAGIC 0x6d702e6865617021ull
+#define MP__BLK_USED 0xA110C8EDu
+#define MP__BLK_FREE 0xF7EEB10Cu
+#define MP__BLK_HDR 16
+#define MP__NCLASS 160
+
+typedef struct mp__block {
+    uint32_t state;
+    uint32_t cls;
+    uint64_t next; /* offset of the next free block of the class; 0 ends */
+} mp__block;
+
+typedef struct mp__heap {
+    uint64_t magic;
+    uint32_t lock;
+    uint32_t pad_;
+    size_t size, top, in_use, blocks, free_bytes;
+    uint64_t free_head[MP__NCLASS];
+} mp__heap;
+
+/* Process-private state, reset in a forked child. */
+static struct {
+    pthread_mutex_t mu; /* guards this struct; re-initialized in the child */
+    mp__heap *heap;
+    pid_t pid;
+    mp_process *self;
+    mp_process *children;
+    unsigned started; /* children started by this process, for their names */
+    bool atexit_done;
+} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false};
+
+static void mp__atfork_child(void);
+
+/* Size of class c, headers included. 32-byte steps to 512, then 4 per power of two. */
+static size_t mp__class_size(unsigned c) {
+    if (c < 16) return (size_t)(c + 1) * 32;
+    unsigned p = 9 + (c - 16) / 4, sub = (c - 16) % 4 + 1;
+    return ((size_t)1 << p) + sub * ((size_t)1 << (p - 2));
+}
+
+static unsigned mp__class_of(size_t total) {
+    if (total <= 512) return total <= 32 ? 0 : (unsigned)((total + 31) / 32 - 1);
+    unsigned p = 63 - (unsigned)__builtin_clzll((unsigned long long)(total - 1));
+    size_t step = (size_t)1 << (p - 2);
+    unsigned sub = (unsigned)((total - ((size_t)1 << p) + step - 1) / step);
+    return 16 + (p - 9) * 4 + sub - 1;
+}
+
+MPDEF int mp_init(const mp_config *cfg) {
+    size_t size = cfg && cfg->heap_size ? cfg->heap_size : MP_DEFAULT_HEAP_SIZE;
+    int rc = MP_OK;
+    if (size < ((size_t)1 << 20) || size > ((size_t)1 << 46)) return MP_EINVAL;
+    size = (size + 4095) & ~(size_t)4095;
+    pthread_mutex_lock(&mp__g.mu);
+    if (mp__g.heap) {
+        rc = (cfg && cfg->heap_size && cfg->heap_size != mp__g.heap->size) ? MP_EINVAL : MP_OK;
+    } else {
+        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            rc = MP_ESYS;
+        } else {
+            mp__heap *h = (mp__heap *)m;
+            h->magic = MP__HEAP_MAGIC;
+            h->size = size;
+            h->top = (sizeof *h + 63) & ~(size_t)63;
+            mp__g.heap = h;
+            mp__g.pid = getpid();
+            pthread_atfork(NULL, NULL, mp__atfork_child);
+        }
+    }
+    pthread_mutex_unlock(&mp__g.mu);
+    return rc;
+}
+
+static mp__heap *mp__heap_get(void) {
+    mp__heap *h = mp__g.heap;
+    if (h) return h;
+    if (mp_init(NULL) != MP_OK) return NULL;
+    return mp__g.heap;
+}
+
+static void *mp__heap_take(mp__heap *h, unsigned c) {
+    char *base = (char *)h;
+    mp__block *b = NULL;
+    if (h->free_head[c]) {
+        b = (mp__block *)(base + h->free_head[c]);
+        mp__store(&h->free_head[c], b->next); /* the commit: b now belongs to us */
+        h->free_bytes -= mp__class_size(c);
+    } else {
+        size_t sz = mp__class_size(c);
+        if (sz > h->size - h->top) return NULL;
+        b = (mp__block *)(base + h->top);
+        mp__store(&h->top, h->top + sz); /* the commit */
+    }
+    b->state = MP__BLK_USED;
+    b->cls = c;
+    h->in_use += mp__class_size(c);
+    h->blocks++;
+    return (char *)b + MP__BLK_HDR;
+}
+
+MPDEF void *mp_alloc(size_t size) {
+    mp__heap *h = mp__heap_get();
+    if (!h) return NULL;
+    if (size == 0 || size > h->size) {
+        errno = size ? ENOMEM : EINVAL;
+        return NULL;
+    }
+    unsigned c = mp__class_of(size + MP__BLK_HDR);
+    if (c >= MP__NCLASS) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mp__lw_acquire(&h->lock, MP__NEVER); /* owner death is harmless here: see above */
+    void *p = mp__heap_take(h, c);
+    mp__lw_release(&h->lock);
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+MPDEF void *mp_calloc(size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = mp_alloc(n * size);
+    if (p) memset(p, 0, n * size);
+    return p;
+}
+
+static mp__block *mp__block_of(mp__heap *h, void *p) {
+    char *c = (char *)p, *base = (char *)h;
+    if (!h || c < base + sizeof *h + MP__BLK_HDR || c >= base + h->size) return NULL;
+    if (((uintptr_t)c & 15) != 0) return NULL;
+    return (mp__block *)(c - MP__BLK_HDR);
+}
+
+MPDEF void mp_free(void *p) {
+    mp__heap *h = mp__g.heap;
+    mp__block *b = p ? mp__block_of(h, p) : NULL;
+    if (!b) return;
+    mp__lw_acquire(&h->lock, MP__NEVER);
+    if (b->state == MP__BLK_USED && b->cls < MP__NCLASS) {
+        unsigned c = b->cls;
+        b->state = MP__BLK_FREE;
+        b->next = h->free_head[c];
+        mp__store(&h->free_head[c], (uint64_t)((char *)b - (char *)h)); /* the commit */
+        h->in_use -= mp__class_size(c);
+        h->blocks--;
+        h->free_bytes += mp__class_size(c);
+    }
+    mp__lw_release(&h->lock);
+}
+
+MPDEF int mp_heap_stats_get(mp_heap_stats *out) {
+    mp__heap *h = mp__heap_get();
+    if (!out) return MP_EINVAL;
+    if (!h) return MP_ESYS;
+    mp__lw_acquire(&h->lock, MP__NEVER);
+    out->size = h->size;
+    out->used = h->top;
+    out->in_use = h->in_use;
+    out->blocks = h->blocks;
+    out->free_bytes = h->free_bytes;
+    mp__lw_release(&h->lock);
+    return MP_OK;
+}
+
+// >>process ----------------------------------------------------------------------
+// fork-based processes. The record lives in the shared heap (so children can name
+// themselves and siblings can read it); the sentinel fd and reaping belong to the
+// process that created it.
+
+enum { MP__P_CREATED, MP__P_STARTED, MP__P_REAPED };
+
+struct mp_process {
+    mp_target_fn target;
+    void *arg;
+    bool daemon;
+    int state;
+    int exitcode;
+    int sentinel;   /* pidfd in the creator, -1 before start */
+    pid_t pid;
+    pid_t creator;  /* the process that may start/join/destroy it */
+    pid_t parent;   /* the pid the child reports as mp_parent_pid */
+    mp_process *next_child;
+    char ident[40]; /* "1", "1:2", ... as Python's _identity */
+    char name[64];
+};
+
+static void mp__atfork_child(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    mp__g.mu = fresh;
+    mp__g.pid = getpid();
+    mp__tls_tid = 0;
+    mp__g.children = NULL;
+    mp__g.started = 0;
+}
+
+MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
+    if (!d || !d->target) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp_process *p = (mp_process *)mp_calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->target = d->target;
+    p->arg = d->arg;
+    p->daemon = d->daemon;
+    p->exitcode = MP_EXITCODE_NONE;
+    p->sentinel = -1;
+    p->creator = mp__g.pid;
+    if (d->name) snprintf(p->name, sizeof p->name, "%s", d->name);
+    return p;
+}
+
+static void mp__exit_children(void);
+
+static void mp__atexit(void) { mp__exit_children(); }
+
+/* Runs in the new child: become p, arrange to die with the parent if daemon. */
+static void mp__child_enter(mp_process *p, pid_t parent, bool from_main_thread) {
+    mp__g.self = p;
+    if (p->daemon && from_main_thread) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) raise(SIGKILL); /* the parent died before prctl */
+    }
+}
+
+static void mp__child_run(mp_process *p) {
+    int rc = p->target(p->arg);
+    mp__exit_children(); /* Python's _exit_function: join our own children */
+    fflush(NULL);
+    _exit(rc & 0xff);
+}
+
+static void mp__name_child(mp_process *p) {
+    unsigned n;
+    pthread_mutex_lock(&mp__g.mu);
+    n = ++mp__g.started;
+    pthread_mutex_unlock(&mp__g.mu);
+    const char *parent = mp__g.self ? mp__g.self->ident : "";
+    snprintf(p->ident, sizeof p->ident, "%.27s%s%u", parent, *parent ? ":" : "", n);
+    if (!p->name[0]) snprintf(p->name, sizeof p->name, "Process-%s", p->ident);
+}
+
+MPDEF int mp_process_start(mp_process *p) {
+    if (!p || !mp__heap_get()) return p ? MP_ESYS : MP_EINVAL;
+    if (p->state != MP__P_CREATED || p->creator != mp__g.pid) return MP_EINVAL;
+    pthread_mutex_lock(&mp__g.mu);
+    if (!mp__g.atexit_done) mp__g.atexit_done = atexit(mp__atexit) == 0;
+    pthread_mutex_unlock(&mp__g.mu);
+    mp__name_child(p);
+    pid_t parent = mp__g.pid;
+    bool main_thread = mp__tid() == (uint32_t)parent;
+    p->parent = parent;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return MP_ESYS;
+    if (pid == 0) {
+        mp__child_enter(p, parent, main_thread);
+        mp__child_run(p);
+    }
+    p->pid = pid;
+    p->sentinel = (int)syscall(SYS_pidfd_open, pid, 0);
+    p->state = MP__P_STARTED;
+    pthread_mutex_lock(&mp__g.mu);
+    p->next_child = mp__g.children;
+    mp__g.children = p;
+    pthread_mutex_unlock(&mp__g.mu);
+    return MP_OK;
+}
+
+/* Reap p if it ended. true once reaped. */
+static bool mp__reap(mp_process *p) {
+    int st;
+    if (p->state != MP__P_STARTED) return p->state == MP__P_REAPED;
+    pid_t r;
+    do r = waitpid(p->pid, &st, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) return false;
+    if (r < 0) p->exitcode = MP_EXITCODE_LOST; /* ECHILD: reaped behind our back */
+    else if (WIFEXITED(st)) p->exitcode = WEXITSTATUS(st);
+    else if (WIFSIGNALED(st)) p->exitcode = -WTERMSIG(st);
+    else return false;
+    p->state = MP__P_REAPED;
+    return true;
+}
+
+static bool mp__ours(const mp_process *p) {
+    return p && p->state != MP__P_CREATED && p->creator == mp__g.pid && mp__g.pid;
+}
+
+MPDEF int mp_process_join(mp_process *p, double timeout) {
+    if (!mp__ours(p)) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    int64_t backoff = 1000000;
+    while (!mp__reap(p)) {
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+        if (p->sentinel >= 0) {
+            struct pollfd pfd = {p->sentinel, POLLIN, 0};
+            poll(&pfd, 1, mp__poll_ms(deadline)); /* EINTR: the loop re-checks */
+        } else { /* no pidfd (kernel < 5.3): poll with backoff */
+            int64_t left = deadline - mp__now_ns();
+            int64_t d = backoff < left ? backoff : left;
+            struct timespec ts = {(time_t)(d / 1000000000), (long)(d % 1000000000)};
+            nanosleep(&ts, NULL);
+            if (backoff < 50000000) backoff *= 2;
+        }
+    }
+    return MP_OK;
+}
+
+MPDEF bool mp_process_is_alive(mp_process *p) {
+    if (!p || p->state != MP__P_STARTED) return false;
+    if (p->creator != mp__g.pid) return kill(p->pid, 0) == 0;
+    return !mp__reap(p);
+}
+
+static int mp__signal(mp_process *p, int sig) {
+    if (!p || p->state == MP__P_CREATED) return MP_EINVAL;
+    if (p->state == MP__P_REAPED) return MP_OK;
+    if (p->creator == mp__g.pid && mp__reap(p)) return MP_OK;
+    if (kill(p->pid, sig) < 0 && errno != ESRCH) return MP_ESYS;
+    return MP_OK;
+}
+
+MPDEF int mp_process_terminate(mp_process *p) { return mp__signal(p, SIGTERM); }
+MPDEF int mp_process_kill(mp_process *p) { return mp__signal(p, SIGKILL); }
+
+MPDEF int mp_process_exitcode(mp_process *p) {
+    if (!p) return MP_EXITCODE_NONE;
+    if (p->state == MP__P_STARTED && p->creator == mp__g.pid) mp__reap(p);
+    return p->exitcode;
+}
+
+MPDEF pid_t mp_process_pid(const mp_process *p) { return p ? p->pid : 0; }
+
+MPDEF const char *mp_process_name(const mp_process *p) { return p ? p->name : ""; }
+
+MPDEF int mp_process_sentinel(mp_process *p) {
+    if (!mp__ours(p) || p->sentinel < 0) return MP_EINVAL;
+    return p->sentinel;
+}
+
+MPDEF int mp_process_destroy(mp_process *p) {
+    if (!p) return MP_OK;
+    if (p == mp__g.self) return MP_EINVAL;
+    if (p->state != MP__P_CREATED) {
+        if (p->creator != mp__g.pid || !mp__reap(p)) return MP_EINVAL;
+        pthread_mutex_lock(&mp__g.mu);
+        mp_process **pp = &mp__g.children;
+        while (*pp && *pp != p) pp = &(*pp)->next_child;
+        if (*pp) *pp = p->next_child;
+        pthread_mutex_unlock(&mp__g.mu);
+        if (p->sentinel >= 0) close(p->sentinel);
+    } else if (p->creator != mp__g.pid) {
+        return MP_EINVAL;
+    }
+    mp_free(p);
+    return MP_OK;
+}
+
+MPDEF size_t mp_active_children(mp_process **out, size_t cap) {
+    size_t n = 0;
+    pthread_mutex_lock(&mp__g.mu);
+    for (mp_process *c = mp__g.children; c; c = c->next_child) {
+        if (mp__reap(c)) continue;
+        if (out && n < cap) out[n] = c;
+        n++;
+    }
+    pthread_mutex_unlock(&mp__g.mu);
+    return n;
+}
+
+/* At normal exit: terminate daemon children, then join every child (Python's order). */
+static void mp__exit_children(void) {
+    mp_process *c;
+    pthread_mutex_lock(&mp__g.mu);
+    mp_process *list = mp__g.children;
+    pthread_mutex_unlock(&mp__g.mu);
+    for (c = list; c; c = c->next_child)
+        if (c->daemon && !mp__reap(c)) kill(c->pid, SIGTERM);
+    for (c = list; c; c = c->next_child) mp_process_join(c, MP_FOREVER);
+}
+
+MPDEF mp_process *mp_current_process(void) {
+    if (mp__g.self || !mp__heap_get()) return mp__g.self;
+    mp_process *p = (mp_process *)mp_calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->state = MP__P_STARTED;
+    p->exitcode = MP_EXITCODE_NONE;
+    p->sentinel = -1;
+    p->pid = getpid();
+    p->parent = getppid();
+    snprintf(p->name, sizeof p->name, "MainProcess");
+    pthread_mutex_lock(&mp__g.mu);
+    if (!mp__g.self) mp__g.self = p, p = NULL;
+    pthread_mutex_unlock(&mp__g.mu);
+    mp_free(p); /* another thread won the race */
+    return mp__g.self;
+}
+
+MPDEF pid_t mp_parent_pid(void) {
+    return mp__g.self && mp__g.self->parent ? mp__g.self->parent : getppid();
+}
+
+// >>sync -------------------------------------------------------------------------
+
+// >>conn -------------------------------------------------------------------------
+
+// >>queue ------------------------------------------------------------------------
+
+// >>shm --------------------------------------------------------------------------
+
+struct mp_shm {
+    void *data;
+    size_t size;
+};
+
+/* "/name" for shm_open, or false if the user's name is unusable. */
+static bool mp__shm_name(const char *name, char *out, size_t cap) {
+    if (!name) return false;
+    if (name[0] == '/') name++;
+    size_t n = strlen(name);
+    if (n == 0 || n > 200 || n + 2 > cap || strchr(name, '/')) return false;
+    out[0] = '/';
+    memcpy(out + 1, name, n + 1);
+    return true;
+}
+
+static int mp__shm_size_fd(int fd, size_t size, bool create, size_t *out) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -1;
+    if (size == 0) size = (size_t)st.st_size;
+    if (size == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((size_t)st.st_size < size) {
+        if (!create) {
+            errno = EINVAL;
+            return -1;
+        }
+        int e = posix_fallocate(fd, 0, (off_t)size); /* ENOSPC now, not SIGBUS later */
+        if (e) {
+            errno = e;
+            return -1;
+        }
+    }
+    *out = size;
+    return 0;
+}
+
+MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags) {
+    char nm[256];
+    if (!mp__shm_name(name, nm, sizeof nm) || (flags & ~(MP_SHM_CREATE | MP_SHM_EXCL)) ||
+        ((flags & MP_SHM_EXCL) && !(flags & MP_SHM_CREATE)) || size > ((size_t)1 << 46)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int oflags = O_RDWR | O_CLOEXEC | ((flags & MP_SHM_CREATE) ? O_CREAT : 0) |
+                 ((flags & MP_SHM_EXCL) ? O_EXCL : 0);
+    mp_shm *m = (mp_shm *)MP_MALLOC(sizeof *m);
+    if (!m) return NULL;
+    int fd = shm_open(nm, oflags, 0600), e;
+    if (fd < 0) goto fail;
+    if (mp__shm_size_fd(fd, size, (flags & MP_SHM_CREATE) != 0, &m->size) < 0) goto fail;
+    m->data = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m->data == MAP_FAILED) goto fail;
+    close(fd);
+    return m;
+fail:
+    e = errno;
+    if (fd >= 0) {
+        close(fd);
+        if (flags & MP_SHM_EXCL) shm_unlink(nm); /* we created it: leave nothing behind */
+    }
+    MP_FREE(m);
+    errno = e;
+    return NULL;
+}
+
+MPDEF void *mp_shm_data(mp_shm *m) { return m ? m->data : NULL; }
+MPDEF size_t mp_shm_size(mp_shm *m) { return m ? m->size : 0; }
+
+MPDEF void mp_shm_close(mp_shm *m) {
+    if (!m) return;
+    munmap(m->data, m->size);
+    MP_FREE(m);
+}
+
+MPDEF int mp_shm_unlink(const char *name) {
+    char nm[256];
+    if (!mp__shm_name(name, nm, sizeof nm)) return MP_EINVAL;
+    return shm_unlink(nm) == 0 ? MP_OK : MP_ESYS;
+}
+
+// >>pool -------------------------------------------------------------------------
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MP__IMPLEMENTED */
+#endif /* MP_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the mp.h authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication in perpetuity for the benefit of our heirs and
+successors. We intend this dedication to be an overt act of relinquishment in
+relation to the software under copyright law. For more information, please
+refer to <http://unlicense.org/>
+------------------------------------------------------------------------------
+*/

@@ -1,0 +1,335 @@
+/* Processes: lifecycle, exit codes, names, sentinels, children, exit policy. */
+#define _GNU_SOURCE
+#include "test.h"
+#include <errno.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/time.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int ret_arg(void *arg) { return (int)(intptr_t)arg; }
+static int sleep_long(void *arg) {
+    (void)arg;
+    for (;;) pause();
+    return 0;
+}
+static int sleep_ms(void *arg) {
+    usleep((useconds_t)(intptr_t)arg * 1000);
+    return 0;
+}
+
+static mp_process *start(mp_target_fn fn, intptr_t arg, bool daemon) {
+    mp_process_desc d = {fn, (void *)arg, NULL, daemon};
+    mp_process *p = mp_process_create(&d);
+    CHECK(p != NULL);
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    return p;
+}
+
+TEST(process_exitcodes_like_python) {
+    mp_process_desc d = {ret_arg, (void *)7, "seven", false};
+    mp_process *p = mp_process_create(&d);
+    CHECK_EQ(mp_process_exitcode(p), MP_EXITCODE_NONE);
+    CHECK(!mp_process_is_alive(p));
+    CHECK_EQ(mp_process_pid(p), 0);
+    CHECK(strcmp(mp_process_name(p), "seven") == 0);
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    CHECK(mp_process_pid(p) > 0);
+    CHECK_EQ(mp_process_join(p, 10), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), 7);
+    CHECK(!mp_process_is_alive(p));
+    CHECK_EQ(mp_process_join(p, 10), MP_OK); /* repeatable */
+    CHECK_EQ(mp_process_exitcode(p), 7);
+    CHECK_EQ(mp_process_destroy(p), MP_OK);
+
+    p = start(ret_arg, 0, false);
+    CHECK_EQ(mp_process_join(p, 10), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), 0);
+    mp_process_destroy(p);
+
+    p = start(sleep_long, 0, false);
+    CHECK(mp_process_is_alive(p));
+    CHECK_EQ(mp_process_exitcode(p), MP_EXITCODE_NONE);
+    CHECK_EQ(mp_process_terminate(p), MP_OK);
+    CHECK_EQ(mp_process_join(p, 10), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), -SIGTERM);
+    CHECK_EQ(mp_process_terminate(p), MP_OK); /* already ended: no-op */
+    mp_process_destroy(p);
+
+    p = start(sleep_long, 0, false);
+    CHECK_EQ(mp_process_kill(p), MP_OK);
+    CHECK_EQ(mp_process_join(p, 10), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), -SIGKILL);
+    mp_process_destroy(p);
+}
+
+TEST(process_bad_state_and_input) {
+    CHECK(mp_process_create(NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    mp_process_desc none = {0};
+    CHECK(mp_process_create(&none) == NULL);
+    CHECK_EQ(mp_process_start(NULL), MP_EINVAL);
+    CHECK_EQ(mp_process_join(NULL, 1), MP_EINVAL);
+    CHECK_EQ(mp_process_terminate(NULL), MP_EINVAL);
+    CHECK_EQ(mp_process_kill(NULL), MP_EINVAL);
+    CHECK_EQ(mp_process_sentinel(NULL), MP_EINVAL);
+    CHECK(!mp_process_is_alive(NULL));
+    CHECK_EQ(mp_process_exitcode(NULL), MP_EXITCODE_NONE);
+    CHECK_EQ(mp_process_destroy(NULL), MP_OK);
+
+    mp_process_desc d = {sleep_long, NULL, NULL, false};
+    mp_process *p = mp_process_create(&d);
+    CHECK_EQ(mp_process_join(p, 1), MP_EINVAL);      /* never started */
+    CHECK_EQ(mp_process_terminate(p), MP_EINVAL);
+    CHECK_EQ(mp_process_sentinel(p), MP_EINVAL);
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    CHECK_EQ(mp_process_start(p), MP_EINVAL);        /* twice */
+    CHECK_EQ(mp_process_destroy(p), MP_EINVAL);      /* running */
+    CHECK(mp_process_is_alive(p));
+    mp_process_kill(p);
+    CHECK_EQ(mp_process_join(p, 10), MP_OK);
+    CHECK_EQ(mp_process_start(p), MP_EINVAL);        /* ended */
+    CHECK_EQ(mp_process_destroy(p), MP_OK);
+}
+
+TEST(process_join_timeout_is_accurate) {
+    mp_process *p = start(sleep_long, 0, false);
+    double t0 = t_now();
+    CHECK_EQ(mp_process_join(p, 0), MP_ETIMEDOUT);
+    CHECK(t_now() - t0 < 0.1);
+    t0 = t_now();
+    CHECK_EQ(mp_process_join(p, 0.3), MP_ETIMEDOUT);
+    double dt = t_now() - t0;
+    CHECK(dt >= 0.29 && dt < 2.0);
+    mp_process_kill(p);
+    CHECK_EQ(mp_process_join(p, MP_FOREVER), MP_OK);
+    mp_process_destroy(p);
+}
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) { (void)sig; alarms++; }
+
+TEST(process_join_survives_eintr) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART: every signal interrupts poll */
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 5000}, {0, 5000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    mp_process *p = start(sleep_ms, 300, false);
+    CHECK_EQ(mp_process_join(p, 0.1), MP_ETIMEDOUT);
+    CHECK_EQ(mp_process_join(p, 10), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), 0);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    CHECK(alarms > 10);
+    mp_process_destroy(p);
+}
+
+TEST(process_sentinel_becomes_readable) {
+    mp_process *p = start(sleep_ms, 200, false);
+    int fd = mp_process_sentinel(p);
+    CHECK(fd >= 0);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    CHECK_EQ(poll(&pfd, 1, 0), 0);
+    CHECK_EQ(poll(&pfd, 1, 10000), 1);
+    CHECK_EQ(mp_process_join(p, 0), MP_OK);
+    CHECK_EQ(mp_process_sentinel(p), fd); /* still valid after the join */
+    mp_process_destroy(p);
+}
+
+static int report_identity(void *arg) {
+    char *out = (char *)arg;
+    mp_process *me = mp_current_process();
+    snprintf(out, 128, "%s %d %d", mp_process_name(me), (int)mp_process_pid(me) == (int)getpid(),
+             (int)mp_parent_pid());
+    return 0;
+}
+
+static int spawn_grandchild(void *arg) {
+    char *out = (char *)arg;
+    mp_process_desc d = {report_identity, out, NULL, false};
+    mp_process *p = mp_process_create(&d);
+    if (mp_process_start(p) != MP_OK) return 1;
+    if (mp_process_join(p, 10) != MP_OK) return 2;
+    mp_process_destroy(p);
+    return 0;
+}
+
+TEST(process_names_and_identity) {
+    CHECK(strcmp(mp_process_name(mp_current_process()), "MainProcess") == 0);
+    CHECK_EQ(mp_parent_pid(), getppid());
+    char *out = (char *)mp_calloc(1, 256);
+    mp_process_desc d = {report_identity, out, NULL, false};
+    mp_process *a = mp_process_create(&d);
+    mp_process *b = mp_process_create(&d);
+    mp_process_start(a);
+    mp_process_join(a, 10);
+    char want[128];
+    snprintf(want, sizeof want, "%s 1 %d", mp_process_name(a), (int)getpid());
+    CHECK(strcmp(out, want) == 0);
+    CHECK(strncmp(mp_process_name(a), "Process-", 8) == 0);
+    mp_process_start(b);
+    mp_process_join(b, 10);
+    CHECK(strcmp(mp_process_name(a), mp_process_name(b)) != 0);
+    mp_process_desc g = {spawn_grandchild, out + 128, NULL, false};
+    mp_process *c = mp_process_create(&g);
+    mp_process_start(c);
+    CHECK_EQ(mp_process_join(c, 10), MP_OK);
+    CHECK_EQ(mp_process_exitcode(c), 0);
+    char prefix[80];
+    snprintf(prefix, sizeof prefix, "%s:1 1 %d", mp_process_name(c), (int)mp_process_pid(c));
+    CHECK(strcmp(out + 128, prefix) == 0);
+    mp_process_destroy(a);
+    mp_process_destroy(b);
+    mp_process_destroy(c);
+    mp_free(out);
+}
+
+TEST(process_active_children_lists_running_ones) {
+    mp_process *ps[3];
+    for (int i = 0; i < 3; i++) ps[i] = start(sleep_long, 0, false);
+    mp_process *quick = start(ret_arg, 0, false);
+    while (mp_process_join(quick, 0) == MP_ETIMEDOUT) usleep(1000);
+    mp_process *out[8];
+    CHECK_EQ(mp_active_children(out, 8), 3);
+    CHECK_EQ(mp_active_children(NULL, 0), 3);
+    for (int i = 0; i < 3; i++) {
+        bool found = false;
+        for (int j = 0; j < 3; j++) found |= out[j] == ps[i];
+        CHECK(found);
+    }
+    mp_process_kill(ps[0]);
+    mp_process_join(ps[0], 10);
+    CHECK_EQ(mp_active_children(out, 1), 2);
+    for (int i = 0; i < 3; i++) {
+        mp_process_kill(ps[i]);
+        mp_process_join(ps[i], 10);
+        mp_process_destroy(ps[i]);
+    }
+    CHECK_EQ(mp_active_children(out, 8), 0);
+    mp_process_destroy(quick);
+}
+
+TEST(process_hundred_terminated_right_after_start) {
+    enum { N = 100 };
+    mp_process *ps[N];
+    for (int i = 0; i < N; i++) {
+        ps[i] = start(sleep_long, 0, false);
+        CHECK_EQ(mp_process_terminate(ps[i]), MP_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(mp_process_join(ps[i], 30), MP_OK);
+        CHECK_EQ(mp_process_exitcode(ps[i]), -SIGTERM);
+        mp_process_destroy(ps[i]);
+    }
+}
+
+/* stdio: the parent's buffer is flushed before fork (printed once), the child's own
+   output is flushed before _exit, and the parent's atexit handler never runs in it. */
+static int child_prints(void *arg) {
+    (void)arg;
+    printf("child-line");
+    return 0; /* no newline, no fflush: mp must flush */
+}
+static void parent_atexit(void) { printf("parent-atexit\n"); }
+
+static int stdio_scenario(void *arg) {
+    (void)arg;
+    atexit(parent_atexit);
+    printf("parent-before-fork ");
+    mp_process_desc d = {child_prints, NULL, NULL, false};
+    mp_process *p = mp_process_create(&d);
+    mp_process_start(p);
+    mp_process_join(p, 10);
+    printf("\n");
+    exit(0);
+}
+
+TEST(process_stdio_flushed_and_atexit_not_inherited) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        stdio_scenario(NULL);
+    }
+    close(fds[1]);
+    char buf[512] = {0};
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+    close(fds[0]);
+    CHECK(WIFEXITED(t_wait(pid)));
+    CHECK(strcmp(buf, "parent-before-fork child-line\nparent-atexit\n") == 0);
+}
+
+/* At normal exit a parent terminates its daemon children and joins the others. */
+static int exit_with_children(void *arg) {
+    pid_t *pids = (pid_t *)arg;
+    mp_process *d = start(sleep_long, 0, true);
+    mp_process *n = start(sleep_ms, 300, false);
+    pids[0] = mp_process_pid(d);
+    pids[1] = mp_process_pid(n);
+    exit(0); /* atexit: terminate the daemon, join the other */
+}
+
+TEST(process_exit_policy_daemons_terminated_others_joined) {
+    pid_t *pids = (pid_t *)mp_calloc(2, sizeof(pid_t));
+    double t0 = t_now();
+    pid_t pid = t_fork(exit_with_children, pids);
+    int st = t_wait(pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(t_now() - t0 >= 0.28); /* it waited for the non-daemon child */
+    /* both children are gone (the subreaper harness reaps them) */
+    for (int i = 0; i < 200 && (kill(pids[0], 0) == 0 || kill(pids[1], 0) == 0); i++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+        usleep(5000);
+    }
+    CHECK(kill(pids[0], 0) < 0);
+    CHECK(kill(pids[1], 0) < 0);
+    mp_free(pids);
+}
+
+/* A daemon dies with its parent even when the parent is SIGKILLed. */
+static int start_daemon_then_hang(void *arg) {
+    pid_t *pid = (pid_t *)arg;
+    mp_process *d = start(sleep_long, 0, true);
+    __atomic_store_n(pid, mp_process_pid(d), __ATOMIC_RELEASE);
+    for (;;) pause();
+    return 0;
+}
+
+TEST(process_daemon_dies_with_killed_parent) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1); /* the orphaned daemon comes to us to be reaped */
+    pid_t *pid = (pid_t *)mp_calloc(1, sizeof(pid_t));
+    pid_t parent = t_fork(start_daemon_then_hang, pid);
+    while (!__atomic_load_n(pid, __ATOMIC_ACQUIRE)) usleep(1000);
+    CHECK(kill(*pid, 0) == 0);
+    kill(parent, SIGKILL);
+    t_wait(parent);
+    bool gone = false;
+    for (int i = 0; i < 1000 && !gone; i++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) {}
+        gone = kill(*pid, 0) < 0;
+        if (!gone) usleep(2000);
+    }
+    CHECK(gone);
+    mp_free(pid);
+}
+
+TEST(process_destroy_by_non_creator_refused) {
+    mp_process_desc d = {ret_arg, NULL, NULL, false};
+    mp_process *p = mp_process_create(&d);
+    pid_t pid = fork();
+    if (pid == 0) _exit(mp_process_destroy(p) == MP_EINVAL && mp_process_start(p) == MP_EINVAL ? 0 : 1);
+    int st = t_wait(pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_EQ(mp_process_destroy(p), MP_OK);
+}
