@@ -136,7 +136,25 @@
       mode 0600 and sized with posix_fallocate, so a full /dev/shm is an error at
       open time (errno ENOSPC), not a SIGBUS later.
 
-   (further chapters are added with the sections they describe)
+   SYNCHRONIZATION
+
+      (chapter: sync)
+
+   CONNECTIONS
+
+      (chapter: conn)
+
+   QUEUES
+
+      (chapter: queue)
+
+   THE POOL
+
+      (chapter: pool)
+
+   ROBUSTNESS
+
+      (chapter: robustness)
 
    LICENSE
 
@@ -328,6 +346,9 @@ MPDEF int mp_shm_unlink(const char *name); /* MP_OK, MP_EINVAL, MP_ESYS (ENOENT)
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
