@@ -571,7 +571,9 @@ static struct {
     mp_process *children;
     unsigned started; /* children started by this process, for their names */
     bool atexit_done;
-} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false};
+    bool have_pidfd;  /* else sentinels are pipes whose write end the child holds */
+    int sentinel_w;   /* that write end, in a child started without pidfd support */
+} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false, false, -1};
 
 static void mp__atfork_child(void);
 
@@ -610,6 +612,9 @@ MPDEF int mp_init(const mp_config *cfg) {
             h->top = (sizeof *h + 63) & ~(size_t)63;
             mp__g.heap = h;
             mp__g.pid = getpid();
+            int fd = (int)syscall(SYS_pidfd_open, mp__g.pid, 0);
+            mp__g.have_pidfd = fd >= 0;
+            if (fd >= 0) close(fd);
             pthread_atfork(NULL, NULL, mp__atfork_child);
         }
     }
@@ -724,7 +729,7 @@ struct mp_process {
     bool daemon;
     int state;
     int exitcode;
-    int sentinel;   /* pidfd in the creator, -1 before start */
+    int sentinel;   /* pidfd (or pipe read end) in the creator, -1 before start */
     pid_t pid;
     pid_t creator;  /* the process that may start/join/destroy it */
     pid_t parent;   /* the pid the child reports as mp_parent_pid */
@@ -763,9 +768,14 @@ static void mp__exit_children(void);
 
 static void mp__atexit(void) { mp__exit_children(); }
 
-/* Runs in the new child: become p, arrange to die with the parent if daemon. */
-static void mp__child_enter(mp_process *p, pid_t parent, bool from_main_thread) {
+/* Runs in the new child: become p, hold our sentinel pipe (if any) and not our
+   parent's, arrange to die with the parent if daemon. */
+static void mp__child_enter(mp_process *p, pid_t parent, bool from_main_thread, int pipe[2]) {
     mp__g.self = p;
+    p->pid = getpid();
+    if (mp__g.sentinel_w >= 0) close(mp__g.sentinel_w);
+    mp__g.sentinel_w = pipe[1];
+    if (pipe[0] >= 0) close(pipe[0]);
     if (p->daemon && from_main_thread) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) raise(SIGKILL); /* the parent died before prctl */
@@ -799,15 +809,23 @@ MPDEF int mp_process_start(mp_process *p) {
     pid_t parent = mp__g.pid;
     bool main_thread = mp__tid() == (uint32_t)parent;
     p->parent = parent;
+    int sp[2] = {-1, -1};
+    if (!mp__g.have_pidfd && pipe2(sp, O_CLOEXEC) < 0) return MP_ESYS;
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0) return MP_ESYS;
+    if (pid < 0) {
+        int e = errno;
+        if (sp[0] >= 0) close(sp[0]), close(sp[1]);
+        errno = e;
+        return MP_ESYS;
+    }
     if (pid == 0) {
-        mp__child_enter(p, parent, main_thread);
+        mp__child_enter(p, parent, main_thread, sp);
         mp__child_run(p);
     }
     p->pid = pid;
-    p->sentinel = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (sp[1] >= 0) close(sp[1]);
+    p->sentinel = mp__g.have_pidfd ? (int)syscall(SYS_pidfd_open, pid, 0) : sp[0];
     p->state = MP__P_STARTED;
     pthread_mutex_lock(&mp__g.mu);
     p->next_child = mp__g.children;
@@ -839,19 +857,13 @@ static bool mp__ours(const mp_process *p) {
 MPDEF int mp_process_join(mp_process *p, double timeout) {
     if (!mp__ours(p)) return MP_EINVAL;
     int64_t deadline = mp__deadline(timeout);
-    int64_t backoff = 1000000;
     while (!mp__reap(p)) {
         if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
-        if (p->sentinel >= 0) {
-            struct pollfd pfd = {p->sentinel, POLLIN, 0};
-            poll(&pfd, 1, mp__poll_ms(deadline)); /* EINTR: the loop re-checks */
-        } else { /* no pidfd (kernel < 5.3): poll with backoff */
-            int64_t left = deadline - mp__now_ns();
-            int64_t d = backoff < left ? backoff : left;
-            struct timespec ts = {(time_t)(d / 1000000000), (long)(d % 1000000000)};
-            nanosleep(&ts, NULL);
-            if (backoff < 50000000) backoff *= 2;
-        }
+        int ms = mp__poll_ms(deadline);
+        /* a sentinel pipe can outlive the child in a plain fork() of it: re-check often */
+        if ((!mp__g.have_pidfd || p->sentinel < 0) && (ms < 0 || ms > 50)) ms = 50;
+        struct pollfd pfd = {p->sentinel, POLLIN, 0};
+        poll(&pfd, 1, ms); /* EINTR: the loop re-checks */
     }
     return MP_OK;
 }
