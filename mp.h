@@ -857,13 +857,16 @@ static bool mp__ours(const mp_process *p) {
 MPDEF int mp_process_join(mp_process *p, double timeout) {
     if (!mp__ours(p)) return MP_EINVAL;
     int64_t deadline = mp__deadline(timeout);
+    bool pipe_eof = false;
     while (!mp__reap(p)) {
         if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
         int ms = mp__poll_ms(deadline);
-        /* a sentinel pipe can outlive the child in a plain fork() of it: re-check often */
-        if ((!mp__g.have_pidfd || p->sentinel < 0) && (ms < 0 || ms > 50)) ms = 50;
-        struct pollfd pfd = {p->sentinel, POLLIN, 0};
-        poll(&pfd, 1, ms); /* EINTR: the loop re-checks */
+        /* A sentinel pipe can outlive the child in a plain fork() of it, and reads EOF
+           a moment before the child is reapable: re-check often. */
+        bool pipe_mode = !mp__g.have_pidfd || p->sentinel < 0;
+        if (pipe_mode && (ms < 0 || ms > (pipe_eof ? 1 : 50))) ms = pipe_eof ? 1 : 50;
+        struct pollfd pfd = {pipe_eof ? -1 : p->sentinel, POLLIN, 0};
+        if (poll(&pfd, 1, ms) > 0 && pipe_mode) pipe_eof = true; /* EINTR: loop re-checks */
     }
     return MP_OK;
 }

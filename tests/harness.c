@@ -1,6 +1,6 @@
 /* Runs every registered test in a fork of its own, in its own process group, with a
    time limit. The harness is a child subreaper, so descendants a test leaves behind are
-   seen, killed and counted as a failure. Usage: runner [-l] [substring...] */
+   seen, killed and counted as a failure. Usage: runner [-l] [substring...] [-x substring...] */
 #define _GNU_SOURCE
 #include "test.h"
 #include <dirent.h>
@@ -169,9 +169,16 @@ static bool t_run(const t_case *c) {
     return ok;
 }
 
+/* Arguments: substrings to run (all if none); "-x SUBSTR" excludes. */
 static bool t_selected(const char *name, int argc, char **argv) {
     bool any = false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-x") == 0 && i + 1 < argc && strstr(name, argv[++i])) return false;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-x") == 0) {
+            i++;
+            continue;
+        }
         if (argv[i][0] == '-') continue;
         any = true;
         if (strstr(name, argv[i])) return true;

@@ -137,7 +137,9 @@ TEST(process_sentinel_becomes_readable) {
     struct pollfd pfd = {fd, POLLIN, 0};
     CHECK_EQ(poll(&pfd, 1, 0), 0);
     CHECK_EQ(poll(&pfd, 1, 10000), 1);
-    CHECK_EQ(mp_process_join(p, 0), MP_OK);
+    /* with a pidfd the process is reapable once readable; a fallback pipe (no pidfd,
+       e.g. under valgrind) reads EOF a moment before */
+    CHECK_EQ(mp_process_join(p, 5), MP_OK);
     CHECK_EQ(mp_process_sentinel(p), fd); /* still valid after the join */
     mp_process_destroy(p);
 }
@@ -316,7 +318,7 @@ TEST(process_daemon_dies_with_killed_parent) {
     kill(parent, SIGKILL);
     t_wait(parent);
     bool gone = false;
-    for (int i = 0; i < 1000 && !gone; i++) {
+    for (int i = 0; i < 5000 && !gone; i++) { /* up to 10 s: generous under valgrind */
         while (waitpid(-1, NULL, WNOHANG) > 0) {}
         gone = kill(*pid, 0) < 0;
         if (!gone) usleep(2000);
