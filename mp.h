@@ -475,19 +475,21 @@ static int mp__lw_acquire_slow(uint32_t *w, uint32_t me, int64_t deadline) {
             if (mp__cas(w, &v, me | MP__LW_WAITERS)) return MP_OK;
             continue;
         }
-        if (!(v & MP__LW_WAITERS) && !mp__cas(w, &v, v | MP__LW_WAITERS)) continue;
-        v |= MP__LW_WAITERS;
         int64_t now = mp__now_ns();
         if ((v & MP__LW_TID) != seen) {
             seen = v & MP__LW_TID;
             seen_since = now;
-        } else if (now - seen_since >= MP__LW_POLL_NS && !mp__tid_alive(seen)) {
+        }
+        /* look at the owner after a poll interval, and before giving up: a try (timeout
+           0) must also find a dead owner */
+        if ((now >= deadline || now - seen_since >= MP__LW_POLL_NS) && !mp__tid_alive(seen)) {
             if (mp__cas(w, &v, me | MP__LW_WAITERS)) return MP_EOWNERDEAD;
             continue;
         }
-        if (now >= deadline) return MP_ETIMEDOUT;
+        if (now >= deadline) return MP_ETIMEDOUT; /* without setting WAITERS for nothing */
+        if (!(v & MP__LW_WAITERS) && !mp__cas(w, &v, v | MP__LW_WAITERS)) continue;
         int64_t wake = now + MP__LW_POLL_NS < deadline ? now + MP__LW_POLL_NS : deadline;
-        mp__futex_wait(w, v, wake);
+        mp__futex_wait(w, v | MP__LW_WAITERS, wake);
     }
 }
 
