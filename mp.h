@@ -620,10 +620,27 @@ static uint32_t mp__tid(void) {
     return mp__tls_tid;
 }
 
-/* kill(tid, 0) finds any thread by its id (ESRCH once it is gone). A recycled tid can
-   make a dead owner look alive for a while: pid_max bounds that risk, see ROBUSTNESS. */
+/* kill(tid, 0) finds any thread by its id (ESRCH once it is gone). A killed process
+   stays a zombie until its parent reaps it, and kill() still finds a zombie - while the
+   parent may be the very process waiting for the dead one's lock - so a thread kill()
+   finds is checked for state Z/X in /proc/<tid>/stat (slow path only). A recycled tid
+   can make a dead owner look alive for a while: pid_max bounds that risk, see
+   ROBUSTNESS. */
 static bool mp__tid_alive(uint32_t tid) {
-    return kill((pid_t)tid, 0) == 0 || errno == EPERM;
+    if (kill((pid_t)tid, 0) != 0 && errno != EPERM) return false;
+    char path[40], buf[256];
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) /* vanished just now, or no /proc: ask kill() again */
+        return errno != ENOENT || kill((pid_t)tid, 0) == 0 || errno == EPERM;
+    ssize_t n;
+    do n = read(fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0) return true;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* "tid (comm) S ...": comm may hold anything */
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 /* The robust lock word: 0 free, else the owner's tid | MP__LW_WAITERS when someone
