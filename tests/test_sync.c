@@ -262,6 +262,21 @@ TEST(sync_lock_try_finds_dead_owner_at_once) {
     shared_free(s);
 }
 
+TEST(sync_lock_owner_dead_but_not_yet_reaped) {
+    /* the waiter is the dead owner's parent, blocked, so nobody reaps the zombie */
+    shared *s = shared_new();
+    s->lock = mp_lock_create();
+    pid_t owner = t_fork(hold_forever, s);
+    CHECK_EQ(mp_semaphore_acquire(s->ready, 10), MP_OK);
+    kill(owner, SIGKILL);
+    double t = t_now();
+    CHECK_EQ(mp_lock_acquire(s->lock, 5), MP_EOWNERDEAD);
+    CHECK(t_now() - t < 2);
+    CHECK_EQ(mp_lock_release(s->lock), MP_OK);
+    CHECK(WIFSIGNALED(t_wait(owner)));
+    shared_free(s);
+}
+
 static void *hold_and_exit(void *arg) {
     mp_lock_acquire((mp_lock *)arg, MP_FOREVER);
     return NULL;
