@@ -164,13 +164,15 @@
       short spin, then a futex sleep.
 
       Owner death. The lock word holds the owner's thread id. A waiter that has seen
-      the same owner for 20 ms (and any acquire that is about to time out, timeout 0
-      included) asks the kernel whether that thread still exists (kill(tid, 0)); if
-      not, it takes the lock over and gets MP_EOWNERDEAD: the lock is held by the
-      caller, as with a robust pthread mutex, but there is no "consistent" step - repair
-      the data, then use and release the lock as usual. A process killed holding a lock
-      (SIGKILL included) is therefore noticed within about 20-40 ms by a waiter. The same
-      holds for a thread that exits holding it. For an mp_rlock the depth becomes 1.
+      the same owner for 20 ms, and any acquire about to time out (timeout 0 included;
+      a thread looks at a given owner at most once per 20 ms, so a failed try stays
+      cheap), asks the kernel whether that thread still exists (kill(tid, 0), and
+      /proc for zombies a blocked parent has not reaped yet); if not, it takes the
+      lock over and gets MP_EOWNERDEAD: the lock is held by the caller, as with a
+      robust pthread mutex, but there is no "consistent" step - repair the data, then
+      use and release the lock as usual. A process killed holding a lock (SIGKILL
+      included) is therefore noticed within about 20-40 ms by a waiter. The same holds
+      for a thread that exits holding it. For an mp_rlock the depth becomes 1.
 
       Semaphore. mp_semaphore_create(value, 0) is Semaphore(value);
       mp_semaphore_create(n, n) is BoundedSemaphore(n): a release above max is
@@ -652,8 +654,22 @@ static bool mp__tid_alive(uint32_t tid) {
 #define MP__LW_POLL_NS 20000000 /* 20 ms */
 #define MP__SPIN 100
 
+/* The last owner this thread found alive, and when: a thread that keeps trying (timeout
+   0) looks at a given owner once per poll interval, not on every try. */
+static __thread uint32_t mp__tls_live_tid;
+static __thread int64_t mp__tls_live_at;
+
+static bool mp__owner_alive(uint32_t tid, int64_t now) {
+    if (tid == mp__tls_live_tid && now - mp__tls_live_at < MP__LW_POLL_NS) return true;
+    if (!mp__tid_alive(tid)) return false;
+    mp__tls_live_tid = tid;
+    mp__tls_live_at = now;
+    return true;
+}
+
 static int mp__lw_acquire_slow(uint32_t *w, uint32_t me, int64_t deadline) {
-    for (int i = 0; i < MP__SPIN; i++) {
+    int spin = deadline > mp__now_ns() ? MP__SPIN : 0; /* a try (timeout 0) does not spin */
+    for (int i = 0; i < spin; i++) {
         uint32_t v = mp__load(w);
         if (v == 0 && mp__cas(w, &v, me)) return MP_OK;
         if (v & MP__LW_WAITERS) break;
@@ -674,7 +690,7 @@ static int mp__lw_acquire_slow(uint32_t *w, uint32_t me, int64_t deadline) {
         }
         /* look at the owner after a poll interval, and before giving up: a try (timeout
            0) must also find a dead owner */
-        if ((now >= deadline || now - seen_since >= MP__LW_POLL_NS) && !mp__tid_alive(seen)) {
+        if ((now >= deadline || now - seen_since >= MP__LW_POLL_NS) && !mp__owner_alive(seen, now)) {
             if (mp__cas(w, &v, me | MP__LW_WAITERS)) return MP_EOWNERDEAD;
             continue;
         }
