@@ -7,6 +7,7 @@
 #include "bench.h"
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
