@@ -690,7 +690,8 @@ static int mp__lw_acquire_slow(uint32_t *w, uint32_t me, int64_t deadline) {
         }
         /* look at the owner after a poll interval, and before giving up: a try (timeout
            0) must also find a dead owner */
-        if ((now >= deadline || now - seen_since >= MP__LW_POLL_NS) && !mp__owner_alive(seen, now)) {
+        bool look = now >= deadline || now - seen_since >= MP__LW_POLL_NS;
+        if (look && !mp__owner_alive(seen, now)) {
             if (mp__cas(w, &v, me | MP__LW_WAITERS)) return MP_EOWNERDEAD;
             continue;
         }
@@ -1252,15 +1253,16 @@ MPDEF int mp_rlock_acquire(mp_rlock *r, double timeout) {
         r->depth++;
         return MP_OK;
     }
-    int rc = mp__cas(&r->word, &z, me) ? MP_OK
-                                       : mp__lw_acquire_slow(&r->word, me, mp__deadline(timeout));
+    int rc = MP_OK;
+    if (!mp__cas(&r->word, &z, me)) rc = mp__lw_acquire_slow(&r->word, me, mp__deadline(timeout));
     if (rc != MP_ETIMEDOUT) r->depth = 1;
     return rc;
 }
 
 MPDEF int mp_rlock_release(mp_rlock *r) {
     if (!mp__magic_ok(r, MP__RLOCK_MAGIC)) return MP_EINVAL;
-    if ((__atomic_load_n(&r->word, __ATOMIC_RELAXED) & MP__LW_TID) != mp__tid()) return MP_EPERM;
+    uint32_t owner = __atomic_load_n(&r->word, __ATOMIC_RELAXED) & MP__LW_TID;
+    if (owner != mp__tid()) return MP_EPERM;
     if (--r->depth) return MP_OK;
     return mp__lw_release(&r->word);
 }

@@ -861,7 +861,8 @@ TEST(sync_barrier_5_processes_lockstep_1000_rounds) {
     CHECK_EQ(mp_barrier_parties(ls->bar), LS_PARTIES);
     g_ls = ls;
     pid_t kids[LS_PARTIES - 1];
-    for (int i = 1; i < LS_PARTIES; i++) kids[i - 1] = t_fork(lockstep_child, (void *)(intptr_t)i);
+    for (int i = 1; i < LS_PARTIES; i++)
+        kids[i - 1] = t_fork(lockstep_child, (void *)(intptr_t)i);
     lockstep_run(ls, 0);
     for (int i = 0; i < LS_PARTIES - 1; i++) join_ok(kids[i]);
     CHECK_EQ(ls->actions, ls->rounds);
