@@ -13,7 +13,8 @@ EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC))
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
-.PHONY: all examples test check check-asan check-valgrind check-matrix bench install clean
+.PHONY: all examples test check check-asan check-valgrind check-matrix bench install clean \
+	torture torture-short fuzz
 
 all: examples
 
@@ -73,7 +74,20 @@ check-matrix:
 	done
 	@echo "compile matrix clean"
 
-check: check-matrix check-asan check-valgrind
+check: check-matrix check-asan check-valgrind torture-short
+
+# --- make torture: SIGKILL at random instants (TORTURE_SECONDS, default 300) ---------
+TORTURE_SECONDS ?= 300
+
+$(B)/torture: tests/torture/torture.c mp.h
+	@mkdir -p $(B)
+	$(CC) $(STD) $(WARN) $(OPT) -I. $< -o $@ $(LIBS)
+
+torture: $(B)/torture
+	TORTURE_SECONDS=$(TORTURE_SECONDS) $(B)/torture
+
+torture-short: $(B)/torture
+	TORTURE_SECONDS=20 $(B)/torture
 
 # --- make bench ---------------------------------------------------------------------
 $(B)/mpbench: $(BENCH_SRC) mp.h $(wildcard bench/*.h)
