@@ -95,8 +95,10 @@
 
       Allocation takes a size class (32-byte steps up to 512 bytes, then four classes
       per power of two), pops a free block of that class or cuts a new one from the
-      top; no system call. Freed blocks are reused for their class; memory is not
-      given back to the system while the family lives. The heap lock is an mp lock:
+      top; no system call. Freed blocks are reused for their class, and once the top
+      is used up a free block of a larger class serves a smaller request whole (blocks
+      are never split or merged: memory freed in small classes cannot serve a larger
+      request). Memory is not given back to the system while the family lives. The heap lock is an mp lock:
       a process killed inside mp_alloc/mp_free leaks at most the block it was moving,
       and the others go on.
 
@@ -843,19 +845,25 @@ static mp__heap *mp__heap_get(void) {
 static void *mp__heap_take(mp__heap *h, unsigned c) {
     char *base = (char *)h;
     mp__block *b = NULL;
-    if (h->free_head[c]) {
-        b = (mp__block *)(base + h->free_head[c]);
-        mp__store(&h->free_head[c], b->next); /* the commit: b now belongs to us */
-        h->free_bytes -= mp__class_size(c);
+    unsigned k = c;
+    /* region used up: a free block of a larger class serves, whole, rather than failing
+       while freed memory sits on other lists */
+    if (!h->free_head[c] && mp__class_size(c) > h->size - h->top)
+        while (k + 1 < MP__NCLASS && !h->free_head[k]) k++;
+    if (h->free_head[k]) {
+        b = (mp__block *)(base + h->free_head[k]);
+        mp__store(&h->free_head[k], b->next); /* the commit: b now belongs to us */
+        h->free_bytes -= mp__class_size(k);
     } else {
         size_t sz = mp__class_size(c);
         if (sz > h->size - h->top) return NULL;
         b = (mp__block *)(base + h->top);
         mp__store(&h->top, h->top + sz); /* the commit */
+        k = c;
     }
     b->state = MP__BLK_USED;
-    b->cls = c;
-    h->in_use += mp__class_size(c);
+    b->cls = k;
+    h->in_use += mp__class_size(k);
     h->blocks++;
     return (char *)b + MP__BLK_HDR;
 }
