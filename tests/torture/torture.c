@@ -135,9 +135,13 @@ static void call_begin(slot *s, double timeout) {
 }
 static void call_end(slot *s) { __atomic_store_n(&s->call_start, 0, __ATOMIC_RELEASE); }
 
+/* Diagnostics on stderr, at most 20 lines per process. */
+static int said;
+#define SAY(...) (said < 20 ? (said++, fprintf(stderr, "torture: " __VA_ARGS__)) : 0)
+
 static void unexpected(const char *what, int rc) {
     bump(&S->unexpected);
-    fprintf(stderr, "torture: %s returned %d (%s)\n", what, rc, mp_strerror(rc));
+    SAY("%s returned %d (%s)\n", what, rc, mp_strerror(rc));
 }
 
 /* Message: magic, producer, seq, len, checksum, then len - HDR bytes from a generator
@@ -203,7 +207,7 @@ static void run_lock(slot *s) {
             continue;
         } else if (S->la != S->lb) {
             bump(&S->corrupted); /* the previous owner died and no one was told */
-            fprintf(stderr, "torture: lock pair inconsistent after MP_OK\n");
+            SAY("lock pair inconsistent after MP_OK\n");
             S->lb = S->la;
         }
         S->la++;
@@ -263,7 +267,7 @@ static void run_cwait(slot *s) {
         if (rc == MP_OK) {
             if (S->ccount == seen) {
                 bump(&S->corrupted);
-                fprintf(stderr, "torture: condition wait woke without a notify\n");
+                SAY("condition wait woke without a notify\n");
             }
             bump(&S->ops[R_CWAIT]);
         } else if (rc == MP_ETIMEDOUT) {
@@ -296,7 +300,7 @@ static void run_barrier(slot *s) {
         if (rc == MP_OK) {
             if (__atomic_load_n(&S->bactions, __ATOMIC_ACQUIRE) <= before || index >= NBAR) {
                 bump(&S->corrupted);
-                fprintf(stderr, "torture: barrier passed before its action ran\n");
+                SAY("barrier passed before its action ran\n");
             }
             bump(&S->ops[R_BARRIER]);
         } else if (rc == MP_EBROKEN) {
@@ -346,14 +350,14 @@ static void record(const unsigned char *m, size_t len) {
     uint64_t seq;
     if (!msg_check(m, len, &who, &seq) || who >= NPROD || seq >= MAXSEQ) {
         bump(&S->corrupted);
-        fprintf(stderr, "torture: corrupted queue message (%zu bytes)\n", len);
+        SAY("corrupted queue message (%zu bytes)\n", len);
         return;
     }
     uint64_t bit = (uint64_t)1 << (seq % 64);
     uint64_t old = __atomic_fetch_or(&S->prod[who].bits[seq / 64], bit, __ATOMIC_ACQ_REL);
     if (old & bit) {
         bump(&S->duplicated);
-        fprintf(stderr, "torture: message %u/%llu got twice\n", who, (unsigned long long)seq);
+        SAY("message %u/%llu got twice\n", who, (unsigned long long)seq);
     }
 }
 
@@ -405,7 +409,7 @@ static void run_pclient(slot *s) {
         }
         if (got != len || memcmp(m, e, len) != 0) {
             bump(&S->corrupted);
-            fprintf(stderr, "torture: pipe echo differs\n");
+            SAY("pipe echo differs\n");
         }
         S->pair[j].next = seq + 1;
         __atomic_store_n(&S->pair[j].moving, 0, __ATOMIC_RELEASE);
@@ -440,12 +444,12 @@ static void run_pserver(slot *s) {
         uint64_t seq;
         if (!msg_check(p, len, &who, &seq) || who != 100 + (uint32_t)j) {
             bump(&S->corrupted);
-            fprintf(stderr, "torture: corrupted pipe message\n");
+            SAY("corrupted pipe message\n");
         } else if (seq < expect) {
             bump(&S->duplicated);
         } else if (seq > expect) {
             bump(&S->corrupted); /* a gap inside one live connection */
-            fprintf(stderr, "torture: pipe message skipped\n");
+            SAY("pipe message skipped\n");
         }
         expect = seq + 1;
         call_begin(s, 5);
@@ -464,9 +468,10 @@ static void run_pserver(slot *s) {
 
 static int task_fn(const void *arg, size_t arg_len, void *result, size_t *result_len) {
     uint64_t seq;
-    if (arg_len != 8 || *result_len < 512) return 1;
+    if (arg_len != 8) return 1;
     memcpy(&seq, arg, 8);
-    size_t len = 200 + seq % 300;
+    size_t len = msg_len(200, seq);
+    if (*result_len < len) return 2;
     msg_fill((unsigned char *)result, 200, seq, len);
     *result_len = len;
     usleep((useconds_t)(seq % 500));
@@ -484,7 +489,7 @@ static int map_fn(const void *in, void *out) {
 
 static void pool_batch(slot *s, mp_pool *p, uint64_t *seq) {
     mp_async *r[16];
-    unsigned char out[512];
+    static unsigned char out[HDR + MAXMSG];
     uint64_t first = *seq;
     for (int i = 0; i < 16; i++, (*seq)++) {
         r[i] = mp_pool_apply_async(p, task_fn, seq, 8);
@@ -501,7 +506,7 @@ static void pool_batch(slot *s, mp_pool *p, uint64_t *seq) {
         if (rc == MP_OK) {
             if (!msg_check(out, len, &who, &got) || who != 200 || got != first + (uint64_t)i) {
                 bump(&S->corrupted);
-                fprintf(stderr, "torture: wrong pool result\n");
+                SAY("wrong pool result\n");
             }
             bump(&S->ops[R_POOL]);
         } else if (rc == MP_EWORKERDIED) {
@@ -532,7 +537,7 @@ static void pool_map(slot *s, mp_pool *p, uint64_t salt) {
         if (out[i] != in[i] * 0x9E3779B97F4A7C15ull + 7) bad++;
     if (bad > f.failed) { /* failed items leave their out untouched; others must be right */
         bump(&S->corrupted);
-        fprintf(stderr, "torture: pool map result wrong\n");
+        SAY("pool map result wrong\n");
     }
     __atomic_fetch_add(&S->pool_died, f.failed, __ATOMIC_RELAXED);
     __atomic_fetch_add(&S->pool_tasks, N, __ATOMIC_RELAXED);
@@ -543,6 +548,7 @@ static void run_pool(slot *s) {
     mp_pool_desc pd;
     memset(&pd, 0, sizeof pd);
     pd.processes = 2;
+    pd.max_result = HDR + MAXMSG;
     mp_pool *p = mp_pool_create(&pd);
     if (!p) {
         unexpected("mp_pool_create", MP_ENOMEM);
@@ -591,6 +597,7 @@ static int participant(void *arg) {
 static struct {
     uint64_t killed, killed_moving, killed_allocating, pool_worker_kills;
     uint64_t lost_allowance, pipe_lost, hangs, stalls, exit_errors;
+    int64_t slowest_reap;
 } O;
 
 static void start_slot(slot *s) {
@@ -606,7 +613,7 @@ static void start_slot(slot *s) {
     s->peer_gone_at = 0;
     s->proc = mp_process_create(&d);
     if (!s->proc || mp_process_start(s->proc) != MP_OK) {
-        fprintf(stderr, "torture: cannot start a %s: %s\n", role_name[s->role], strerror(errno));
+        SAY("cannot start a %s: %s\n", role_name[s->role], strerror(errno));
         exit(2);
     }
 }
@@ -623,7 +630,7 @@ static void start_pair(int j) {
     mp_conn *a, *b;
     int rc = mp_pipe(&a, &b, true);
     if (rc != MP_OK) {
-        fprintf(stderr, "torture: mp_pipe: %s\n", mp_strerror(rc));
+        SAY("mp_pipe: %s\n", mp_strerror(rc));
         exit(2);
     }
     S->pair[j].moving = 0;
@@ -642,7 +649,7 @@ static bool reap_slot(slot *s, double timeout) {
     int code = mp_process_exitcode(s->proc);
     if (!s->killed && code != 0) {
         O.exit_errors++;
-        fprintf(stderr, "torture: a %s exited with %d\n", role_name[s->role], code);
+        SAY("a %s exited with %d\n", role_name[s->role], code);
     }
     mp_process_destroy(s->proc);
     s->proc = NULL;
@@ -704,11 +711,14 @@ static bool kill_random(void) {
     }
     slot *s = &S->slots[i];
     if (s->role == R_POOL || !s->proc || s->killed || !mp_process_is_alive(s->proc)) return false;
+    int64_t t = now_ns();
     mp_process_kill(s->proc);
     s->killed = true;
-    if (!reap_slot(s, 10)) {
+    bool reaped = reap_slot(s, 10);
+    if (now_ns() - t > O.slowest_reap) O.slowest_reap = now_ns() - t;
+    if (!reaped) {
         O.hangs++;
-        fprintf(stderr, "torture: a SIGKILLed %s was not reapable in 10 s\n", role_name[s->role]);
+        SAY("a SIGKILLed %s was not reapable in 10 s\n", role_name[s->role]);
         return true;
     }
     account_kill(s);
@@ -738,7 +748,7 @@ static void tend(void) {
             if (!alive->peer_gone_at) alive->peer_gone_at = now;
             if (now - alive->peer_gone_at < HANG_SLACK_NS) continue;
             O.hangs++;
-            fprintf(stderr, "torture: a %s did not notice its peer's death\n", role_name[alive->role]);
+            SAY("a %s did not notice its peer's death\n", role_name[alive->role]);
             mp_process_kill(alive->proc);
             alive->killed = true;
             continue;
@@ -768,7 +778,7 @@ static void watch(int64_t stall_ns) {
         if (t && !s->hang_seen && now - t > s->call_limit + HANG_SLACK_NS) {
             s->hang_seen = 1;
             O.hangs++;
-            fprintf(stderr, "torture: a %s is stuck in a call for %.1f s\n", role_name[s->role],
+            SAY("a %s is stuck in a call for %.1f s\n", role_name[s->role],
                     (double)(now - t) / 1e9);
         }
     }
@@ -779,7 +789,7 @@ static void watch(int64_t stall_ns) {
             last_change[r] = now;
         } else if (role_count[r] && now - last_change[r] > stall_ns) {
             O.stalls++;
-            fprintf(stderr, "torture: no %s progress for %.0f s\n", role_name[r],
+            SAY("no %s progress for %.0f s\n", role_name[r],
                     (double)stall_ns / 1e9);
             last_change[r] = now;
         }
@@ -835,7 +845,7 @@ static void finish(void) {
         double left = end - (double)now_ns() / 1e9;
         if (reap_slot(s, left > 0 ? left : 0)) continue;
         O.hangs++;
-        fprintf(stderr, "torture: a %s did not stop within %.0f s\n", role_name[s->role],
+        SAY("a %s did not stop within %.0f s\n", role_name[s->role],
                 STOP_GRACE_S);
         mp_process_kill(s->proc);
         s->killed = true;
@@ -944,6 +954,7 @@ int main(void) {
     printf("barrier breaks: %llu\n", (unsigned long long)S->broken);
     printf("timeouts: %llu\n", (unsigned long long)S->timeouts);
     printf("pipe recv errors: %llu\n", (unsigned long long)S->pipe_errors);
+    printf("slowest kill-to-reap ms: %.1f\n", (double)O.slowest_reap / 1e6);
     bool ok = lost <= O.lost_allowance && dup == 0 && corrupted == 0 && O.hangs == 0 &&
               O.stalls == 0 && leftover == 0 && leak_excess == 0 && O.exit_errors == 0;
     printf("result: %s\n", ok ? "PASS" : "FAIL");
