@@ -89,6 +89,22 @@ torture: $(B)/torture
 torture-short: $(B)/torture
 	TORTURE_SECONDS=20 $(B)/torture
 
+# --- make fuzz: libFuzzer on the connection framing (needs clang's libFuzzer runtime) -
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+
+$(B)/fuzz_conn: fuzz/fuzz_conn.c mp.h
+	@mkdir -p $(B)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -I. $< -o $@ -pthread
+
+# New inputs go to build/fuzz-corpus; fuzz/corpus holds the seeds (and past findings).
+fuzz: $(B)/fuzz_conn
+	@mkdir -p $(B)/fuzz-corpus
+	$(B)/fuzz_conn -max_total_time=$(FUZZ_SECONDS) -max_len=131072 -timeout=10 \
+	  -malloc_limit_mb=64 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(B)/ \
+	  $(B)/fuzz-corpus fuzz/corpus
+
 # --- make bench ---------------------------------------------------------------------
 $(B)/mpbench: $(BENCH_SRC) mp.h $(wildcard bench/*.h)
 	@mkdir -p $(B)
