@@ -1321,7 +1321,7 @@ typedef struct mp__worker {
     uint32_t init; /* 0 pending, 1 ran, 2 failed */
     uint32_t exiting;
     uint32_t disabled; /* its initializer failed: not restarted */
-    uint32_t pad_;
+    uint32_t sleep;    /* 1 while asleep; whoever clears it owes the futex wake */
 } mp__worker;
 
 struct mp_pool {
@@ -1329,7 +1329,8 @@ struct mp_pool {
     mp__unit *head, *tail;
     mp__job *jobs; /* live map/imap jobs, under qlock */
     char pad1_[40];
-    uint32_t task_seq, task_sleepers; /* eventcount: workers wait for units */
+    uint32_t task_sleepers; /* workers asleep (or about to be) waiting for units */
+    uint32_t pad0_;
     char pad2_[56];
     uint32_t done_seq, done_waiters; /* eventcount: the owner waits for completions */
     uint32_t exited;                 /* bumped by each worker that leaves on its own */
@@ -1346,10 +1347,30 @@ struct mp_pool {
     mp__worker *w;
 };
 
+/* After making a condition true: wake the sleepers of an eventcount. A sleeper
+   registers, fences, reads seq, re-checks the condition, then sleeps on seq; so
+   either we see it registered, or it sees the condition (store-buffering with
+   fences on both sides), and seq only needs to move when someone sleeps. */
 static void mp__ec_signal(uint32_t *seq, uint32_t *sleepers, int n) {
-    mp__fetch_add(seq, 1u);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (mp__load(sleepers)) mp__futex_wake(seq, n);
+    if (!mp__load(sleepers)) return;
+    mp__fetch_add(seq, 1u);
+    mp__futex_wake(seq, n);
+}
+
+/* After queueing work: wake up to n sleeping workers. Each sleeper has its own flag
+   and the waker clears it, so a burst of pushes wakes a sleeper once, not once per
+   push while it is still on its way up. */
+static void mp__pool_wake_workers(mp_pool *p, unsigned n) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!mp__load(&p->task_sleepers)) return;
+    for (unsigned i = 0; i < p->nproc && n; i++) {
+        uint32_t one = 1;
+        if (mp__load(&p->w[i].sleep) == 1 && mp__cas(&p->w[i].sleep, &one, 0u)) {
+            mp__futex_wake(&p->w[i].sleep, 1);
+            n--;
+        }
+    }
 }
 
 static bool mp__pool_mine(const mp_pool *p) { return p && p->owner == mp__g.pid; }
@@ -1385,7 +1406,7 @@ static void mp__q_remove(mp_pool *p, mp__unit *u) {
 }
 
 /* Owner: append u; MP_EINVAL once the pool no longer takes work. */
-static int mp__q_push(mp_pool *p, mp__unit *u, int wake) {
+static int mp__q_push(mp_pool *p, mp__unit *u, unsigned wake) {
     u->next = NULL;
     u->queued = 1;
     mp__lw_acquire(&p->qlock, MP__NEVER);
@@ -1397,7 +1418,7 @@ static int mp__q_push(mp_pool *p, mp__unit *u, int wake) {
     else mp__store(&p->head, u);
     mp__store(&p->tail, u);
     mp__lw_release(&p->qlock);
-    mp__ec_signal(&p->task_seq, &p->task_sleepers, wake);
+    mp__pool_wake_workers(p, wake);
     return MP_OK;
 }
 
@@ -1556,16 +1577,18 @@ static bool mp__pool_has_work(mp_pool *p) {
     return mp__load(&p->head) != NULL || mp__load(&p->state) != MP__POOL_RUN;
 }
 
-/* Spin a little, then sleep until a unit is queued or the pool closes. */
-static void mp__pool_idle(mp_pool *p) {
+/* Spin a little, then sleep until a unit is queued or the pool closes. The flag
+   goes up before the count, so a waker that sees the count sees the flag. */
+static void mp__pool_idle(mp_pool *p, mp__worker *w) {
     int64_t end = mp__now_ns() + MP__POOL_SPIN_NS;
     for (unsigned i = 1; !mp__pool_has_work(p); i++) {
         if ((i & 63) == 0 && mp__now_ns() > end) {
+            mp__store(&w->sleep, 1u);
             mp__fetch_add(&p->task_sleepers, 1u);
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            uint32_t v = mp__load(&p->task_seq);
             if (!mp__pool_has_work(p))
-                mp__futex_wait(&p->task_seq, v, mp__now_ns() + 1000000000);
+                mp__futex_wait(&w->sleep, 1, mp__now_ns() + 1000000000);
+            mp__store(&w->sleep, 0u);
             mp__fetch_sub(&p->task_sleepers, 1u);
             if (getppid() != p->owner) _exit(1); /* the owner is gone */
             return;
@@ -1597,9 +1620,10 @@ static int mp__pool_worker(void *arg) {
         mp__unit *u = mp__load(&p->head) ? mp__pool_claim(p, w) : NULL;
         if (!u) {
             if (mp__load(&p->state) != MP__POOL_RUN && !mp__load(&p->head)) break;
-            if (!mp__load(&p->head)) mp__pool_idle(p);
+            if (!mp__load(&p->head)) mp__pool_idle(p, w);
             continue;
         }
+        if (mp__load(&p->head)) mp__pool_wake_workers(p, 1); /* more work: a helper */
         if (u->kind == MP__U_APPLY) mp__pool_run_apply(p, w, (mp_async *)u);
         else mp__pool_run_chunk(w, (mp__job *)u, w->cur_chunk);
         mp__ec_signal(&p->done_seq, &p->done_waiters, INT_MAX);
@@ -1811,7 +1835,7 @@ MPDEF void mp_pool_close(mp_pool *p) {
     mp__lw_acquire(&p->qlock, MP__NEVER); /* no push after this */
     mp__cas(&p->state, &s, (uint32_t)MP__POOL_CLOSED);
     mp__lw_release(&p->qlock);
-    mp__ec_signal(&p->task_seq, &p->task_sleepers, INT_MAX);
+    mp__pool_wake_workers(p, p->nproc);
 }
 
 MPDEF void mp_pool_terminate(mp_pool *p) {
@@ -1819,7 +1843,7 @@ MPDEF void mp_pool_terminate(mp_pool *p) {
     mp__lw_acquire(&p->qlock, MP__NEVER);
     mp__store(&p->state, (uint32_t)MP__POOL_TERMINATED);
     mp__lw_release(&p->qlock);
-    mp__ec_signal(&p->task_seq, &p->task_sleepers, INT_MAX);
+    mp__pool_wake_workers(p, p->nproc);
     mp__lw_acquire(&p->maint_lock, MP__NEVER);
     for (unsigned i = 0; i < p->nproc; i++)
         if (p->w[i].proc) mp_process_terminate(p->w[i].proc);
@@ -1877,8 +1901,8 @@ MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out) {
 /* ---- map and imap ---- */
 
 static bool mp__in_heap(const void *ptr, size_t len) {
-    const char *h = (const char *)mp__g.heap, *c = (const char *)ptr;
-    return h && c >= h && c <= h + mp__g.heap->size && len <= (size_t)(h + mp__g.heap->size - c);
+    uintptr_t h = (uintptr_t)mp__g.heap, c = (uintptr_t)ptr;
+    return h && c >= h && c - h <= mp__g.heap->size && len <= mp__g.heap->size - (c - h);
 }
 
 static int mp__map_check(mp_pool *p, const mp_map_desc *d, bool imap) {
@@ -1936,7 +1960,7 @@ static int mp__job_submit(mp_pool *p, mp__job *j) {
     if (p->jobs) p->jobs->live_prev = j;
     p->jobs = j;
     mp__lw_release(&p->qlock);
-    return mp__q_push(p, &j->u, (int)p->nproc);
+    return mp__q_push(p, &j->u, p->nproc);
 }
 
 typedef struct {
