@@ -1577,14 +1577,14 @@ static bool mp__pool_has_work(mp_pool *p) {
     return mp__load(&p->head) != NULL || mp__load(&p->state) != MP__POOL_RUN;
 }
 
-/* Spin a little, then sleep until a unit is queued or the pool closes. The flag
-   goes up before the count, so a waker that sees the count sees the flag. */
+/* Spin a little, then sleep until a unit is queued or the pool closes. A waker
+   reads the flag after its fence: either it sees ours or we see its unit. */
 static void mp__pool_idle(mp_pool *p, mp__worker *w) {
     int64_t end = mp__now_ns() + MP__POOL_SPIN_NS;
     for (unsigned i = 1; !mp__pool_has_work(p); i++) {
         if ((i & 63) == 0 && mp__now_ns() > end) {
+            mp__fetch_add(&p->task_sleepers, 1u); /* count first: see check_worker */
             mp__store(&w->sleep, 1u);
-            mp__fetch_add(&p->task_sleepers, 1u);
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
             if (!mp__pool_has_work(p))
                 mp__futex_wait(&w->sleep, 1, mp__now_ns() + 1000000000);
@@ -1716,6 +1716,8 @@ static void mp__pool_check_worker(mp_pool *p, mp__worker *w) {
         if (!term && !w->exiting) p->died++;
         mp__pool_fail_unit(p, w, term ? MP_ECANCELLED : MP_EWORKERDIED, code);
         if (w->init == 2) w->disabled = 1;
+        uint32_t one = 1; /* died asleep: it counted itself and never will uncount */
+        if (mp__cas(&w->sleep, &one, 0u)) mp__fetch_sub(&p->task_sleepers, 1u);
         mp_process_destroy(w->proc);
         w->proc = NULL;
         mp__ec_signal(&p->done_seq, &p->done_waiters, INT_MAX);
