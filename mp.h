@@ -653,9 +653,24 @@ static uint32_t mp__tid(void) {
 }
 
 /* kill(tid, 0) finds any thread by its id (ESRCH once it is gone). A recycled tid can
-   make a dead owner look alive for a while: pid_max bounds that risk, see ROBUSTNESS. */
+   make a dead owner look alive for a while: pid_max bounds that risk, see ROBUSTNESS.
+   A killed child stays a zombie until its parent reaps it, and kill() still finds it;
+   the parent may be the very process waiting for the dead child's lock, so a zombie
+   (state Z or X in /proc) counts as dead. Only the 20 ms slow path gets here. */
 static bool mp__tid_alive(uint32_t tid) {
-    return kill((pid_t)tid, 0) == 0 || errno == EPERM;
+    if (kill((pid_t)tid, 0) != 0 && errno != EPERM) return false;
+    char path[40], buf[320];
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true; /* no /proc (or it just went): trust kill() */
+    ssize_t n;
+    do n = read(fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0) return true;
+    buf[n] = 0;
+    const char *e = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return !(e && e[1] == ' ' && (e[2] == 'Z' || e[2] == 'X'));
 }
 
 /* The robust lock word: 0 free, else the owner's tid | MP__LW_WAITERS when someone
