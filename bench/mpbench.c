@@ -390,12 +390,11 @@ static const char *b_fmt(char *buf, size_t cap, double v, const char *unit) {
     bool rate = n > 2 && strcmp(unit + n - 2, "/s") == 0 && unit[0] != 'G' && unit[0] != 'M';
     const char *pre = "";
     if (v != v) return snprintf(buf, cap, "-"), buf;
-    if (rate && v >= 1e9) v /= 1e9, pre = "G ";
-    else if (rate && v >= 1e6) v /= 1e6, pre = "M ";
-    else if (rate && v >= 1e4) v /= 1e3, pre = "k ";
-    if (!*pre) pre = " ";
-    if (v >= 1000) snprintf(buf, cap, "%.0f%s%s", v, pre, unit);
-    else snprintf(buf, cap, "%.3g%s%s", v, pre, unit);
+    if (rate && v >= 1e9) v /= 1e9, pre = "G";
+    else if (rate && v >= 1e6) v /= 1e6, pre = "M";
+    else if (rate && v >= 1e4) v /= 1e3, pre = "k";
+    if (v >= 1000) snprintf(buf, cap, "%.0f %s%s", v, pre, unit);
+    else snprintf(buf, cap, "%.3g %s%s", v, pre, unit);
     return buf;
 }
 
