@@ -356,6 +356,7 @@ static void b_run_all(int runs, double timeout, double budget, char **names, int
                        res.value, c->unit, c->n, b_now() - s);
             }
         }
+        if (!tty) fprintf(stderr, "# run %d of %d done, %.0f s\n", r + 1, runs, b_now() - t0);
     }
     if (tty) fprintf(stderr, "\r\033[K");
     printf("# measured in %.0f s\n", b_now() - t0);
@@ -393,8 +394,8 @@ static const char *b_fmt(char *buf, size_t cap, double v, const char *unit) {
     if (rate && v >= 1e9) v /= 1e9, pre = "G";
     else if (rate && v >= 1e6) v /= 1e6, pre = "M";
     else if (rate && v >= 1e4) v /= 1e3, pre = "k";
-    if (v >= 1000) snprintf(buf, cap, "%.0f %s%s", v, pre, unit);
-    else snprintf(buf, cap, "%.3g %s%s", v, pre, unit);
+    if (v >= 1000) snprintf(buf, cap, "%.0f %s%s%s", v, pre, *pre ? " " : "", unit);
+    else snprintf(buf, cap, "%.3g %s%s%s", v, pre, *pre ? " " : "", unit);
     return buf;
 }
 
@@ -505,7 +506,7 @@ static void b_print_ratios(void) {
     char a[64], b[64], r[32], better[48];
     printf("\n== mp.h beside each peer: ratio = how many times better mp.h did "
            "(> 1: mp.h wins; per row, the unit and which way is better)\n");
-    printf("%-19s %-16s %-10s %-14s %-26s %-16s %s\n", "workload", "unit, better", "mp.h",
+    printf("%-19s %-16s %-10s %-14s %-28s %-16s %s\n", "workload", "unit, better", "mp.h",
            "mp.h median", "peer", "peer median", "ratio");
     for (int i = 0; i < b_ncases; i++) {
         b_case *p = &b_cases[i];
@@ -516,13 +517,13 @@ static void b_print_ratios(void) {
             b_case *m = &b_cases[j];
             if (m->kind != B_MP || !m->n || strcmp(m->workload, p->workload)) continue;
             compared++;
-            printf("%-19s %-16s %-10s %-14s %-26s %-16s %s\n", p->workload, better, m->system,
+            printf("%-19s %-16s %-10s %-14s %-28s %-16s %s\n", p->workload, better, m->system,
                    b_fmt(a, sizeof a, b_median(m), m->unit), p->system,
                    b_fmt(b, sizeof b, b_median(p), p->unit),
                    b_fmt_ratio(r, sizeof r, b_ratio(m, p)));
         }
         if (!compared)
-            printf("%-19s %-16s %-10s %-14s %-26s %-16s %s\n", p->workload, better, "mp.h",
+            printf("%-19s %-16s %-10s %-14s %-28s %-16s %s\n", p->workload, better, "mp.h",
                    "(not measured)", p->system, b_fmt(b, sizeof b, b_median(p), p->unit), "-");
     }
 }
@@ -756,9 +757,9 @@ static void b_write_plot(const char *path) {
                              b_fmt_ratio(r, sizeof r, b_ratio(m, c)));
                 else
                     snprintf(label, sizeof label, "%s", v);
-                const char *colour = c->kind == B_MP     ? "0x1f77b4"
-                                     : c->kind == B_LIMIT ? "0xbbbbbb"
-                                                          : "0xff7f0e";
+                const char *colour = c->kind == B_MP     ? "2062260"
+                                     : c->kind == B_LIMIT ? "12303291"
+                                                          : "16744206";
                 fprintf(f, "%d %.6g %s \"%s\" \"%s\"\n", row, speed, colour, c->system, label);
             }
             row++;
