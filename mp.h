@@ -138,7 +138,89 @@
 
    SYNCHRONIZATION
 
-      (chapter: sync)
+      Python's Lock, RLock, Semaphore/BoundedSemaphore, Event, Condition and Barrier,
+      living in the shared heap: create one before or after the fork, hand the pointer
+      to any process of the family, use it from any thread. Each waits on a 32-bit
+      futex word; the uncontended paths make no system call, wakes happen only when
+      someone sleeps, deadlines are CLOCK_MONOTONIC, EINTR never shows.
+
+         mp_lock *l = mp_lock_create();
+         long *total = (long *)mp_calloc(1, sizeof *total);   // shared data
+         ...                                                    // in any process:
+         int rc = mp_lock_acquire(l, MP_FOREVER);
+         if (rc == MP_EOWNERDEAD) repair(total);  // previous owner died inside
+         *total += 1;
+         mp_lock_release(l);
+
+         mp_condition *c = mp_condition_create(NULL);           // with its own lock
+         mp_condition_acquire(c, MP_FOREVER);
+         while (!ready) mp_condition_wait(c, MP_FOREVER);       // or mp_condition_wait_for
+         mp_condition_release(c);
+
+      Locks. mp_lock is not re-entrant; mp_rlock is, per thread of a process (its
+      owner is a thread id). Releasing a lock you do not hold is MP_EPERM (Python's
+      multiprocessing.Lock lets another process release it; mp.h does not).
+      Uncontended, acquire and release are one compare-and-swap each; contended, a
+      short spin, then a futex sleep.
+
+      Owner death. The lock word holds the owner's thread id. A waiter that has seen
+      the same owner for 20 ms, and any acquire about to time out (timeout 0 included;
+      a thread looks at a given owner at most once per 20 ms, so a failed try stays
+      cheap), asks the kernel whether that thread still exists (kill(tid, 0), and
+      /proc for zombies a blocked parent has not reaped yet); if not, it takes the
+      lock over and gets MP_EOWNERDEAD: the lock is held by the caller, as with a
+      robust pthread mutex, but there is no "consistent" step - repair the data, then
+      use and release the lock as usual. A process killed holding a lock (SIGKILL
+      included) is therefore noticed within about 20-40 ms by a waiter. The same holds
+      for a thread that exits holding it. For an mp_rlock the depth becomes 1.
+
+      Semaphore. mp_semaphore_create(value, 0) is Semaphore(value);
+      mp_semaphore_create(n, n) is BoundedSemaphore(n): a release above max is
+      MP_EOVERFLOW and changes nothing. A semaphore has no owner, so a process that
+      dies after acquiring cannot be detected and its unit is lost (as in Python).
+
+      Event. mp_event_wait returns MP_OK if the flag is set, or was set at any time
+      since the wait began: a waiter sleeping when mp_event_set ran returns MP_OK even
+      if mp_event_clear follows at once (a generation count in the word).
+
+      Condition. Bound to an mp_lock (its own when created with NULL). wait, wait_for,
+      notify and notify_all need that lock held by the caller (else MP_EPERM). Each
+      waiter takes a slot with its own futex word and an arrival ticket; notify(n)
+      flags the n oldest waiters and wakes them, so it wakes at most n, a notify with
+      no waiter is lost, there are no spurious wakeups, and a waiter that times out
+      leaves nothing behind. A waiter notified just as its time ran out returns MP_OK
+      (the notify is not wasted). On timeout wait returns MP_ETIMEDOUT (Python's False)
+      with the lock re-acquired. The lock is always re-acquired without time limit; if
+      its owner died meanwhile, wait returns MP_EOWNERDEAD (notified or not: re-check
+      the predicate). A waiter that dies while waiting is found when a notify reaches
+      it (its wake finds no sleeper and the thread is gone): its slot is freed and the
+      notify goes on to the next waiter, so the dead absorb nothing. One killed after
+      being notified has consumed that notify, like any waiter that got it.
+
+      Barrier. mp_barrier_wait returns MP_OK and the arrival index 0..parties-1; the
+      last to arrive (index parties-1) runs the action, with the barrier's internal
+      lock held, before the others are released. MP_EBROKEN for every waiter when the
+      barrier is aborted, reset while they wait, when one waiter's timeout expires
+      (the timeout breaks it for everyone, as in Python; timeout 0 breaks it at once
+      unless the caller is the last party), or when a waiter died: sleepers check each
+      other's thread ids every 100 ms, so a party killed inside mp_barrier_wait breaks
+      the barrier for the others within about 100-200 ms. A broken barrier stays broken
+      (new callers get MP_EBROKEN at once) until mp_barrier_reset. A party that never
+      arrives cannot be told from a slow one: use a timeout. Rounds follow one another
+      without a drain phase; a waiter must run again within 64 rounds of its release to
+      read its round's outcome correctly, which always holds when no more than parties
+      processes use the barrier.
+
+      Robustness and limits. Every sleeper re-checks its word at least every 100 ms
+      (the lock's waiters every 20 ms), so a process killed between changing a word
+      and waking the sleepers delays them by that much at most. Owner checks rely on
+      thread ids: if the kernel hands a dead owner's id to a new thread before anyone
+      noticed (pid_max ids must be used up first), the lock looks held until that
+      thread exits. A semaphore waiter killed while asleep leaves its sleeper count
+      behind: later releases then make one needless FUTEX_WAKE each. Destroying an
+      object marks it, so later calls return MP_EINVAL as long as its memory has not
+      been reused; destroying an object others still use is an error the library
+      cannot always catch.
 
    CONNECTIONS
 
@@ -295,6 +377,101 @@ MPDEF pid_t mp_parent_pid(void);
 
 // >>decl:sync --------------------------------------------------------------------
 
+/* Python's Lock, RLock, Semaphore/BoundedSemaphore, Event, Condition and Barrier, in the
+   shared heap: usable from every thread of every process of the family. Timeouts are
+   seconds (MP_FOREVER blocks, 0 tries once). Every function given NULL or a destroyed
+   object (where still detectable) returns MP_EINVAL (false / 0 for the queries). */
+typedef struct mp_lock mp_lock;
+typedef struct mp_rlock mp_rlock;
+typedef struct mp_semaphore mp_semaphore;
+typedef struct mp_event mp_event;
+typedef struct mp_condition mp_condition;
+typedef struct mp_barrier mp_barrier;
+
+/* A lock, unlocked. NULL + errno ENOMEM. */
+MPDEF mp_lock *mp_lock_create(void);
+/* Acquire. MP_OK; MP_EOWNERDEAD: acquired, but the previous owner died holding it (the
+   data it guards may be half-updated; the lock is simply yours now); MP_ETIMEDOUT.
+   Not re-entrant: the owner acquiring again waits like anyone else (use mp_rlock). */
+MPDEF int mp_lock_acquire(mp_lock *l, double timeout);
+/* Release. MP_OK; MP_EPERM if the calling thread does not hold it. */
+MPDEF int mp_lock_release(mp_lock *l);
+MPDEF void mp_lock_destroy(mp_lock *l);
+
+/* A re-entrant lock: the owning thread (of the owning process) may acquire it again;
+   it is released when released as many times. Same codes as mp_lock; after
+   MP_EOWNERDEAD the depth is 1. MP_EOVERFLOW past 2^32-1 levels. */
+MPDEF mp_rlock *mp_rlock_create(void);
+MPDEF int mp_rlock_acquire(mp_rlock *r, double timeout);
+MPDEF int mp_rlock_release(mp_rlock *r); /* MP_EPERM if not the owner */
+MPDEF void mp_rlock_destroy(mp_rlock *r);
+
+/* A counting semaphore with initial value; max 0: unbounded (Semaphore), else releases
+   beyond max fail (BoundedSemaphore(max), usually with value == max). NULL + errno
+   EINVAL if value > INT_MAX or max && value > max, ENOMEM. */
+MPDEF mp_semaphore *mp_semaphore_create(unsigned value, unsigned max);
+/* Decrement, waiting while the value is 0. MP_OK, MP_ETIMEDOUT, MP_EINVAL. */
+MPDEF int mp_semaphore_acquire(mp_semaphore *s, double timeout);
+/* Increment and wake one waiter. MP_OK; MP_EOVERFLOW if bounded and already at max
+   (or at INT_MAX); nothing changes then. */
+MPDEF int mp_semaphore_release(mp_semaphore *s);
+/* The current value (>= 0), or MP_EINVAL. */
+MPDEF int mp_semaphore_value(mp_semaphore *s);
+MPDEF void mp_semaphore_destroy(mp_semaphore *s);
+
+/* An event, initially clear. NULL + errno ENOMEM. */
+MPDEF mp_event *mp_event_create(void);
+/* Set the flag and wake every waiter. */
+MPDEF void mp_event_set(mp_event *e);
+MPDEF void mp_event_clear(mp_event *e);
+MPDEF bool mp_event_is_set(mp_event *e);
+/* Wait until the flag is set. MP_OK if it is set, or was set at any moment since the
+   call began (even if cleared again at once); MP_ETIMEDOUT; MP_EINVAL. */
+MPDEF int mp_event_wait(mp_event *e, double timeout);
+MPDEF void mp_event_destroy(mp_event *e);
+
+/* A condition variable bound to lock (NULL: a lock of its own, destroyed with it; a
+   given lock must outlive the condition). NULL + errno EINVAL (destroyed lock),
+   ENOMEM. */
+MPDEF mp_condition *mp_condition_create(mp_lock *lock);
+/* Acquire/release the condition's lock: as mp_lock_acquire/mp_lock_release. */
+MPDEF int mp_condition_acquire(mp_condition *c, double timeout);
+MPDEF int mp_condition_release(mp_condition *c);
+/* With the lock held: release it, wait for a notify, re-acquire it (without time
+   limit), then return. MP_OK: notified. MP_ETIMEDOUT: not notified in time (Python's
+   False), the lock is held again all the same. MP_EOWNERDEAD: the lock was taken over
+   from a dead owner on the way back (notified or not: re-check your predicate).
+   MP_EPERM: the caller does not hold the lock. MP_ENOMEM: no memory for the waiter's
+   slot (lock still held). No spurious wakeups. */
+MPDEF int mp_condition_wait(mp_condition *c, double timeout);
+/* With the lock held: wait until pred(arg) is true (checked first, and after every
+   wakeup, with the lock held). MP_OK: pred is true; MP_ETIMEDOUT: still false at the
+   deadline; MP_EOWNERDEAD, MP_EPERM, MP_ENOMEM as mp_condition_wait (returned at once). */
+MPDEF int mp_condition_wait_for(mp_condition *c, bool (*pred)(void *), void *arg,
+                                double timeout);
+/* With the lock held: wake up to n of the waiters (oldest first). Waiters that are not
+   there are not remembered; waiters found dead are skipped. MP_OK, MP_EPERM. */
+MPDEF int mp_condition_notify(mp_condition *c, unsigned n);
+MPDEF int mp_condition_notify_all(mp_condition *c);
+MPDEF void mp_condition_destroy(mp_condition *c);
+
+/* A barrier for parties participants; action(arg), if given, is run by the last one to
+   arrive, before the others are released. NULL + errno EINVAL (parties 0), ENOMEM. */
+MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), void *arg);
+/* Wait until parties callers have arrived. MP_OK and *index (if not NULL) = arrival
+   order 0..parties-1 (the last, parties-1, ran the action). MP_EBROKEN: the barrier is or
+   got broken while waiting: abort, reset, a waiter's timeout (which breaks it for
+   everyone, as in Python), or a waiter that died; it stays broken until reset. */
+MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index);
+/* Break the barrier: waiters and later callers get MP_EBROKEN until reset. */
+MPDEF void mp_barrier_abort(mp_barrier *b);
+/* Back to empty and unbroken; current waiters get MP_EBROKEN. */
+MPDEF void mp_barrier_reset(mp_barrier *b);
+MPDEF unsigned mp_barrier_parties(mp_barrier *b);   /* 0 for NULL */
+MPDEF unsigned mp_barrier_n_waiting(mp_barrier *b); /* 0 when broken */
+MPDEF bool mp_barrier_broken(mp_barrier *b);
+MPDEF void mp_barrier_destroy(mp_barrier *b);
+
 // >>decl:conn --------------------------------------------------------------------
 
 // >>decl:queue -------------------------------------------------------------------
@@ -445,10 +622,27 @@ static uint32_t mp__tid(void) {
     return mp__tls_tid;
 }
 
-/* kill(tid, 0) finds any thread by its id (ESRCH once it is gone). A recycled tid can
-   make a dead owner look alive for a while: pid_max bounds that risk, see ROBUSTNESS. */
+/* kill(tid, 0) finds any thread by its id (ESRCH once it is gone). A killed process
+   stays a zombie until its parent reaps it, and kill() still finds a zombie - while the
+   parent may be the very process waiting for the dead one's lock - so a thread kill()
+   finds is checked for state Z/X in /proc/<tid>/stat (slow path only). A recycled tid
+   can make a dead owner look alive for a while: pid_max bounds that risk, see
+   ROBUSTNESS. */
 static bool mp__tid_alive(uint32_t tid) {
-    return kill((pid_t)tid, 0) == 0 || errno == EPERM;
+    if (kill((pid_t)tid, 0) != 0 && errno != EPERM) return false;
+    char path[40], buf[256];
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) /* vanished just now, or no /proc: ask kill() again */
+        return errno != ENOENT || kill((pid_t)tid, 0) == 0 || errno == EPERM;
+    ssize_t n;
+    do n = read(fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0) return true;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* "tid (comm) S ...": comm may hold anything */
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 /* The robust lock word: 0 free, else the owner's tid | MP__LW_WAITERS when someone
@@ -460,8 +654,22 @@ static bool mp__tid_alive(uint32_t tid) {
 #define MP__LW_POLL_NS 20000000 /* 20 ms */
 #define MP__SPIN 100
 
+/* The last owner this thread found alive, and when: a thread that keeps trying (timeout
+   0) looks at a given owner once per poll interval, not on every try. */
+static __thread uint32_t mp__tls_live_tid;
+static __thread int64_t mp__tls_live_at;
+
+static bool mp__owner_alive(uint32_t tid, int64_t now) {
+    if (tid == mp__tls_live_tid && now - mp__tls_live_at < MP__LW_POLL_NS) return true;
+    if (!mp__tid_alive(tid)) return false;
+    mp__tls_live_tid = tid;
+    mp__tls_live_at = now;
+    return true;
+}
+
 static int mp__lw_acquire_slow(uint32_t *w, uint32_t me, int64_t deadline) {
-    for (int i = 0; i < MP__SPIN; i++) {
+    int spin = deadline > mp__now_ns() ? MP__SPIN : 0; /* a try (timeout 0) does not spin */
+    for (int i = 0; i < spin; i++) {
         uint32_t v = mp__load(w);
         if (v == 0 && mp__cas(w, &v, me)) return MP_OK;
         if (v & MP__LW_WAITERS) break;
@@ -475,19 +683,22 @@ static int mp__lw_acquire_slow(uint32_t *w, uint32_t me, int64_t deadline) {
             if (mp__cas(w, &v, me | MP__LW_WAITERS)) return MP_OK;
             continue;
         }
-        if (!(v & MP__LW_WAITERS) && !mp__cas(w, &v, v | MP__LW_WAITERS)) continue;
-        v |= MP__LW_WAITERS;
         int64_t now = mp__now_ns();
         if ((v & MP__LW_TID) != seen) {
             seen = v & MP__LW_TID;
             seen_since = now;
-        } else if (now - seen_since >= MP__LW_POLL_NS && !mp__tid_alive(seen)) {
+        }
+        /* look at the owner after a poll interval, and before giving up: a try (timeout
+           0) must also find a dead owner */
+        bool look = now >= deadline || now - seen_since >= MP__LW_POLL_NS;
+        if (look && !mp__owner_alive(seen, now)) {
             if (mp__cas(w, &v, me | MP__LW_WAITERS)) return MP_EOWNERDEAD;
             continue;
         }
-        if (now >= deadline) return MP_ETIMEDOUT;
+        if (now >= deadline) return MP_ETIMEDOUT; /* without setting WAITERS for nothing */
+        if (!(v & MP__LW_WAITERS) && !mp__cas(w, &v, v | MP__LW_WAITERS)) continue;
         int64_t wake = now + MP__LW_POLL_NS < deadline ? now + MP__LW_POLL_NS : deadline;
-        mp__futex_wait(w, v, wake);
+        mp__futex_wait(w, v | MP__LW_WAITERS, wake);
     }
 }
 
@@ -571,7 +782,9 @@ static struct {
     mp_process *children;
     unsigned started; /* children started by this process, for their names */
     bool atexit_done;
-} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false};
+    bool have_pidfd;  /* else sentinels are pipes whose write end the child holds */
+    int sentinel_w;   /* that write end, in a child started without pidfd support */
+} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false, false, -1};
 
 static void mp__atfork_child(void);
 
@@ -610,6 +823,9 @@ MPDEF int mp_init(const mp_config *cfg) {
             h->top = (sizeof *h + 63) & ~(size_t)63;
             mp__g.heap = h;
             mp__g.pid = getpid();
+            int fd = (int)syscall(SYS_pidfd_open, mp__g.pid, 0);
+            mp__g.have_pidfd = fd >= 0;
+            if (fd >= 0) close(fd);
             pthread_atfork(NULL, NULL, mp__atfork_child);
         }
     }
@@ -724,7 +940,7 @@ struct mp_process {
     bool daemon;
     int state;
     int exitcode;
-    int sentinel;   /* pidfd in the creator, -1 before start */
+    int sentinel;   /* pidfd (or pipe read end) in the creator, -1 before start */
     pid_t pid;
     pid_t creator;  /* the process that may start/join/destroy it */
     pid_t parent;   /* the pid the child reports as mp_parent_pid */
@@ -763,9 +979,14 @@ static void mp__exit_children(void);
 
 static void mp__atexit(void) { mp__exit_children(); }
 
-/* Runs in the new child: become p, arrange to die with the parent if daemon. */
-static void mp__child_enter(mp_process *p, pid_t parent, bool from_main_thread) {
+/* Runs in the new child: become p, hold our sentinel pipe (if any) and not our
+   parent's, arrange to die with the parent if daemon. */
+static void mp__child_enter(mp_process *p, pid_t parent, bool from_main_thread, int pipe[2]) {
     mp__g.self = p;
+    p->pid = getpid();
+    if (mp__g.sentinel_w >= 0) close(mp__g.sentinel_w);
+    mp__g.sentinel_w = pipe[1];
+    if (pipe[0] >= 0) close(pipe[0]);
     if (p->daemon && from_main_thread) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) raise(SIGKILL); /* the parent died before prctl */
@@ -799,15 +1020,23 @@ MPDEF int mp_process_start(mp_process *p) {
     pid_t parent = mp__g.pid;
     bool main_thread = mp__tid() == (uint32_t)parent;
     p->parent = parent;
+    int sp[2] = {-1, -1};
+    if (!mp__g.have_pidfd && pipe2(sp, O_CLOEXEC) < 0) return MP_ESYS;
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0) return MP_ESYS;
+    if (pid < 0) {
+        int e = errno;
+        if (sp[0] >= 0) close(sp[0]), close(sp[1]);
+        errno = e;
+        return MP_ESYS;
+    }
     if (pid == 0) {
-        mp__child_enter(p, parent, main_thread);
+        mp__child_enter(p, parent, main_thread, sp);
         mp__child_run(p);
     }
     p->pid = pid;
-    p->sentinel = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (sp[1] >= 0) close(sp[1]);
+    p->sentinel = mp__g.have_pidfd ? (int)syscall(SYS_pidfd_open, pid, 0) : sp[0];
     p->state = MP__P_STARTED;
     pthread_mutex_lock(&mp__g.mu);
     p->next_child = mp__g.children;
@@ -839,19 +1068,16 @@ static bool mp__ours(const mp_process *p) {
 MPDEF int mp_process_join(mp_process *p, double timeout) {
     if (!mp__ours(p)) return MP_EINVAL;
     int64_t deadline = mp__deadline(timeout);
-    int64_t backoff = 1000000;
+    bool pipe_eof = false;
     while (!mp__reap(p)) {
         if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
-        if (p->sentinel >= 0) {
-            struct pollfd pfd = {p->sentinel, POLLIN, 0};
-            poll(&pfd, 1, mp__poll_ms(deadline)); /* EINTR: the loop re-checks */
-        } else { /* no pidfd (kernel < 5.3): poll with backoff */
-            int64_t left = deadline - mp__now_ns();
-            int64_t d = backoff < left ? backoff : left;
-            struct timespec ts = {(time_t)(d / 1000000000), (long)(d % 1000000000)};
-            nanosleep(&ts, NULL);
-            if (backoff < 50000000) backoff *= 2;
-        }
+        int ms = mp__poll_ms(deadline);
+        /* A sentinel pipe can outlive the child in a plain fork() of it, and reads EOF
+           a moment before the child is reapable: re-check often. */
+        bool pipe_mode = !mp__g.have_pidfd || p->sentinel < 0;
+        if (pipe_mode && (ms < 0 || ms > (pipe_eof ? 1 : 50))) ms = pipe_eof ? 1 : 50;
+        struct pollfd pfd = {pipe_eof ? -1 : p->sentinel, POLLIN, 0};
+        if (poll(&pfd, 1, ms) > 0 && pipe_mode) pipe_eof = true; /* EINTR: loop re-checks */
     }
     return MP_OK;
 }
@@ -951,6 +1177,564 @@ MPDEF pid_t mp_parent_pid(void) {
 }
 
 // >>sync -------------------------------------------------------------------------
+// Lock, rlock, semaphore, event, condition, barrier: futex words in the shared heap.
+// Every sleeper wakes at least every MP__SYNC_POLL_NS to look again, so a process killed
+// between changing a word and waking the sleepers delays them by that much, no more.
+
+#define MP__SYNC_POLL_NS 100000000 /* 100 ms */
+#define MP__DEAD_MAGIC 0xdead0b1eu
+#define MP__LOCK_MAGIC 0x6d704c6bu
+#define MP__RLOCK_MAGIC 0x6d70526bu
+#define MP__SEM_MAGIC 0x6d705365u
+#define MP__EVENT_MAGIC 0x6d704576u
+#define MP__COND_MAGIC 0x6d70436eu
+#define MP__BARRIER_MAGIC 0x6d704272u
+/* Where a store must be ordered before a later load of another word (Dekker-style
+   "publish, then look for sleepers"); on x86 these are the same instructions. */
+#define mp__cas_sc(p, expp, v) \
+    __atomic_compare_exchange_n((p), (expp), (v), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+#define mp__load_sc(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define mp__magic_ok(o, m) ((o) && __atomic_load_n(&(o)->magic, __ATOMIC_RELAXED) == (m))
+
+/* How many sleepers FUTEX_WAKE woke (0 on error). */
+static int mp__futex_wake_n(uint32_t *addr, int n) {
+    long r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+    return r > 0 ? (int)r : 0;
+}
+
+/* Sleep while *addr == val, until deadline or one poll interval, whichever is first. */
+static void mp__sync_sleep(uint32_t *addr, uint32_t val, int64_t deadline) {
+    int64_t cap = mp__now_ns() + MP__SYNC_POLL_NS;
+    mp__futex_wait(addr, val, deadline < cap ? deadline : cap);
+}
+
+/* A zeroed object whose first field is its magic. */
+static void *mp__sync_new(size_t size, uint32_t magic) {
+    uint32_t *o = (uint32_t *)mp_calloc(1, size);
+    if (o) mp__store(o, magic);
+    return o;
+}
+
+/* Mark dead (so later calls see MP_EINVAL while the block is not reused) and free. */
+static void mp__sync_free(uint32_t *magic) {
+    mp__store(magic, MP__DEAD_MAGIC);
+    mp_free(magic);
+}
+
+/* --- lock: the robust lock word of >>base ---------------------------------------- */
+
+struct mp_lock {
+    uint32_t magic;
+    uint32_t word; /* mp__lw: 0 free, owner tid | MP__LW_WAITERS */
+};
+
+MPDEF mp_lock *mp_lock_create(void) {
+    return (mp_lock *)mp__sync_new(sizeof(mp_lock), MP__LOCK_MAGIC);
+}
+
+MPDEF int mp_lock_acquire(mp_lock *l, double timeout) {
+    if (!mp__magic_ok(l, MP__LOCK_MAGIC)) return MP_EINVAL;
+    uint32_t me = mp__tid(), z = 0;
+    if (mp__cas(&l->word, &z, me)) return MP_OK; /* no clock read on the fast path */
+    return mp__lw_acquire_slow(&l->word, me, mp__deadline(timeout));
+}
+
+MPDEF int mp_lock_release(mp_lock *l) {
+    if (!mp__magic_ok(l, MP__LOCK_MAGIC)) return MP_EINVAL;
+    return mp__lw_release(&l->word);
+}
+
+MPDEF void mp_lock_destroy(mp_lock *l) {
+    if (mp__magic_ok(l, MP__LOCK_MAGIC)) mp__sync_free(&l->magic);
+}
+
+/* --- rlock: the lock word plus a depth only its owner touches --------------------- */
+
+struct mp_rlock {
+    uint32_t magic;
+    uint32_t word;
+    uint32_t depth;
+};
+
+MPDEF mp_rlock *mp_rlock_create(void) {
+    return (mp_rlock *)mp__sync_new(sizeof(mp_rlock), MP__RLOCK_MAGIC);
+}
+
+MPDEF int mp_rlock_acquire(mp_rlock *r, double timeout) {
+    if (!mp__magic_ok(r, MP__RLOCK_MAGIC)) return MP_EINVAL;
+    uint32_t me = mp__tid(), z = 0;
+    if ((__atomic_load_n(&r->word, __ATOMIC_RELAXED) & MP__LW_TID) == me) {
+        if (r->depth == UINT32_MAX) return MP_EOVERFLOW;
+        r->depth++;
+        return MP_OK;
+    }
+    int rc = MP_OK;
+    if (!mp__cas(&r->word, &z, me)) rc = mp__lw_acquire_slow(&r->word, me, mp__deadline(timeout));
+    if (rc != MP_ETIMEDOUT) r->depth = 1;
+    return rc;
+}
+
+MPDEF int mp_rlock_release(mp_rlock *r) {
+    if (!mp__magic_ok(r, MP__RLOCK_MAGIC)) return MP_EINVAL;
+    uint32_t owner = __atomic_load_n(&r->word, __ATOMIC_RELAXED) & MP__LW_TID;
+    if (owner != mp__tid()) return MP_EPERM;
+    if (--r->depth) return MP_OK;
+    return mp__lw_release(&r->word);
+}
+
+MPDEF void mp_rlock_destroy(mp_rlock *r) {
+    if (mp__magic_ok(r, MP__RLOCK_MAGIC)) mp__sync_free(&r->magic);
+}
+
+/* --- semaphore: a count word and a sleeper count --------------------------------- */
+
+struct mp_semaphore {
+    uint32_t magic;
+    uint32_t value;    /* futex word */
+    uint32_t max;      /* 0: unbounded */
+    uint32_t sleepers; /* processes in (or about to enter) futex_wait on value */
+};
+
+MPDEF mp_semaphore *mp_semaphore_create(unsigned value, unsigned max) {
+    if (value > INT_MAX || max > INT_MAX || (max && value > max)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp_semaphore *s = (mp_semaphore *)mp__sync_new(sizeof(mp_semaphore), MP__SEM_MAGIC);
+    if (s) {
+        s->value = value;
+        s->max = max;
+    }
+    return s;
+}
+
+static bool mp__sem_take(mp_semaphore *s) {
+    uint32_t v = mp__load_sc(&s->value);
+    while (v > 0)
+        if (mp__cas_sc(&s->value, &v, v - 1)) return true;
+    return false;
+}
+
+MPDEF int mp_semaphore_acquire(mp_semaphore *s, double timeout) {
+    if (!mp__magic_ok(s, MP__SEM_MAGIC)) return MP_EINVAL;
+    if (mp__sem_take(s)) return MP_OK;
+    if (timeout == 0) return MP_ETIMEDOUT;
+    int64_t deadline = mp__deadline(timeout);
+    for (int i = 0; i < MP__SPIN; i++) {
+        mp__cpu_relax();
+        if (mp__sem_take(s)) return MP_OK;
+    }
+    int rc = MP_ETIMEDOUT;
+    __atomic_fetch_add(&s->sleepers, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        if (mp__sem_take(s)) { /* before the deadline check: a woken sleeper takes */
+            rc = MP_OK;
+            break;
+        }
+        if (mp__now_ns() >= deadline) break;
+        mp__sync_sleep(&s->value, 0, deadline);
+    }
+    __atomic_fetch_sub(&s->sleepers, 1, __ATOMIC_SEQ_CST);
+    return rc;
+}
+
+MPDEF int mp_semaphore_release(mp_semaphore *s) {
+    if (!mp__magic_ok(s, MP__SEM_MAGIC)) return MP_EINVAL;
+    uint32_t v = mp__load(&s->value);
+    do {
+        if ((s->max && v >= s->max) || v >= INT_MAX) return MP_EOVERFLOW;
+    } while (!mp__cas_sc(&s->value, &v, v + 1));
+    if (mp__load_sc(&s->sleepers)) mp__futex_wake(&s->value, 1);
+    return MP_OK;
+}
+
+MPDEF int mp_semaphore_value(mp_semaphore *s) {
+    if (!mp__magic_ok(s, MP__SEM_MAGIC)) return MP_EINVAL;
+    return (int)mp__load(&s->value);
+}
+
+MPDEF void mp_semaphore_destroy(mp_semaphore *s) {
+    if (mp__magic_ok(s, MP__SEM_MAGIC)) mp__sync_free(&s->magic);
+}
+
+/* --- event: one word, generation << 2 | sleepers << 1 | flag ----------------------- */
+// set bumps the generation, so a waiter that saw the flag clear returns MP_OK once the
+// generation moved, whatever the flag says by the time it runs.
+
+#define MP__EV_SET 1u
+#define MP__EV_SLEEPERS 2u
+
+struct mp_event {
+    uint32_t magic;
+    uint32_t word;
+};
+
+MPDEF mp_event *mp_event_create(void) {
+    return (mp_event *)mp__sync_new(sizeof(mp_event), MP__EVENT_MAGIC);
+}
+
+MPDEF void mp_event_set(mp_event *e) {
+    if (!mp__magic_ok(e, MP__EVENT_MAGIC)) return;
+    uint32_t v = mp__load(&e->word);
+    do {
+        if (v & MP__EV_SET) return;
+    } while (!mp__cas(&e->word, &v, (((v >> 2) + 1) << 2) | MP__EV_SET));
+    if (v & MP__EV_SLEEPERS) mp__futex_wake(&e->word, INT_MAX);
+}
+
+MPDEF void mp_event_clear(mp_event *e) {
+    if (!mp__magic_ok(e, MP__EVENT_MAGIC)) return;
+    uint32_t v = mp__load(&e->word);
+    while ((v & MP__EV_SET) && !mp__cas(&e->word, &v, v & ~MP__EV_SET)) {}
+}
+
+MPDEF bool mp_event_is_set(mp_event *e) {
+    return mp__magic_ok(e, MP__EVENT_MAGIC) && (mp__load(&e->word) & MP__EV_SET);
+}
+
+MPDEF int mp_event_wait(mp_event *e, double timeout) {
+    if (!mp__magic_ok(e, MP__EVENT_MAGIC)) return MP_EINVAL;
+    uint32_t v = mp__load(&e->word), gen = v >> 2;
+    int64_t deadline = (v & MP__EV_SET) ? 0 : mp__deadline(timeout);
+    for (;;) {
+        if ((v & MP__EV_SET) || (v >> 2) != gen) return MP_OK;
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+        if (!(v & MP__EV_SLEEPERS) && !mp__cas(&e->word, &v, v | MP__EV_SLEEPERS)) continue;
+        mp__sync_sleep(&e->word, v | MP__EV_SLEEPERS, deadline);
+        v = mp__load(&e->word);
+    }
+}
+
+MPDEF void mp_event_destroy(mp_event *e) {
+    if (mp__magic_ok(e, MP__EVENT_MAGIC)) mp__sync_free(&e->magic);
+}
+
+/* --- condition: one slot per waiter, each with its own futex word ------------------ */
+// Slots live in chunks that never move (the first inside the condition); every field
+// changes under the condition's lock, one word at a time, so a process killed anywhere
+// leaves them usable. notify sets the oldest waiters' flags and wakes each: exact
+// counts, no stale or stolen wakeups, and a waiter found dead is skipped and freed.
+
+#define MP__CSLOTS 15
+
+typedef struct mp__cslot {
+    uint32_t flag; /* futex word: 1 once notified */
+    uint32_t tid;  /* the waiter; 0: slot free */
+    uint64_t ticket;
+} mp__cslot;
+
+typedef struct mp__cchunk {
+    struct mp__cchunk *next;
+    uint64_t pad_;
+    mp__cslot slot[MP__CSLOTS];
+} mp__cchunk;
+
+struct mp_condition {
+    uint32_t magic;
+    uint32_t pad_;
+    mp_lock *lock;
+    mp_lock own;
+    uint64_t tickets; /* arrival order of waiters */
+    mp__cchunk first;
+};
+
+MPDEF mp_condition *mp_condition_create(mp_lock *lock) {
+    if (lock && !mp__magic_ok(lock, MP__LOCK_MAGIC)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp_condition *c = (mp_condition *)mp__sync_new(sizeof(mp_condition), MP__COND_MAGIC);
+    if (!c) return NULL;
+    c->own.magic = MP__LOCK_MAGIC;
+    c->lock = lock ? lock : &c->own;
+    return c;
+}
+
+static bool mp__cond_held(mp_condition *c) {
+    return mp__magic_ok(c->lock, MP__LOCK_MAGIC) &&
+           (mp__load(&c->lock->word) & MP__LW_TID) == mp__tid();
+}
+
+MPDEF int mp_condition_acquire(mp_condition *c, double timeout) {
+    return mp__magic_ok(c, MP__COND_MAGIC) ? mp_lock_acquire(c->lock, timeout) : MP_EINVAL;
+}
+
+MPDEF int mp_condition_release(mp_condition *c) {
+    return mp__magic_ok(c, MP__COND_MAGIC) ? mp_lock_release(c->lock) : MP_EINVAL;
+}
+
+/* A free slot for the calling waiter (lock held), or NULL when out of memory. */
+static mp__cslot *mp__cond_claim(mp_condition *c) {
+    mp__cchunk *k = &c->first, *last = k;
+    mp__cslot *s = NULL;
+    for (; k && !s; last = k, k = k->next)
+        for (int i = 0; i < MP__CSLOTS && !s; i++)
+            if (!k->slot[i].tid) s = &k->slot[i];
+    if (!s) {
+        mp__cchunk *n = (mp__cchunk *)mp_calloc(1, sizeof *n);
+        if (!n) return NULL;
+        __atomic_store_n(&last->next, n, __ATOMIC_RELEASE); /* the commit */
+        s = &n->slot[0];
+    }
+    mp__store(&s->flag, 0);
+    s->ticket = c->tickets++;
+    mp__store(&s->tid, mp__tid()); /* the commit: the slot is taken */
+    return s;
+}
+
+MPDEF int mp_condition_wait(mp_condition *c, double timeout) {
+    if (!mp__magic_ok(c, MP__COND_MAGIC)) return MP_EINVAL;
+    if (!mp__cond_held(c)) return MP_EPERM;
+    int64_t deadline = mp__deadline(timeout);
+    mp__cslot *s = mp__cond_claim(c);
+    if (!s) return MP_ENOMEM;
+    mp__lw_release(&c->lock->word);
+    while (!mp__load(&s->flag) && mp__now_ns() < deadline) mp__sync_sleep(&s->flag, 0, deadline);
+    int rc = mp__lw_acquire(&c->lock->word, MP__NEVER);
+    bool notified = mp__load(&s->flag) != 0; /* a notify before we got the lock counts */
+    mp__store(&s->tid, 0);
+    if (rc == MP_EOWNERDEAD) return rc;
+    return notified ? MP_OK : MP_ETIMEDOUT;
+}
+
+MPDEF int mp_condition_wait_for(mp_condition *c, bool (*pred)(void *), void *arg,
+                                double timeout) {
+    if (!mp__magic_ok(c, MP__COND_MAGIC) || !pred) return MP_EINVAL;
+    if (!mp__cond_held(c)) return MP_EPERM;
+    int64_t deadline = mp__deadline(timeout);
+    while (!pred(arg)) {
+        int64_t now = mp__now_ns();
+        if (now >= deadline) return MP_ETIMEDOUT;
+        double left = deadline == MP__NEVER ? MP_FOREVER : (double)(deadline - now) / 1e9;
+        int rc = mp_condition_wait(c, left);
+        if (rc != MP_OK && rc != MP_ETIMEDOUT) return rc;
+    }
+    return MP_OK;
+}
+
+/* Flag s and wake its waiter. false if the waiter turned out dead (slot freed). */
+static bool mp__cond_signal(mp__cslot *s) {
+    mp__store(&s->flag, 1);
+    if (mp__futex_wake_n(&s->flag, 1) > 0 || mp__tid_alive(s->tid)) return true;
+    mp__store(&s->tid, 0);
+    return false;
+}
+
+/* The oldest waiter not yet notified, and how many there are. */
+static mp__cslot *mp__cond_oldest(mp_condition *c, unsigned *n) {
+    mp__cslot *best = NULL;
+    *n = 0;
+    for (mp__cchunk *k = &c->first; k; k = k->next)
+        for (int i = 0; i < MP__CSLOTS; i++) {
+            mp__cslot *s = &k->slot[i];
+            if (!s->tid || s->flag) continue;
+            ++*n;
+            if (!best || s->ticket < best->ticket) best = s;
+        }
+    return best;
+}
+
+static void mp__cond_signal_all(mp_condition *c) {
+    for (mp__cchunk *k = &c->first; k; k = k->next)
+        for (int i = 0; i < MP__CSLOTS; i++)
+            if (k->slot[i].tid && !k->slot[i].flag) mp__cond_signal(&k->slot[i]);
+}
+
+MPDEF int mp_condition_notify(mp_condition *c, unsigned n) {
+    if (!mp__magic_ok(c, MP__COND_MAGIC)) return MP_EINVAL;
+    if (!mp__cond_held(c)) return MP_EPERM;
+    unsigned woken = 0, waiting;
+    while (woken < n) {
+        mp__cslot *s = mp__cond_oldest(c, &waiting);
+        if (!s) break;
+        if (waiting <= n - woken) { /* everyone: one pass, order does not matter */
+            mp__cond_signal_all(c);
+            break;
+        }
+        woken += mp__cond_signal(s);
+    }
+    return MP_OK;
+}
+
+MPDEF int mp_condition_notify_all(mp_condition *c) { return mp_condition_notify(c, UINT_MAX); }
+
+MPDEF void mp_condition_destroy(mp_condition *c) {
+    if (!mp__magic_ok(c, MP__COND_MAGIC)) return;
+    mp__cchunk *k = c->first.next;
+    c->own.magic = MP__DEAD_MAGIC;
+    mp__sync_free(&c->magic);
+    while (k) {
+        mp__cchunk *next = k->next;
+        mp_free(k);
+        k = next;
+    }
+}
+
+/* --- barrier: a generation word and arrival slots under a robust lock word --------- */
+// word = generation << 1 | broken. The last arrival bumps the generation; abort and
+// timeouts set broken; reset starts a new generation. ok_bits remembers for the last
+// 64 generations whether each ended by completion, so a waiter that wakes late still
+// tells completion from reset. Waiters record their tids; sleepers check each other's
+// liveness every poll interval and break the barrier when one died.
+
+struct mp_barrier {
+    uint32_t magic;
+    uint32_t lock;  /* mp__lw guarding everything below */
+    uint32_t word;  /* futex word */
+    uint32_t parties;
+    uint32_t count; /* arrived in this generation */
+    uint32_t pad_;
+    uint64_t ok_bits;
+    void (*action)(void *);
+    void *arg;
+    /* then uint32_t tids[parties]: who arrived, by index */
+};
+
+static uint32_t *mp__barrier_tids(mp_barrier *b) { return (uint32_t *)(void *)(b + 1); }
+
+MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), void *arg) {
+    if (parties == 0 || parties > (1u << 24)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t size = sizeof(mp_barrier) + (size_t)parties * sizeof(uint32_t);
+    mp_barrier *b = (mp_barrier *)mp__sync_new(size, MP__BARRIER_MAGIC);
+    if (!b) return NULL;
+    b->parties = parties;
+    b->action = action;
+    b->arg = arg;
+    return b;
+}
+
+/* Lock held: break the current generation, wake everyone. */
+static void mp__barrier_break(mp_barrier *b) {
+    uint32_t w = b->word;
+    if (w & 1) return;
+    b->ok_bits &= ~((uint64_t)1 << ((w >> 1) & 63));
+    mp__store(&b->word, w | 1);
+    mp__futex_wake(&b->word, INT_MAX);
+}
+
+/* A process that died holding the lock may have left the bookkeeping half-done. */
+static void mp__barrier_lock(mp_barrier *b) {
+    if (mp__lw_acquire(&b->lock, MP__NEVER) == MP_EOWNERDEAD) mp__barrier_break(b);
+}
+
+/* Lock held: break generation w if it is current and one of its waiters is dead. */
+static void mp__barrier_reap(mp_barrier *b, uint32_t w) {
+    uint32_t *tids = mp__barrier_tids(b), me = mp__tid();
+    if (mp__load(&b->word) != w) return;
+    for (uint32_t i = 0; i < b->count && i < b->parties; i++)
+        if (tids[i] != me && !mp__tid_alive(tids[i])) {
+            mp__barrier_break(b);
+            return;
+        }
+}
+
+/* Cheap unlocked look for a dead waiter of generation w; confirmed under the lock. */
+static void mp__barrier_check(mp_barrier *b, uint32_t w) {
+    uint32_t *tids = mp__barrier_tids(b), me = mp__tid(), n = mp__load(&b->count);
+    for (uint32_t i = 0; i < n && i < b->parties; i++) {
+        uint32_t t = mp__load(&tids[i]);
+        if (t && t != me && !mp__tid_alive(t)) {
+            mp__barrier_lock(b);
+            mp__barrier_reap(b, w);
+            mp__lw_release(&b->lock);
+            return;
+        }
+    }
+}
+
+/* How generation w ended, seen from word v != w. */
+static int mp__barrier_outcome(mp_barrier *b, uint32_t w, uint32_t v) {
+    if (v == (w | 1)) return MP_EBROKEN;
+    uint64_t bits = __atomic_load_n(&b->ok_bits, __ATOMIC_ACQUIRE);
+    return (bits >> ((w >> 1) & 63)) & 1 ? MP_OK : MP_EBROKEN;
+}
+
+static int mp__barrier_sleep(mp_barrier *b, uint32_t w, int64_t deadline) {
+    int64_t check = mp__now_ns() + MP__SYNC_POLL_NS;
+    for (int i = 0; i < MP__SPIN && mp__load(&b->word) == w; i++) mp__cpu_relax();
+    for (;;) {
+        uint32_t v = mp__load(&b->word);
+        if (v != w) return mp__barrier_outcome(b, w, v);
+        int64_t now = mp__now_ns();
+        if (now >= deadline) { /* Python: a timeout breaks the barrier for everyone */
+            mp__barrier_lock(b);
+            if (b->word == w) mp__barrier_break(b);
+            mp__lw_release(&b->lock);
+            continue;
+        }
+        if (now >= check) {
+            check = now + MP__SYNC_POLL_NS;
+            mp__barrier_check(b, w);
+        }
+        mp__futex_wait(&b->word, w, deadline < check ? deadline : check);
+    }
+}
+
+MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index) {
+    if (!mp__magic_ok(b, MP__BARRIER_MAGIC)) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    mp__barrier_lock(b);
+    uint32_t w = b->word, i = b->count;
+    if ((w & 1) || i >= b->parties) { /* broken (a full count means a dead action runner) */
+        mp__lw_release(&b->lock);
+        return MP_EBROKEN;
+    }
+    mp__store(&mp__barrier_tids(b)[i], mp__tid());
+    mp__store(&b->count, i + 1);
+    if (index) *index = i;
+    if (i + 1 < b->parties) {
+        mp__lw_release(&b->lock);
+        return mp__barrier_sleep(b, w, deadline);
+    }
+    if (b->action) b->action(b->arg); /* with the lock held, as Python does */
+    b->count = 0;
+    b->ok_bits |= (uint64_t)1 << ((w >> 1) & 63);
+    mp__store(&b->word, w + 2);
+    mp__lw_release(&b->lock);
+    if (i > 0) mp__futex_wake(&b->word, INT_MAX);
+    return MP_OK;
+}
+
+MPDEF void mp_barrier_abort(mp_barrier *b) {
+    if (!mp__magic_ok(b, MP__BARRIER_MAGIC)) return;
+    mp__barrier_lock(b);
+    mp__barrier_break(b);
+    mp__lw_release(&b->lock);
+}
+
+MPDEF void mp_barrier_reset(mp_barrier *b) {
+    if (!mp__magic_ok(b, MP__BARRIER_MAGIC)) return;
+    mp__barrier_lock(b);
+    uint32_t w = b->word;
+    if ((w & 1) || b->count) {
+        b->ok_bits &= ~((uint64_t)1 << ((w >> 1) & 63));
+        b->count = 0;
+        mp__store(&b->word, (w | 1) + 1); /* next generation, not broken */
+        mp__futex_wake(&b->word, INT_MAX);
+    }
+    mp__lw_release(&b->lock);
+}
+
+MPDEF unsigned mp_barrier_parties(mp_barrier *b) {
+    return mp__magic_ok(b, MP__BARRIER_MAGIC) ? b->parties : 0;
+}
+
+MPDEF unsigned mp_barrier_n_waiting(mp_barrier *b) {
+    if (!mp__magic_ok(b, MP__BARRIER_MAGIC) || (mp__load(&b->word) & 1)) return 0;
+    uint32_t n = mp__load(&b->count);
+    return n < b->parties ? n : b->parties - 1;
+}
+
+MPDEF bool mp_barrier_broken(mp_barrier *b) {
+    return mp__magic_ok(b, MP__BARRIER_MAGIC) && (mp__load(&b->word) & 1);
+}
+
+MPDEF void mp_barrier_destroy(mp_barrier *b) {
+    if (mp__magic_ok(b, MP__BARRIER_MAGIC)) mp__sync_free(&b->magic);
+}
 
 // >>conn -------------------------------------------------------------------------
 

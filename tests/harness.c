@@ -1,6 +1,6 @@
 /* Runs every registered test in a fork of its own, in its own process group, with a
    time limit. The harness is a child subreaper, so descendants a test leaves behind are
-   seen, killed and counted as a failure. Usage: runner [-l] [substring...] */
+   seen, killed and counted as a failure. Usage: runner [-l] [substring...] [-x substring...] */
 #define _GNU_SOURCE
 #include "test.h"
 #include <dirent.h>
@@ -13,6 +13,16 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define T_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define T_LSAN 1
+#endif
+#endif
+#ifdef T_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 typedef struct { const char *name; t_fn fn; double timeout; } t_case;
 static t_case t_cases[1024];
@@ -94,6 +104,10 @@ static void t_run_child(const t_case *c) {
         fflush(NULL);
         _exit(4);
     }
+#ifdef T_LSAN
+    /* the test leaves through _exit, which skips LeakSanitizer's own exit check */
+    if (__lsan_do_recoverable_leak_check()) _exit(5);
+#endif
     fflush(NULL);
     _exit(0);
 }
@@ -155,9 +169,16 @@ static bool t_run(const t_case *c) {
     return ok;
 }
 
+/* Arguments: substrings to run (all if none); "-x SUBSTR" excludes. */
 static bool t_selected(const char *name, int argc, char **argv) {
     bool any = false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-x") == 0 && i + 1 < argc && strstr(name, argv[++i])) return false;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-x") == 0) {
+            i++;
+            continue;
+        }
         if (argv[i][0] == '-') continue;
         any = true;
         if (strstr(name, argv[i])) return true;

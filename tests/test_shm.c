@@ -11,10 +11,12 @@ static void shm_name(char *buf, size_t cap, const char *tag) {
     snprintf(buf, cap, "/mp-test-%d-%s", (int)getpid(), tag);
 }
 
+static mp_shm *m; /* global: the forked child inherits it (valgrind sees it reachable) */
+
 TEST(shm_create_share_unlink) {
     char name[64];
     shm_name(name, sizeof name, "a");
-    mp_shm *m = mp_shm_open(name, 4096, MP_SHM_CREATE | MP_SHM_EXCL);
+    m = mp_shm_open(name, 4096, MP_SHM_CREATE | MP_SHM_EXCL);
     CHECK(m != NULL);
     CHECK_EQ(mp_shm_size(m), 4096);
     strcpy((char *)mp_shm_data(m), "hello");
