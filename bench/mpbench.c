@@ -728,7 +728,10 @@ static void b_write_plot(const char *path) {
         fprintf(stderr, "mpbench: %s: %s\n", path, strerror(errno));
         return;
     }
-    fprintf(f, "# title: %s, %s\n", b_machine, b_date);
+    int most = 0;
+    for (int i = 0; i < b_ncases; i++)
+        if (b_cases[i].n > most) most = b_cases[i].n;
+    fprintf(f, "# title: %s, %s; medians of up to %d runs\n", b_machine, b_date, most);
     for (int pass = 0; pass < 2; pass++) {
         int row = 0;
         for (int i = 0; i < b_ncases; i++) {
@@ -777,7 +780,7 @@ static void b_usage(void) {
             "               [-m out.md] [-p out.dat] [-l] [-v] [workload-or-prefix...]\n"
             "  -r  runs of each pair, interleaved (default 5, at most %d)\n"
             "  -t  time limit of one run (default 60 s)\n"
-            "  -b  after 3 runs, stop starting rounds that would end past this (default 240 s)\n"
+            "  -b  after 3 runs, stop starting rounds that would end past this (default 210 s)\n"
             "  -s  only systems whose name contains this\n"
             "  -l  list the pairs and exit;  -v  print every run\n",
             B_MAXRUNS);
@@ -785,7 +788,7 @@ static void b_usage(void) {
 
 int main(int argc, char **argv) {
     int runs = 5, opt;
-    double timeout = 60, budget = 240;
+    double timeout = 60, budget = 210;
     const char *csv = NULL, *md = NULL, *plot = NULL, *sys = NULL;
     bool list = false, verbose = false;
     char cmdline[1024] = "mpbench";

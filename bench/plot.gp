@@ -10,7 +10,7 @@ machine = system("sed -n 's/^# title: //p' " . datafile)
 stats datafile index 0 using 1 nooutput
 rows = STATS_max + 1
 stats datafile index 0 using 2 nooutput
-kmin = floor(log10(STATS_min)) - 1
+kmin = floor(log10(STATS_min))
 if (kmin > -2) kmin = -2
 xmin = 10**kmin
 
@@ -29,7 +29,7 @@ set ytics scale 0 nomirror noenhanced font ",9"
 set grid xtics lc rgb "#dddddd"
 set border 3
 set style fill solid 0.85 noborder
-set key at graph 0.99, graph 0.995 right top box opaque samplen 1.5 font ",9"
+set key below horizontal samplen 1.5 font ",9"
 set lmargin 26
 set rmargin 2
 
