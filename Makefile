@@ -89,16 +89,22 @@ BENCH_OBJ = $(patsubst bench/%.c,$(B)/bench/%.o,$(BENCH_SRC)) \
 BENCH_LD  = $(if $(filter 1,$(HAVE_CXX)),$(CXX),$(CC))
 BENCH_LIBS = $(LIBS) -lm $(if $(filter 1,$(HAVE_ZMQ)),-lzmq)
 
-$(B)/bench/%.o: bench/%.c mp.h $(wildcard bench/*.h)
+# The flags in a file that changes when they do: installing a peer rebuilds the bench.
+$(B)/bench/flags: FORCE
 	@mkdir -p $(dir $@)
+	@echo '$(BENCH_FLAGS) $(BENCH_LIBS)' | cmp -s - $@ || echo '$(BENCH_FLAGS) $(BENCH_LIBS)' > $@
+
+$(B)/bench/%.o: bench/%.c mp.h $(wildcard bench/*.h) $(B)/bench/flags
 	$(CC) -std=gnu11 $(BENCH_FLAGS) -c $< -o $@
 
-$(B)/bench/%.o: bench/%.cpp $(wildcard bench/*.h)
-	@mkdir -p $(dir $@)
+$(B)/bench/%.o: bench/%.cpp $(wildcard bench/*.h) $(B)/bench/flags
 	$(CXX) -std=c++11 $(BENCH_FLAGS) -c $< -o $@
 
 $(B)/mpbench: $(BENCH_OBJ)
 	$(BENCH_LD) $^ -o $@ $(BENCH_LIBS)
+
+.PHONY: FORCE
+FORCE:
 
 # W=workload-or-prefix... limits the run; R=runs (default 5).
 bench: $(B)/mpbench
@@ -106,12 +112,12 @@ bench: $(B)/mpbench
 	@[ -n "$(filter 1,$(HAVE_ZMQ))" ] || echo "# ZeroMQ peer not built: make bench-deps (libzmq3-dev)"
 	$(B)/mpbench -r $(or $(R),5) -c $(B)/bench.csv -m $(B)/bench.md -p $(B)/bench.dat $(W)
 
-# The optional peers and the plotter, from Debian's packages (needs root).
+# The optional peers and the plotter, from Debian's packages (as root, else with sudo).
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 bench-deps:
 	@echo "installing the optional peers: libboost-dev libzmq3-dev gnuplot-nox python3"
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y libboost-dev libzmq3-dev gnuplot-nox python3
-	rm -f $(B)/mpbench $(B)/bench/*.o
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y libboost-dev libzmq3-dev gnuplot-nox python3
 
 # docs/bench.png from the last make bench (build/bench.dat).
 bench-plot:
