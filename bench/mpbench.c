@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "bench.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -254,7 +255,7 @@ static b_result b_run(b_case *c, double timeout) {
     int fds[2], st;
     memset(&res, 0, sizeof res);
     res.state = B_FAILED;
-    if (pipe(fds) != 0) {
+    if (pipe2(fds, O_CLOEXEC) != 0) {
         snprintf(res.msg, sizeof res.msg, "pipe: %s", strerror(errno));
         return res;
     }
