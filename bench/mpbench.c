@@ -507,7 +507,7 @@ static void b_print_ratios(void) {
     char a[64], b[64], r[32], better[48];
     printf("\n== mp.h beside each peer: ratio = how many times better mp.h did "
            "(> 1: mp.h wins; per row, the unit and which way is better)\n");
-    printf("%-19s %-16s %-12s %-14s %-28s %-16s %s\n", "workload", "unit, better", "mp.h",
+    printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", "workload", "unit, better", "mp.h",
            "mp.h median", "peer", "peer median", "ratio");
     for (int i = 0; i < b_ncases; i++) {
         b_case *p = &b_cases[i];
@@ -518,13 +518,13 @@ static void b_print_ratios(void) {
             b_case *m = &b_cases[j];
             if (m->kind != B_MP || !m->n || strcmp(m->workload, p->workload)) continue;
             compared++;
-            printf("%-19s %-16s %-12s %-14s %-28s %-16s %s\n", p->workload, better, m->system,
+            printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", p->workload, better, m->system,
                    b_fmt(a, sizeof a, b_median(m), m->unit), p->system,
                    b_fmt(b, sizeof b, b_median(p), p->unit),
                    b_fmt_ratio(r, sizeof r, b_ratio(m, p)));
         }
         if (!compared)
-            printf("%-19s %-16s %-12s %-14s %-28s %-16s %s\n", p->workload, better, "mp.h",
+            printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", p->workload, better, "mp.h",
                    "(not measured)", p->system, b_fmt(b, sizeof b, b_median(p), p->unit), "-");
     }
 }
@@ -601,13 +601,13 @@ static void b_each_target(void (*fn)(const b_target *, const b_target_row *, voi
 
 static void b_target_text(const b_target *t, const b_target_row *row, void *ctx) {
     (void)ctx;
-    printf("%-19s %-12s %-40s %-14s %s\n", t->workload, row->mp, t->text, row->measured,
+    printf("%-19s %-16s %-40s %-14s %s\n", t->workload, row->mp, t->text, row->measured,
            row->status);
 }
 
 static void b_print_targets(void) {
     printf("\n== Targets of BENCHMARKS.md\n");
-    printf("%-19s %-12s %-40s %-14s %s\n", "workload", "mp.h", "target", "measured", "status");
+    printf("%-19s %-16s %-40s %-14s %s\n", "workload", "mp.h", "target", "measured", "status");
     b_each_target(b_target_text, NULL);
 }
 
