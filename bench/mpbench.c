@@ -503,30 +503,42 @@ static void b_print_results(int runs) {
     }
 }
 
-static void b_print_ratios(void) {
+/* Calls fn(m, p) for every measured mp.h system m and peer (or limit) p of the same
+   workload, grouped by workload then by m; m is NULL for the peers of a workload
+   without an mp.h figure. */
+static void b_each_pair(void (*fn)(const b_case *m, const b_case *p, void *ctx), void *ctx) {
+    for (int i = 0; i < b_ncases; i++) {
+        if (!b_first_of_workload(i)) continue;
+        int end = i, mps = 0;
+        while (end < b_ncases && !strcmp(b_cases[end].workload, b_cases[i].workload)) end++;
+        for (int j = i; j < end; j++) {
+            const b_case *m = &b_cases[j];
+            if (m->kind != B_MP || !m->n) continue;
+            mps++;
+            for (int k = i; k < end; k++)
+                if (b_cases[k].kind != B_MP && b_cases[k].n) fn(m, &b_cases[k], ctx);
+        }
+        for (int k = i; k < end && !mps; k++)
+            if (b_cases[k].kind != B_MP && b_cases[k].n) fn(NULL, &b_cases[k], ctx);
+    }
+}
+
+static void b_ratio_text(const b_case *m, const b_case *p, void *ctx) {
     char a[64], b[64], r[32], better[48];
+    (void)ctx;
+    snprintf(better, sizeof better, "%s, %s", p->unit, p->better > 0 ? "higher" : "lower");
+    printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", p->workload, better,
+           m ? m->system : "mp.h", m ? b_fmt(a, sizeof a, b_median(m), m->unit) : "(not measured)",
+           p->system, b_fmt(b, sizeof b, b_median(p), p->unit),
+           m ? b_fmt_ratio(r, sizeof r, b_ratio(m, p)) : "-");
+}
+
+static void b_print_ratios(void) {
     printf("\n== mp.h beside each peer: ratio = how many times better mp.h did "
            "(> 1: mp.h wins; per row, the unit and which way is better)\n");
     printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", "workload", "unit, better", "mp.h",
            "mp.h median", "peer", "peer median", "ratio");
-    for (int i = 0; i < b_ncases; i++) {
-        b_case *p = &b_cases[i];
-        if (p->kind == B_MP || !p->n) continue;
-        snprintf(better, sizeof better, "%s, %s", p->unit, p->better > 0 ? "higher" : "lower");
-        int compared = 0;
-        for (int j = 0; j < b_ncases; j++) {
-            b_case *m = &b_cases[j];
-            if (m->kind != B_MP || !m->n || strcmp(m->workload, p->workload)) continue;
-            compared++;
-            printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", p->workload, better, m->system,
-                   b_fmt(a, sizeof a, b_median(m), m->unit), p->system,
-                   b_fmt(b, sizeof b, b_median(p), p->unit),
-                   b_fmt_ratio(r, sizeof r, b_ratio(m, p)));
-        }
-        if (!compared)
-            printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", p->workload, better, "mp.h",
-                   "(not measured)", p->system, b_fmt(b, sizeof b, b_median(p), p->unit), "-");
-    }
+    b_each_pair(b_ratio_text, NULL);
 }
 
 typedef struct {
@@ -666,36 +678,54 @@ static void b_target_md(const b_target *t, const b_target_row *row, void *ctx) {
             row->measured, row->status);
 }
 
+static void b_ratio_md(const b_case *m, const b_case *p, void *ctx) {
+    char a[64], b[64], r[32];
+    fprintf((FILE *)ctx, "| `%s` | %s (%s) | %s%s%s | %s | %s | **%s** |\n", p->workload, p->unit,
+            p->better > 0 ? "higher" : "lower", m ? m->system : "-", m ? ": " : "",
+            m ? b_fmt(a, sizeof a, b_median(m), m->unit) : "", p->system,
+            b_fmt(b, sizeof b, b_median(p), p->unit), m ? b_fmt_ratio(r, sizeof r, b_ratio(m, p)) : "-");
+}
+
+/* The summary: one row per mp.h system, its peers in one cell. */
+static void b_summary_md(const b_case *m, const b_case *p, void *ctx) {
+    static const b_case *last_m, *last_p;
+    FILE *f = (FILE *)ctx;
+    char a[64], r[32];
+    if (!p) { /* the end */
+        if (last_p) fprintf(f, " |\n");
+        last_m = last_p = NULL;
+        return;
+    }
+    bool new_row = !last_p || m != last_m || strcmp(p->workload, last_p->workload);
+    if (new_row) {
+        if (last_p) fprintf(f, " |\n");
+        fprintf(f, "| `%s` (%s, %s is better) | %s%s%s | ", p->workload, p->unit,
+                p->better > 0 ? "higher" : "lower", m ? m->system : "-", m ? " " : "",
+                m ? b_fmt(a, sizeof a, b_median(m), m->unit) : "");
+    } else {
+        fprintf(f, " · ");
+    }
+    fprintf(f, "%s %s", p->system, b_fmt(a, sizeof a, b_median(p), p->unit));
+    if (m) fprintf(f, " (**%s**)", b_fmt_ratio(r, sizeof r, b_ratio(m, p)));
+    last_m = m, last_p = p;
+}
+
 static void b_write_md(const char *path, const char *cmdline) {
     FILE *f = fopen(path, "w");
-    char a[64], b[64], r[32], lo_s[64], hi_s[64];
+    char a[64], lo_s[64], hi_s[64];
     if (!f) {
         fprintf(stderr, "mpbench: %s: %s\n", path, strerror(errno));
         return;
     }
     fprintf(f, "Measured on %s, %s, with `%s`; medians, spread min..max.\n\n", b_machine, b_date,
             cmdline);
+    fprintf(f, "| workload | mp.h | peers: median (mp.h's ratio; > 1: mp.h better) |\n|---|---|---|\n");
+    b_each_pair(b_summary_md, f);
+    b_summary_md(NULL, NULL, f);
+    fprintf(f, "\nEach pair:\n\n");
     fprintf(f, "| workload | unit (better) | mp.h | peer | peer median | mp.h's ratio |\n");
     fprintf(f, "|---|---|---|---|---|---|\n");
-    for (int i = 0; i < b_ncases; i++) {
-        b_case *p = &b_cases[i];
-        if (p->kind == B_MP || !p->n) continue;
-        int compared = 0;
-        for (int j = 0; j < b_ncases; j++) {
-            b_case *m = &b_cases[j];
-            if (m->kind != B_MP || !m->n || strcmp(m->workload, p->workload)) continue;
-            compared++;
-            fprintf(f, "| `%s` | %s (%s) | %s: %s | %s | %s | **%s** |\n", p->workload, p->unit,
-                    p->better > 0 ? "higher" : "lower", m->system,
-                    b_fmt(a, sizeof a, b_median(m), m->unit), p->system,
-                    b_fmt(b, sizeof b, b_median(p), p->unit),
-                    b_fmt_ratio(r, sizeof r, b_ratio(m, p)));
-        }
-        if (!compared)
-            fprintf(f, "| `%s` | %s (%s) | - | %s | %s | - |\n", p->workload, p->unit,
-                    p->better > 0 ? "higher" : "lower", p->system,
-                    b_fmt(b, sizeof b, b_median(p), p->unit));
-    }
+    b_each_pair(b_ratio_md, f);
     fprintf(f, "\nEvery figure (median, min..max, runs):\n\n");
     fprintf(f, "| workload | system | median | min..max | runs | note |\n|---|---|---|---|---|---|\n");
     for (int i = 0; i < b_ncases; i++) {
