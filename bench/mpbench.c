@@ -717,8 +717,11 @@ static void b_write_md(const char *path, const char *cmdline) {
         fprintf(stderr, "mpbench: %s: %s\n", path, strerror(errno));
         return;
     }
-    fprintf(f, "Measured on %s, %s, with `%s`; medians, spread min..max.\n\n", b_machine, b_date,
-            cmdline);
+    int most = 0;
+    for (int i = 0; i < b_ncases; i++)
+        if (b_cases[i].n > most) most = b_cases[i].n;
+    fprintf(f, "Measured on %s, %s, with `%s`: medians of up to %d runs, spread min..max.\n\n",
+            b_machine, b_date, cmdline, most);
     fprintf(f, "| workload | mp.h | peers: median (mp.h's ratio; > 1: mp.h better) |\n|---|---|---|\n");
     b_each_pair(b_summary_md, f);
     b_summary_md(NULL, NULL, f);
