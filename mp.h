@@ -315,8 +315,8 @@ MPDEF mp_conn *mp_conn_open(int fd, int flags);
 /* Send one message: a 4-byte big-endian length then the bytes (len >= 2 GiB: length -1
    then an 8-byte big-endian length), as Python's Connection.send_bytes. One writev;
    blocks while the pipe is full (no timeout), restarts on EINTR. MP_OK; MP_ECLOSED (the
-   receiving end is closed everywhere; never SIGPIPE); MP_EINVAL (NULL, buf NULL with
-   len > 0, or a receive-only end); MP_ESYS. */
+   receiving end is closed everywhere; no SIGPIPE kills the process, see CONNECTIONS);
+   MP_EINVAL (NULL, buf NULL with len > 0, or a receive-only end); MP_ESYS. */
 MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len);
 /* Receive one whole message into buf (cap bytes); *len = its size. MP_OK;
    MP_ETIMEDOUT (nothing consumed); MP_ECLOSED (EOF: the sending end is closed
