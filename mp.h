@@ -142,7 +142,71 @@
 
    CONNECTIONS
 
-      (chapter: conn)
+      mp_pipe gives two connected ends (mp_conn *) that carry whole messages, framed
+      exactly as Python's Connection.send_bytes/recv_bytes: a C process and a Python
+      process can talk over one (Python: Connection(fd) on the inherited fd).
+
+         mp_conn *a, *b;
+         char buf[64];
+         size_t n;
+         mp_pipe(&a, &b, true);                  // duplex: a socketpair
+         if (fork() == 0) {                      // (or mp_process_start)
+             mp_conn_close(a);
+             mp_conn_recv(b, buf, sizeof buf, &n, MP_FOREVER);
+             mp_conn_send(b, buf, n);            // echo
+             _exit(0);
+         }
+         mp_conn_close(b);
+         mp_conn_send(a, "ping", 4);
+         mp_conn_recv(a, buf, sizeof buf, &n, 5.0);   // 5 s timeout
+
+      Wire format: a 4-byte big-endian signed length, then the payload; for 2 GiB and
+      more, length -1 then an 8-byte big-endian length. Message boundaries are kept,
+      empty messages are fine. duplex = false is a pipe(2): a receives, b sends, as
+      Python's Pipe(duplex=False) returns (reader, writer); the wrong direction is
+      MP_EINVAL. mp_conn_open wraps any fd you have (one inherited from Python, a
+      socket, a FIFO). Both ends are close-on-exec; clear FD_CLOEXEC on the one you
+      hand to an exec'd program.
+
+      A conn is a process-private handle (MP_MALLOC), like a FILE *: after a fork each
+      process has its own copy of it and closes its own copy. EOF (MP_ECLOSED) comes
+      once every process has closed the other end, so close the ends you do not use.
+      Like a FILE *, a conn buffers what it has read: received data sits in the copy
+      of the process that read it. Give each receiving end one reader process (if many
+      must share a channel, use mp_queue), and one thread at a time per direction.
+
+      Receiving. mp_conn_recv copies the next message into your buffer; a message
+      larger than the buffer is MP_ETOOBIG with *len = the size needed, and nothing is
+      consumed: receive again with a bigger buffer (or use mp_conn_recv_alloc, or peek
+      at the size with buf NULL, cap 0). A timeout (MP_ETIMEDOUT) loses nothing either,
+      even half way through a big message. mp_conn_poll returns MP_OK once a whole
+      message (or EOF) is there; it never consumes anything. Several small messages are
+      taken in one read(2); big payloads are read straight into your buffer.
+
+      Hostile input. A header announcing more than the conn's limit (default
+      MP_CONN_DEFAULT_MAX, 1 GiB; mp_conn_set_max_message) is refused with MP_ETOOBIG
+      before anything is allocated - raise the limit to take it, or close the conn. A
+      negative length other than -1 is MP_ETOOBIG with *len = SIZE_MAX. A stream cut
+      mid-message is MP_ECLOSED, not a hang.
+
+      Sending. mp_conn_send writes header and payload with one writev (a message of
+      up to PIPE_BUF - 4 bytes is written atomically on a pipe). It blocks while the
+      pipe is full - there is no send timeout - and restarts after signals. A send to
+      an end that no process holds any more is MP_ECLOSED; SIGPIPE never kills the
+      process: sockets send with MSG_NOSIGNAL; for pipes, if SIGPIPE has its default
+      action, the first send installs a handler that swallows the SIGPIPE a failing
+      mp send raises in its own thread and, for any other SIGPIPE, does what the
+      default does (the process dies by SIGPIPE). Ignored, handled or blocked SIGPIPE
+      is left as you set it (a blocked one raised by mp is taken back). If you set
+      SIGPIPE back to SIG_DFL after mp installed its handler, a send to a dead reader
+      kills the process again, as SIG_DFL asks.
+
+      Waiting on many. mp_wait(fds, n, ready, timeout) is
+      multiprocessing.connection.wait: conns (by mp_conn_fileno), process sentinels
+      (mp_process_sentinel) and any other fd. A conn's fd counts as ready once a whole
+      message or EOF is there - also when the message is already in the conn's buffer
+      and the fd itself is drained; mp keeps a per-process table from fd to conn for
+      that. Do not close a conn another thread is waiting on.
 
    QUEUES
 

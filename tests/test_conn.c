@@ -58,6 +58,7 @@ static int exited_ok(pid_t pid) {
 
 typedef struct {
     mp_conn *mine, *theirs; /* the child's end, and the parent's (closed in the child) */
+    uint32_t rounds;
 } ends;
 
 enum { ROUNDS = 2000 };
@@ -68,13 +69,13 @@ static int pingpong_child(void *arg) {
     uint32_t v;
     size_t len;
     /* phase 1: answer the parent's pings with v + 1 */
-    for (int i = 0; i < ROUNDS; i++) {
+    for (uint32_t i = 0; i < e->rounds; i++) {
         if (mp_conn_recv(e->mine, &v, sizeof v, &len, 10) != MP_OK || len != 4) return 1;
         v++;
         if (mp_conn_send(e->mine, &v, sizeof v) != MP_OK) return 2;
     }
     /* phase 2: ping the parent, who answers v * 3 */
-    for (uint32_t i = 0; i < ROUNDS; i++) {
+    for (uint32_t i = 0; i < e->rounds; i++) {
         if (mp_conn_send(e->mine, &i, sizeof i) != MP_OK) return 3;
         if (mp_conn_recv(e->mine, &v, sizeof v, &len, 10) != MP_OK || v != i * 3) return 4;
     }
@@ -85,7 +86,8 @@ static int pingpong_child(void *arg) {
 TEST(conn_pingpong_duplex_both_ways) {
     mp_conn *a, *b;
     CHECK_EQ(mp_pipe(&a, &b, true), MP_OK);
-    ends e = {b, a};
+    uint32_t rounds = (uint32_t)t_scale(ROUNDS);
+    ends e = {b, a, rounds};
     mp_process_desc d = {pingpong_child, &e, NULL, false};
     mp_process *p = mp_process_create(&d);
     CHECK(p != NULL);
@@ -93,13 +95,13 @@ TEST(conn_pingpong_duplex_both_ways) {
     mp_conn_close(b);
     uint32_t v;
     size_t len;
-    for (uint32_t i = 0; i < ROUNDS; i++) {
+    for (uint32_t i = 0; i < rounds; i++) {
         CHECK_EQ(mp_conn_send(a, &i, sizeof i), MP_OK);
         CHECK_EQ(mp_conn_recv(a, &v, sizeof v, &len, 10), MP_OK);
         CHECK_EQ(len, 4);
         CHECK_EQ(v, i + 1);
     }
-    for (uint32_t i = 0; i < ROUNDS; i++) {
+    for (uint32_t i = 0; i < rounds; i++) {
         CHECK_EQ(mp_conn_recv(a, &v, sizeof v, &len, 10), MP_OK);
         CHECK_EQ(v, i);
         v *= 3;
@@ -167,7 +169,7 @@ static int echo_child(void *arg) { /* echo every message until EOF */
 TEST(conn_sizes_intact_through_a_process) {
     mp_conn *a, *b;
     CHECK_EQ(mp_pipe(&a, &b, true), MP_OK);
-    ends e = {b, a};
+    ends e = {b, a, 0};
     pid_t pid = t_fork(echo_child, &e);
     mp_conn_close(b);
     unsigned char *out = (unsigned char *)malloc(16u << 20), *in = (unsigned char *)malloc(16u << 20);
@@ -414,17 +416,24 @@ TEST(conn_wait_pipes_and_sentinel) {
     CHECK_EQ(mp_process_start(p), MP_OK);
     int fds[4] = {mp_conn_fileno(r[0]), mp_conn_fileno(r[1]), mp_conn_fileno(r[2]),
                   mp_process_sentinel(p)};
-    bool ready[4];
-    CHECK_EQ(mp_wait(fds, 4, ready, 0), MP_ETIMEDOUT);
+    size_t nfd = 4;
+    if (fds[3] < 0) { /* no pidfd: valgrind does not know pidfd_open */
+        printf("SKIP conn_wait_pipes_and_sentinel: sentinel part (no pidfd here)\n");
+        nfd = 3;
+    }
+    bool ready[4] = {false, false, false, false};
+    CHECK_EQ(mp_wait(fds, nfd, ready, 0), MP_ETIMEDOUT);
     CHECK(!ready[0] && !ready[1] && !ready[2] && !ready[3]);
-    CHECK_EQ(mp_wait(fds, 4, ready, 10), 1); /* the child's message */
+    CHECK_EQ(mp_wait(fds, nfd, ready, 10), 1); /* the child's message */
     CHECK(!ready[0] && ready[1] && !ready[2] && !ready[3]);
     char buf[8];
     size_t len;
     CHECK_EQ(mp_conn_recv(r[1], buf, sizeof buf, &len, 0), MP_OK);
     CHECK(len == 4 && memcmp(buf, "late", 4) == 0);
-    CHECK_EQ(mp_wait(fds, 4, ready, 10), 1); /* then its end */
-    CHECK(!ready[0] && !ready[1] && !ready[2] && ready[3]);
+    if (nfd == 4) {
+        CHECK_EQ(mp_wait(fds, 4, ready, 10), 1); /* then its end */
+        CHECK(!ready[0] && !ready[1] && !ready[2] && ready[3]);
+    }
     CHECK_EQ(mp_process_join(p, 10), MP_OK);
     CHECK_EQ(mp_process_exitcode(p), 7);
 
@@ -538,6 +547,7 @@ TEST(conn_malformed_headers) {
         if (pid == 0) {
             mp_conn_close(r);
             if (k) raw_write(fd, junk, k == 1 ? 10 : 100000);
+            free(junk);
             _exit(0);
         }
         mp_conn_close(w);
@@ -784,7 +794,11 @@ TEST(conn_bad_arguments) {
    loaded 2-core machine, so by default the reader checks the header and leaves (the
    sender must then see MP_ECLOSED); MP_TEST_BIG=1 receives it whole as well. */
 TEST_T(conn_2gib_message_uses_64bit_header, 120) {
-    bool whole = getenv("MP_TEST_BIG") && !getenv("MP_TEST_SLOW");
+    if (getenv("MP_TEST_SLOW")) {
+        printf("SKIP conn_2gib_message_uses_64bit_header: too slow under valgrind\n");
+        return;
+    }
+    bool whole = getenv("MP_TEST_BIG") != NULL;
     size_t n = (size_t)1 << 31, len = 0;
     mp_conn *a, *b;
     CHECK_EQ(mp_pipe(&a, &b, true), MP_OK);
