@@ -198,8 +198,8 @@
       mp send raises in its own thread and, for any other SIGPIPE, does what the
       default does (the process dies by SIGPIPE). Ignored, handled or blocked SIGPIPE
       is left as you set it (a blocked one raised by mp is taken back). If you set
-      SIGPIPE back to SIG_DFL after mp installed its handler, a send to a dead reader
-      kills the process again, as SIG_DFL asks.
+      SIGPIPE to SIG_DFL later on (mp looks at it once, at the first send on a pipe), a
+      send to a dead reader kills the process, as SIG_DFL asks.
 
       Waiting on many. mp_wait(fds, n, ready, timeout) is
       multiprocessing.connection.wait: conns (by mp_conn_fileno), process sentinels
@@ -1409,6 +1409,9 @@ static int mp__conn_pump(mp_conn *c, int64_t deadline) {
     if (mp__conn_head(c, &hdr, &n) == MP_OK && hdr + n > have) {
         if (n > SIZE_MAX / 2) return MP_ENOMEM;
         want = (size_t)(hdr + n - have);
+        /* grow with what actually arrives, not with what a header promises */
+        size_t step = have < MP__CONN_BUF ? MP__CONN_BUF : have;
+        if (want > step) want = step;
     }
     int r = mp__conn_room(c, want);
     if (r != MP_OK) return r;

@@ -203,6 +203,47 @@ TEST(conn_sizes_intact_through_a_process) {
     CHECK(exited_ok(pid));
 }
 
+typedef struct {
+    mp_conn *c;
+    int n;
+    size_t size;
+    int rc;
+} sender_arg;
+
+static void *sender_thread(void *arg) {
+    sender_arg *s = (sender_arg *)arg;
+    unsigned char *b = (unsigned char *)malloc(s->size);
+    fill(b, s->size);
+    for (int i = 0; i < s->n && s->rc == MP_OK; i++) s->rc = mp_conn_send(s->c, b, s->size);
+    free(b);
+    return NULL;
+}
+
+/* One thread sends while another receives on the same duplex end: with 256 KiB
+   messages through an echo, doing both from one thread would deadlock. */
+TEST(conn_send_and_recv_from_two_threads) {
+    mp_conn *a, *b;
+    CHECK_EQ(mp_pipe(&a, &b, true), MP_OK);
+    ends e = {b, a, 0};
+    pid_t pid = t_fork(echo_child, &e);
+    mp_conn_close(b);
+    sender_arg s = {a, (int)t_scale(200), 256u << 10, MP_OK};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, sender_thread, &s), 0);
+    unsigned char *m = (unsigned char *)malloc(s.size);
+    for (int i = 0; i < s.n; i++) {
+        size_t len;
+        CHECK_EQ(mp_conn_recv(a, m, s.size, &len, 30), MP_OK);
+        CHECK_EQ(len, s.size);
+        CHECK(intact(m, len));
+    }
+    pthread_join(t, NULL);
+    CHECK_EQ(s.rc, MP_OK);
+    free(m);
+    mp_conn_close(a);
+    CHECK(exited_ok(pid));
+}
+
 TEST(conn_oneway_sizes_and_many_small) {
     mp_conn *r, *w;
     CHECK_EQ(mp_pipe(&r, &w, false), MP_OK);
@@ -224,6 +265,7 @@ TEST(conn_oneway_sizes_and_many_small) {
     for (int k = 0; k < NSIZES; k++) {
         void *m;
         size_t len;
+        CHECK_EQ(mp_conn_poll(r, 30), MP_OK); /* buffers the whole message first */
         CHECK_EQ(mp_conn_recv_alloc(r, &m, &len, 30), MP_OK);
         CHECK_EQ(len, sizes[k]);
         CHECK(intact((unsigned char *)m, len));
