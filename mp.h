@@ -224,7 +224,71 @@
 
    CONNECTIONS
 
-      (chapter: conn)
+      mp_pipe gives two connected ends (mp_conn *) that carry whole messages, framed
+      exactly as Python's Connection.send_bytes/recv_bytes: a C process and a Python
+      process can talk over one (Python: Connection(fd) on the inherited fd).
+
+         mp_conn *a, *b;
+         char buf[64];
+         size_t n;
+         mp_pipe(&a, &b, true);                  // duplex: a socketpair
+         if (fork() == 0) {                      // (or mp_process_start)
+             mp_conn_close(a);
+             mp_conn_recv(b, buf, sizeof buf, &n, MP_FOREVER);
+             mp_conn_send(b, buf, n);            // echo
+             _exit(0);
+         }
+         mp_conn_close(b);
+         mp_conn_send(a, "ping", 4);
+         mp_conn_recv(a, buf, sizeof buf, &n, 5.0);   // 5 s timeout
+
+      Wire format: a 4-byte big-endian signed length, then the payload; for 2 GiB and
+      more, length -1 then an 8-byte big-endian length. Message boundaries are kept,
+      empty messages are fine. duplex = false is a pipe(2): a receives, b sends, as
+      Python's Pipe(duplex=False) returns (reader, writer); the wrong direction is
+      MP_EINVAL. mp_conn_open wraps any fd you have (one inherited from Python, a
+      socket, a FIFO). Both ends are close-on-exec; clear FD_CLOEXEC on the one you
+      hand to an exec'd program.
+
+      A conn is a process-private handle (MP_MALLOC), like a FILE *: after a fork each
+      process has its own copy of it and closes its own copy. EOF (MP_ECLOSED) comes
+      once every process has closed the other end, so close the ends you do not use.
+      Like a FILE *, a conn buffers what it has read: received data sits in the copy
+      of the process that read it. Give each receiving end one reader process (if many
+      must share a channel, use mp_queue), and one thread at a time per direction.
+
+      Receiving. mp_conn_recv copies the next message into your buffer; a message
+      larger than the buffer is MP_ETOOBIG with *len = the size needed, and nothing is
+      consumed: receive again with a bigger buffer (or use mp_conn_recv_alloc, or peek
+      at the size with buf NULL, cap 0). A timeout (MP_ETIMEDOUT) loses nothing either,
+      even half way through a big message. mp_conn_poll returns MP_OK once a whole
+      message (or EOF) is there; it never consumes anything. Several small messages are
+      taken in one read(2); big payloads are read straight into your buffer.
+
+      Hostile input. A header announcing more than the conn's limit (default
+      MP_CONN_DEFAULT_MAX, 1 GiB; mp_conn_set_max_message) is refused with MP_ETOOBIG
+      before anything is allocated - raise the limit to take it, or close the conn. A
+      negative length other than -1 is MP_ETOOBIG with *len = SIZE_MAX. A stream cut
+      mid-message is MP_ECLOSED, not a hang.
+
+      Sending. mp_conn_send writes header and payload with one writev (a message of
+      up to PIPE_BUF - 4 bytes is written atomically on a pipe). It blocks while the
+      pipe is full - there is no send timeout - and restarts after signals. A send to
+      an end that no process holds any more is MP_ECLOSED; SIGPIPE never kills the
+      process: sockets send with MSG_NOSIGNAL; for pipes, if SIGPIPE has its default
+      action, the first send installs a handler that swallows the SIGPIPE a failing
+      mp send raises in its own thread and, for any other SIGPIPE, does what the
+      default does (the process dies by SIGPIPE). Ignored, handled or blocked SIGPIPE
+      is left as you set it (a blocked one raised by mp is taken back). If you set
+      SIGPIPE to SIG_DFL later on (mp looks at it once, at the first send on a pipe), a
+      send to a dead reader kills the process, as SIG_DFL asks.
+
+      Waiting on many. mp_wait(fds, n, ready, timeout) is
+      multiprocessing.connection.wait: conns (by mp_conn_fileno), process sentinels
+      (mp_process_sentinel) and any other fd. A conn's fd counts as ready once a whole
+      message or EOF is there - also when the message is already in the conn's buffer
+      and the fd itself is drained; mp keeps a per-process table from fd to conn for
+      that. Do not close a conn another thread is waiting on.
 
    QUEUES
 
@@ -541,6 +605,57 @@ MPDEF bool mp_barrier_broken(mp_barrier *b);
 MPDEF void mp_barrier_destroy(mp_barrier *b);
 
 // >>decl:conn --------------------------------------------------------------------
+
+typedef struct mp_conn mp_conn;
+enum { MP_CONN_READABLE = 1, MP_CONN_WRITABLE = 2 };
+#define MP_CONN_DEFAULT_MAX ((size_t)1 << 30) /* largest message a conn accepts: 1 GiB */
+
+/* A pair of connected ends, both close-on-exec. duplex: a socketpair, both ends send
+   and receive. !duplex: a pipe(2); a only receives, b only sends (Python's
+   Pipe(duplex=False) returns (reader, writer) in that order). MP_OK; MP_EINVAL (a or b
+   NULL); MP_ESYS (errno EMFILE...); MP_ENOMEM. On failure *a and *b are NULL. */
+MPDEF int mp_pipe(mp_conn **a, mp_conn **b, bool duplex);
+/* Wrap an fd you already have (inherited from Python, a socket, a FIFO...). flags:
+   MP_CONN_READABLE and/or MP_CONN_WRITABLE. The conn owns the fd from then on and closes
+   it in mp_conn_close; its flags (blocking or not, close-on-exec) are left as they are.
+   NULL + errno: EINVAL (bad flags, or an access mode that contradicts them), EBADF,
+   ENOMEM; on failure the fd is still yours. */
+MPDEF mp_conn *mp_conn_open(int fd, int flags);
+/* Send one message: a 4-byte big-endian length then the bytes (len >= 2 GiB: length -1
+   then an 8-byte big-endian length), as Python's Connection.send_bytes. One writev;
+   blocks while the pipe is full (no timeout), restarts on EINTR. MP_OK; MP_ECLOSED (the
+   receiving end is closed everywhere; no SIGPIPE kills the process, see CONNECTIONS);
+   MP_EINVAL (NULL, buf NULL with len > 0, or a receive-only end); MP_ESYS. */
+MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len);
+/* Receive one whole message into buf (cap bytes); *len = its size. MP_OK;
+   MP_ETIMEDOUT (nothing consumed); MP_ECLOSED (EOF: the sending end is closed
+   everywhere, or the stream was cut mid-message); MP_ETOOBIG: the message is larger than
+   cap, *len = the size needed, nothing consumed (receive again with a bigger buffer),
+   or its header announces more than the conn's limit (mp_conn_set_max_message; *len =
+   the size announced, SIZE_MAX for a malformed header), nothing consumed either;
+   MP_EINVAL (NULL c or len, buf NULL with cap > 0, a send-only end); MP_ENOMEM; MP_ESYS.
+   buf NULL with cap 0 peeks at the next message's size (MP_ETOOBIG with *len). */
+MPDEF int mp_conn_recv(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout);
+/* As mp_conn_recv into a buffer of the right size from MP_MALLOC; release it with
+   free() (MP_FREE). *buf is NULL on failure. Same codes but no too-small MP_ETOOBIG. */
+MPDEF int mp_conn_recv_alloc(mp_conn *c, void **buf, size_t *len, double timeout);
+/* Wait until a receive would not block: MP_OK once a whole message, EOF, or a header
+   that will be refused is ready; MP_ETIMEDOUT. Never consumes anything (it reads what
+   arrives into the conn's buffer). MP_EINVAL for NULL or a send-only end; MP_ESYS. */
+MPDEF int mp_conn_poll(mp_conn *c, double timeout);
+/* The conn's fd (for poll(2) or mp_wait), MP_EINVAL for NULL. */
+MPDEF int mp_conn_fileno(const mp_conn *c);
+/* Largest message this end accepts (default MP_CONN_DEFAULT_MAX); a longer header is
+   refused with MP_ETOOBIG before anything is allocated. MP_EINVAL for NULL or max 0. */
+MPDEF int mp_conn_set_max_message(mp_conn *c, size_t max);
+/* Close the fd and free the handle (this process's copy only). NULL is a no-op. */
+MPDEF void mp_conn_close(mp_conn *c);
+/* Wait until at least one of n fds is ready to read: a conn's fd when a whole message
+   (or EOF) is ready, a process sentinel once the process ended, any other fd when
+   poll(2) says POLLIN/POLLHUP. ready[i] says which. Returns how many (> 0),
+   MP_ETIMEDOUT, MP_EINVAL (NULL, n 0, a negative or closed fd), MP_ENOMEM, MP_ESYS. */
+MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout);
+
 
 // >>decl:queue -------------------------------------------------------------------
 
@@ -1944,6 +2059,524 @@ MPDEF void mp_barrier_destroy(mp_barrier *b) {
 }
 
 // >>conn -------------------------------------------------------------------------
+// Framed messages over an fd, byte-compatible with Python's Connection. The receive
+// side keeps a private buffer: reads take what is there (several small messages in one
+// read), frames are cut from it, and nothing leaves it before a whole message can be
+// handed out - so a too-small buffer, a timeout or a poll never loses a message. Big
+// payloads go straight into the caller's buffer. An fd -> conn table lets mp_wait see
+// messages that are already buffered.
+
+#define MP__CONN_BUF 65536      /* default receive buffer */
+#define MP__CONN_DIRECT 16384   /* a missing payload this big is read into the caller's buffer */
+#define MP__CONN_MORE 1         /* mp__conn_head: the header is not complete yet */
+
+struct mp_conn {
+    int fd;
+    int flags;  /* MP_CONN_READABLE | MP_CONN_WRITABLE */
+    bool sock;  /* send with MSG_NOSIGNAL; recv with MSG_DONTWAIT */
+    bool eof;   /* a read returned 0: nothing more will come */
+    size_t max; /* largest message accepted */
+    char *rbuf; /* received bytes not handed out yet: [rpos, rend) */
+    size_t rcap, rpos, rend;
+};
+
+static pthread_mutex_t mp__conn_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t mp__conn_once = PTHREAD_ONCE_INIT;
+static mp_conn **mp__conn_tab; /* by fd; guarded by mp__conn_mu */
+static size_t mp__conn_ntab;
+
+static void mp__conn_lock(void) { pthread_mutex_lock(&mp__conn_mu); }
+static void mp__conn_unlock(void) { pthread_mutex_unlock(&mp__conn_mu); }
+static void mp__conn_atfork(void) {
+    pthread_atfork(mp__conn_lock, mp__conn_unlock, mp__conn_unlock); /* a whole table in the child */
+}
+
+static bool mp__conn_register(mp_conn *c) {
+    size_t fd = (size_t)c->fd;
+    pthread_once(&mp__conn_once, mp__conn_atfork);
+    mp__conn_lock();
+    if (fd >= mp__conn_ntab) {
+        size_t n = fd * 2 + 64;
+        mp_conn **t = (mp_conn **)MP_MALLOC(n * sizeof *t);
+        if (!t) {
+            mp__conn_unlock();
+            return false;
+        }
+        memset(t, 0, n * sizeof *t);
+        if (mp__conn_ntab) memcpy(t, mp__conn_tab, mp__conn_ntab * sizeof *t);
+        MP_FREE(mp__conn_tab);
+        mp__conn_tab = t;
+        mp__conn_ntab = n;
+    }
+    mp__conn_tab[fd] = c;
+    mp__conn_unlock();
+    return true;
+}
+
+static void mp__conn_unregister(mp_conn *c) {
+    mp__conn_lock();
+    if ((size_t)c->fd < mp__conn_ntab && mp__conn_tab[c->fd] == c) mp__conn_tab[c->fd] = NULL;
+    mp__conn_unlock();
+}
+
+static mp_conn *mp__conn_new(int fd, int flags, bool sock) {
+    mp_conn *c = (mp_conn *)MP_MALLOC(sizeof *c);
+    if (!c) return NULL;
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    c->flags = flags;
+    c->sock = sock;
+    c->max = MP_CONN_DEFAULT_MAX;
+    if (!mp__conn_register(c)) {
+        MP_FREE(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return c;
+}
+
+MPDEF int mp_pipe(mp_conn **a, mp_conn **b, bool duplex) {
+    int fd[2], r;
+    if (!a || !b) return MP_EINVAL;
+    *a = *b = NULL;
+    r = duplex ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) : pipe2(fd, O_CLOEXEC);
+    if (r < 0) return MP_ESYS;
+    int rw = MP_CONN_READABLE | MP_CONN_WRITABLE;
+    *a = mp__conn_new(fd[0], duplex ? rw : MP_CONN_READABLE, duplex);
+    *b = mp__conn_new(fd[1], duplex ? rw : MP_CONN_WRITABLE, duplex);
+    if (*a && *b) return MP_OK;
+    if (*a) mp_conn_close(*a);
+    else close(fd[0]);
+    if (*b) mp_conn_close(*b);
+    else close(fd[1]);
+    *a = *b = NULL;
+    return MP_ENOMEM;
+}
+
+MPDEF mp_conn *mp_conn_open(int fd, int flags) {
+    struct stat st;
+    int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+    if (fd < 0 || !flags || (flags & ~(MP_CONN_READABLE | MP_CONN_WRITABLE))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (fl < 0 || fstat(fd, &st) < 0) return NULL; /* EBADF */
+    if (((flags & MP_CONN_READABLE) && (fl & O_ACCMODE) == O_WRONLY) ||
+        ((flags & MP_CONN_WRITABLE) && (fl & O_ACCMODE) == O_RDONLY)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return mp__conn_new(fd, flags, S_ISSOCK(st.st_mode));
+}
+
+MPDEF int mp_conn_fileno(const mp_conn *c) { return c ? c->fd : MP_EINVAL; }
+
+MPDEF int mp_conn_set_max_message(mp_conn *c, size_t max) {
+    if (!c || !max) return MP_EINVAL;
+    c->max = max;
+    return MP_OK;
+}
+
+MPDEF void mp_conn_close(mp_conn *c) {
+    if (!c) return;
+    mp__conn_unregister(c);
+    close(c->fd); /* no retry on EINTR: Linux has released the fd already */
+    MP_FREE(c->rbuf);
+    MP_FREE(c);
+}
+
+/* Wait for events on one fd until deadline. MP_OK when poll reports anything (errors
+   included: the read or write that follows tells them). */
+static int mp__fd_wait(int fd, short events, int64_t deadline) {
+    for (;;) {
+        struct pollfd p;
+        p.fd = fd;
+        p.events = events;
+        p.revents = 0;
+        int r = poll(&p, 1, mp__poll_ms(deadline));
+        if (r > 0) return MP_OK;
+        if (r < 0 && errno != EINTR) return MP_ESYS;
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+    }
+}
+
+/* --- sending --- */
+
+static size_t mp__conn_header(unsigned char *h, uint64_t n) {
+    int i;
+    if (n <= 0x7fffffffu) {
+        for (i = 0; i < 4; i++) h[i] = (unsigned char)(n >> (24 - 8 * i));
+        return 4;
+    }
+    memset(h, 0xff, 4); /* -1: an 8-byte length follows */
+    for (i = 0; i < 8; i++) h[4 + i] = (unsigned char)(n >> (56 - 8 * i));
+    return 12;
+}
+
+static int mp__conn_writev(mp_conn *c, struct iovec *iov, int cnt) {
+    while (cnt > 0) {
+        ssize_t r;
+        if (c->sock) {
+            struct msghdr m;
+            memset(&m, 0, sizeof m);
+            m.msg_iov = iov;
+            m.msg_iovlen = (size_t)cnt;
+            r = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        } else {
+            r = writev(c->fd, iov, cnt);
+        }
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* an fd made non-blocking */
+                if (mp__fd_wait(c->fd, POLLOUT, MP__NEVER) != MP_OK) return MP_ESYS;
+                continue;
+            }
+            return errno == EPIPE || errno == ECONNRESET ? MP_ECLOSED : MP_ESYS;
+        }
+        size_t done = (size_t)r;
+        while (cnt > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return MP_OK;
+}
+
+/* A pipe has no MSG_NOSIGNAL, and blocking SIGPIPE around every write costs two system
+   calls, a fifth of a pipe round trip. So where SIGPIPE has its default action (kill),
+   mp installs a handler once that does exactly that default - unless the signal is the
+   one a write in mp_conn_send of this very thread just raised (then the write returns
+   EPIPE and we report MP_ECLOSED). Ignored or handled SIGPIPE is left alone. */
+static __thread volatile sig_atomic_t mp__in_pipe_send;
+static pthread_once_t mp__sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void mp__sigpipe(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    if (mp__in_pipe_send && si && si->si_code == SI_USER && si->si_pid == getpid()) return;
+    struct sigaction dfl; /* anyone else's SIGPIPE: what SIG_DFL would have done */
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    raise(sig); /* delivered, fatally, when this handler returns */
+}
+
+static void mp__sigpipe_install(void) {
+    struct sigaction cur, sa;
+    if (sigaction(SIGPIPE, NULL, &cur) != 0) return;
+    if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL) return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = mp__sigpipe;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int mp__conn_writev_pipe(mp_conn *c, struct iovec *iov, int cnt) {
+    pthread_once(&mp__sigpipe_once, mp__sigpipe_install);
+    mp__in_pipe_send = 1;
+    int rc = mp__conn_writev(c, iov, cnt);
+    mp__in_pipe_send = 0;
+    if (rc == MP_ECLOSED) { /* rare path: if this thread blocks SIGPIPE, ours is pending */
+        int e = errno;
+        sigset_t cur, pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        if (pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && sigismember(&cur, SIGPIPE) == 1) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+        }
+        errno = e;
+    }
+    return rc;
+}
+
+MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len) {
+    unsigned char h[12];
+    struct iovec iov[2];
+    if (!c || !(c->flags & MP_CONN_WRITABLE) || (!buf && len)) return MP_EINVAL;
+    iov[0].iov_base = h;
+    iov[0].iov_len = mp__conn_header(h, len);
+    iov[1].iov_base = (void *)(uintptr_t)buf;
+    iov[1].iov_len = len;
+    /* one writev: header and payload leave together, with no copy; on a pipe a message
+       of up to PIPE_BUF bytes with its header is written atomically */
+    return c->sock ? mp__conn_writev(c, iov, 2) : mp__conn_writev_pipe(c, iov, 2);
+}
+
+/* --- receiving --- */
+
+/* Read some bytes (waiting until deadline): > 0 bytes, 0 at EOF, or MP_ETIMEDOUT/ESYS.
+   With no deadline a blocking read is the whole wait: one system call. A pipe with a
+   deadline is polled first (no per-call non-blocking read); a socket tries first. */
+static ssize_t mp__conn_read(mp_conn *c, void *p, size_t n, int64_t deadline) {
+    bool timed = deadline != MP__NEVER, wait = timed && !c->sock;
+    for (;;) {
+        if (wait) {
+            int w = mp__fd_wait(c->fd, POLLIN, deadline);
+            if (w != MP_OK) return w;
+        }
+        ssize_t r = c->sock ? recv(c->fd, p, n, timed ? MSG_DONTWAIT : 0) : read(c->fd, p, n);
+        if (r >= 0) return r;
+        if (errno == ECONNRESET) return 0; /* the peer closed with data unread: EOF too */
+        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return MP_ESYS;
+        wait = errno != EINTR || (timed && !c->sock);
+    }
+}
+
+/* The frame at the head of the buffer: MP_OK with *hdr and *n; MP__CONN_MORE if the
+   header is incomplete; MP_ETOOBIG if it is refused (over the limit, or malformed:
+   *n = UINT64_MAX). */
+static int mp__conn_head(const mp_conn *c, size_t *hdr, uint64_t *n) {
+    const unsigned char *p = (const unsigned char *)c->rbuf + c->rpos;
+    size_t have = c->rend - c->rpos;
+    int i;
+    if (have < 4) return MP__CONN_MORE;
+    uint32_t u = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    *hdr = 4;
+    *n = u;
+    if (u == 0xffffffffu) {
+        if (have < 12) return MP__CONN_MORE;
+        *hdr = 12;
+        for (*n = 0, i = 4; i < 12; i++) *n = *n << 8 | p[i];
+    } else if (u & 0x80000000u) { /* negative and not -1: no sender writes that */
+        *n = UINT64_MAX;
+        return MP_ETOOBIG;
+    }
+    return *n > c->max ? MP_ETOOBIG : MP_OK;
+}
+
+/* Whether a receive would return at once: a whole frame, a refused header, or EOF. */
+static bool mp__conn_ready(const mp_conn *c) {
+    size_t hdr;
+    uint64_t n;
+    int h = mp__conn_head(c, &hdr, &n);
+    if (h == MP_ETOOBIG || c->eof) return true;
+    return h == MP_OK && c->rend - c->rpos - hdr >= n;
+}
+
+/* Make room for want more bytes after rend. */
+static int mp__conn_room(mp_conn *c, size_t want) {
+    if (c->rpos == c->rend) c->rpos = c->rend = 0;
+    if (c->rcap - c->rend >= want && c->rcap > c->rend) return MP_OK;
+    if (c->rpos > 0) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
+        c->rend -= c->rpos;
+        c->rpos = 0;
+        if (c->rcap - c->rend >= want && c->rcap > c->rend) return MP_OK;
+    }
+    if (want > SIZE_MAX / 2 - c->rend) return MP_ENOMEM;
+    size_t cap = c->rend + want < MP__CONN_BUF ? MP__CONN_BUF : c->rend + want;
+    char *b = (char *)MP_MALLOC(cap);
+    if (!b) return MP_ENOMEM;
+    if (c->rend) memcpy(b, c->rbuf, c->rend);
+    MP_FREE(c->rbuf);
+    c->rbuf = b;
+    c->rcap = cap;
+    return MP_OK;
+}
+
+/* After a message left: an empty buffer restarts at 0, and a grown one is given back. */
+static void mp__conn_consumed(mp_conn *c) {
+    if (c->rpos != c->rend) return;
+    c->rpos = c->rend = 0;
+    if (c->rcap > MP__CONN_BUF) {
+        MP_FREE(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
+/* One read of what is there, with room for the rest of the current frame. MP_OK after
+   progress (bytes or EOF), else MP_ETIMEDOUT, MP_ENOMEM, MP_ESYS. */
+static int mp__conn_pump(mp_conn *c, int64_t deadline) {
+    size_t hdr, want = 1, have = c->rend - c->rpos;
+    uint64_t n;
+    if (mp__conn_head(c, &hdr, &n) == MP_OK && hdr + n > have) {
+        if (n > SIZE_MAX / 2) return MP_ENOMEM;
+        want = (size_t)(hdr + n - have);
+        /* grow with what actually arrives, not with what a header promises */
+        size_t step = have < MP__CONN_BUF ? MP__CONN_BUF : have;
+        if (want > step) want = step;
+    }
+    int r = mp__conn_room(c, want);
+    if (r != MP_OK) return r;
+    ssize_t got = mp__conn_read(c, c->rbuf + c->rend, c->rcap - c->rend, deadline);
+    if (got < 0) return (int)got;
+    if (got == 0) c->eof = true;
+    c->rend += (size_t)got;
+    return MP_OK;
+}
+
+/* Wait for the next frame's header: MP_OK with *hdr, *n; else MP_ETOOBIG (refused),
+   MP_ECLOSED, MP_ETIMEDOUT... */
+static int mp__conn_wait_head(mp_conn *c, size_t *hdr, uint64_t *n, int64_t deadline) {
+    for (;;) {
+        int h = mp__conn_head(c, hdr, n);
+        if (h != MP__CONN_MORE) return h;
+        if (c->eof) return MP_ECLOSED;
+        int r = mp__conn_pump(c, deadline);
+        if (r != MP_OK) return r;
+    }
+}
+
+/* Read the rest of a big payload straight into buf. On a timeout or error the part
+   read goes back into the conn's buffer, so the message is not lost. */
+static int mp__conn_direct(mp_conn *c, char *buf, size_t hdr, size_t n, size_t *len,
+                           int64_t deadline) {
+    unsigned char h[12];
+    size_t got = c->rend - c->rpos - hdr;
+    memcpy(h, c->rbuf + c->rpos, hdr);
+    if (got) memcpy(buf, c->rbuf + c->rpos + hdr, got);
+    c->rpos = c->rend = 0;
+    while (got < n) {
+        ssize_t r = mp__conn_read(c, buf + got, n - got, deadline);
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        if (r == 0) {
+            c->eof = true;
+            return MP_ECLOSED; /* cut mid-message: the stream is over */
+        }
+        int e = errno;
+        if (mp__conn_room(c, hdr + got) != MP_OK) return MP_ENOMEM;
+        memcpy(c->rbuf, h, hdr);
+        memcpy(c->rbuf + hdr, buf, got);
+        c->rend = hdr + got;
+        errno = e;
+        return (int)r;
+    }
+    *len = n;
+    mp__conn_consumed(c);
+    return MP_OK;
+}
+
+static int mp__conn_take(mp_conn *c, char *buf, size_t cap, size_t *len, int64_t deadline) {
+    for (;;) {
+        size_t hdr;
+        uint64_t n;
+        int r = mp__conn_wait_head(c, &hdr, &n, deadline);
+        if (r == MP_ETOOBIG) *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+        if (r != MP_OK) return r;
+        if (n > cap) {
+            *len = (size_t)n;
+            return MP_ETOOBIG;
+        }
+        size_t have = c->rend - c->rpos - hdr;
+        if (have >= n) {
+            if (n) memcpy(buf, c->rbuf + c->rpos + hdr, (size_t)n);
+            c->rpos += hdr + (size_t)n;
+            *len = (size_t)n;
+            mp__conn_consumed(c);
+            return MP_OK;
+        }
+        if (n - have >= MP__CONN_DIRECT) return mp__conn_direct(c, buf, hdr, (size_t)n, len, deadline);
+        if (c->eof) return MP_ECLOSED;
+        r = mp__conn_pump(c, deadline);
+        if (r != MP_OK) return r;
+    }
+}
+
+MPDEF int mp_conn_recv(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout) {
+    if (!c || !(c->flags & MP_CONN_READABLE) || !len || (!buf && cap)) return MP_EINVAL;
+    return mp__conn_take(c, (char *)buf, cap, len, mp__deadline(timeout));
+}
+
+MPDEF int mp_conn_recv_alloc(mp_conn *c, void **buf, size_t *len, double timeout) {
+    size_t hdr;
+    uint64_t n;
+    if (buf) *buf = NULL;
+    if (!c || !(c->flags & MP_CONN_READABLE) || !buf || !len) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    int r = mp__conn_wait_head(c, &hdr, &n, deadline);
+    if (r == MP_ETOOBIG) *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+    if (r != MP_OK) return r;
+    char *p = (char *)MP_MALLOC(n ? (size_t)n : 1);
+    if (!p) return MP_ENOMEM;
+    r = mp__conn_take(c, p, (size_t)n, len, deadline);
+    if (r != MP_OK) {
+        MP_FREE(p);
+        return r;
+    }
+    *buf = p;
+    return MP_OK;
+}
+
+MPDEF int mp_conn_poll(mp_conn *c, double timeout) {
+    if (!c || !(c->flags & MP_CONN_READABLE)) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    while (!mp__conn_ready(c)) {
+        int r = mp__conn_pump(c, deadline);
+        if (r != MP_OK) return r;
+    }
+    return MP_OK;
+}
+
+/* --- waiting on many fds --- */
+
+/* One pass: ready[i] for conns with a message buffered, then poll(2) the rest once. */
+static int mp__wait_pass(const int *fds, size_t n, bool *ready, mp_conn **cs,
+                         struct pollfd *p, int64_t deadline) {
+    size_t i;
+    int count = 0;
+    for (i = 0; i < n; i++) {
+        ready[i] = cs[i] && mp__conn_ready(cs[i]);
+        count += ready[i];
+        p[i].fd = fds[i];
+        p[i].events = POLLIN;
+        p[i].revents = 0;
+    }
+    if (count) return count;
+    int r = poll(p, (nfds_t)n, mp__poll_ms(deadline));
+    if (r < 0) return errno == EINTR ? 0 : MP_ESYS;
+    for (i = 0; i < n && r > 0; i++) {
+        if (!p[i].revents) continue;
+        if (p[i].revents & POLLNVAL) return MP_EINVAL;
+        /* a conn counts once a whole message is in; a failed read is left to recv */
+        int pr = cs[i] ? mp__conn_pump(cs[i], mp__now_ns()) : MP_OK;
+        ready[i] = !cs[i] || (pr == MP_OK ? mp__conn_ready(cs[i]) : pr != MP_ETIMEDOUT);
+        count += ready[i];
+    }
+    return count;
+}
+
+MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout) {
+    size_t i;
+    if (!fds || !ready || n == 0 || n > (size_t)INT_MAX) return MP_EINVAL;
+    for (i = 0; i < n; i++)
+        if (fds[i] < 0) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    struct pollfd pstack[16];
+    mp_conn *cstack[16];
+    struct pollfd *p = pstack;
+    mp_conn **cs = cstack;
+    if (n > 16) {
+        p = (struct pollfd *)MP_MALLOC(n * sizeof *p);
+        cs = (mp_conn **)MP_MALLOC(n * sizeof *cs);
+    }
+    int rc = MP_ENOMEM;
+    if (p && cs) {
+        mp__conn_lock(); /* readable conns of this process, by fd */
+        for (i = 0; i < n; i++) {
+            mp_conn *c = (size_t)fds[i] < mp__conn_ntab ? mp__conn_tab[fds[i]] : NULL;
+            cs[i] = c && (c->flags & MP_CONN_READABLE) ? c : NULL;
+        }
+        mp__conn_unlock();
+        do rc = mp__wait_pass(fds, n, ready, cs, p, deadline);
+        while (rc == 0 && mp__now_ns() < deadline);
+        if (rc == 0) rc = MP_ETIMEDOUT;
+    }
+    if (p != pstack) MP_FREE(p);
+    if (cs != cstack) MP_FREE(cs);
+    return rc;
+}
+
 
 // >>queue ------------------------------------------------------------------------
 
