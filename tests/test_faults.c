@@ -319,3 +319,469 @@ TEST(faults_wrong_type_and_odd_timeouts) {
     mp_event_destroy(e);
     mp_semaphore_destroy(s);
 }
+
+/* --- queue and pool under the storm, exhaustion, SIGINT ------------------------------ */
+
+static useconds_t square_us = 200; /* set before the pool forks its workers */
+
+static int slow_square(const void *in, void *out) {
+    long x;
+    memcpy(&x, in, sizeof x);
+    usleep(square_us);
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    return 0;
+}
+
+static void squares_in(long *in, long *out, size_t n) {
+    for (size_t i = 0; i < n; i++) in[i] = (long)i, out[i] = -1;
+}
+
+/* The owner waits in mp_pool_map and mp_async_get while SIGALRM fires every 100 us. */
+TEST(faults_eintr_storm_pool_map) {
+    mp_pool_desc pd;
+    memset(&pd, 0, sizeof pd);
+    pd.processes = 2;
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    enum { N = 2000 };
+    static long in[N], out[N];
+    squares_in(in, out, N);
+    mp_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.fn = slow_square, d.in = in, d.in_size = sizeof(long), d.out = out;
+    d.out_size = sizeof(long), d.n = (size_t)t_scale(N), d.chunksize = 4;
+    storm_start();
+    CHECK_EQ(mp_pool_map(p, &d), MP_OK);
+    for (size_t i = 0; i < d.n; i++) CHECK_EQ(out[i], (long)(i * i));
+    storm_stop();
+    CHECK(storm_hits > 10);
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 20), MP_OK);
+    mp_pool_destroy(p);
+}
+
+TEST(faults_heap_full_pool_create_enomem) {
+    mp_config c = {4 << 20};
+    CHECK_EQ(mp_init(&c), MP_OK);
+    static void *held[100000];
+    int n = heap_fill(held, 100000);
+    CHECK(n > 0 && n < 100000);
+    mp_pool_desc pd;
+    memset(&pd, 0, sizeof pd);
+    pd.processes = 2;
+    FULL(mp_pool_create(&pd));
+    for (int i = 0; i < n; i++) mp_free(held[i]);
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 20), MP_OK);
+    mp_pool_destroy(p);
+}
+
+/* SIGINT to the whole process group (Ctrl-C) while the owner waits in mp_pool_map. */
+static volatile sig_atomic_t sigints;
+static void on_sigint(int sig) {
+    (void)sig;
+    sigints++;
+}
+
+static int ctrl_c_storm(void *arg) {
+    (void)arg;
+    signal(SIGINT, SIG_IGN);
+    usleep(20000);
+    for (int i = 0; i < 10; i++) {
+        kill(0, SIGINT);
+        usleep(20000);
+    }
+    return 0;
+}
+
+static int ignore_sigint(void *arg) {
+    (void)arg;
+    signal(SIGINT, SIG_IGN);
+    return 0;
+}
+
+static void sigint_during_map(bool handler_before_pool, bool workers_ignore) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint; /* no SA_RESTART */
+    if (handler_before_pool) sigaction(SIGINT, &sa, NULL);
+    mp_pool_desc pd;
+    memset(&pd, 0, sizeof pd);
+    pd.processes = 2;
+    if (workers_ignore) pd.initializer = ignore_sigint;
+    square_us = 1000; /* the map lasts ~0.5 s: the SIGINTs land in the middle */
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    if (!handler_before_pool) sigaction(SIGINT, &sa, NULL); /* workers keep SIG_DFL */
+    enum { N = 1000 };
+    static long in[N], out[N];
+    squares_in(in, out, N);
+    mp_map_failure f;
+    mp_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.fn = slow_square, d.in = in, d.in_size = sizeof(long), d.out = out;
+    d.out_size = sizeof(long), d.n = N, d.chunksize = 1, d.failure = &f;
+    sigints = 0;
+    pid_t k = t_fork(ctrl_c_storm, NULL);
+    double t0 = t_now();
+    int rc = mp_pool_map(p, &d);
+    CHECK(t_now() - t0 < 30);
+    CHECK_EQ(t_wait(k), 0);
+    CHECK(sigints > 0);
+    size_t bad = 0;
+    for (size_t i = 0; i < N; i++) bad += out[i] != (long)(i * i);
+    mp_pool_stats st;
+    CHECK_EQ(mp_pool_stats_get(p, &st), MP_OK);
+    if (handler_before_pool || workers_ignore) {
+        /* workers inherited the handler (or ignore SIGINT): nothing fails */
+        CHECK_EQ(rc, MP_OK);
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(st.died, 0);
+    } else {
+        /* workers with the default action die; their items fail (an item may have been
+           written just before its worker died), every other one is right */
+        CHECK(rc == MP_OK || rc == MP_EWORKERDIED);
+        CHECK(bad <= f.failed);
+        CHECK(st.died > 0);
+        if (rc == MP_EWORKERDIED) CHECK_EQ(f.code, -SIGINT);
+    }
+    /* the pool still works afterwards */
+    squares_in(in, out, N);
+    d.n = 100;
+    CHECK_EQ(mp_pool_map(p, &d), MP_OK);
+    for (size_t i = 0; i < 100; i++) CHECK_EQ(out[i], (long)(i * i));
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 20), MP_OK);
+    mp_pool_destroy(p);
+    signal(SIGINT, SIG_DFL);
+}
+
+TEST(faults_sigint_group_handler_inherited_by_workers) { sigint_during_map(true, false); }
+TEST(faults_sigint_group_workers_ignore_it) { sigint_during_map(false, true); }
+TEST(faults_sigint_group_workers_default_die_and_fail_tasks) {
+    sigint_during_map(false, false);
+}
+
+/* A user's SIGCHLD handler that reaps every child behind mp's back, while pool workers
+   die and get replaced: the pool still notices each death (MP_EWORKERDIED for the
+   dying items only), replaces the workers, and close + join return. */
+static void reap_everything(int sig) {
+    (void)sig;
+    int e = errno;
+    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+    errno = e;
+}
+
+static int square_or_die(const void *in, void *out) {
+    long x;
+    memcpy(&x, in, sizeof x);
+    if (x % 50 == 7) raise(SIGKILL);
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    return 0;
+}
+
+TEST(faults_sigchld_reaper_during_pool_deaths) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = reap_everything; /* no SA_RESTART either */
+    sigaction(SIGCHLD, &sa, NULL);
+    mp_pool_desc pd;
+    memset(&pd, 0, sizeof pd);
+    pd.processes = 2;
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    enum { N = 300 };
+    static long in[N], out[N];
+    squares_in(in, out, N);
+    mp_map_failure f;
+    mp_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.fn = square_or_die, d.in = in, d.in_size = sizeof(long), d.out = out;
+    d.out_size = sizeof(long), d.n = N, d.chunksize = 1, d.failure = &f;
+    double t0 = t_now();
+    CHECK_EQ(mp_pool_map(p, &d), MP_EWORKERDIED);
+    CHECK(t_now() - t0 < 30);
+    CHECK_EQ(f.index, 7);
+    CHECK_EQ(f.failed, N / 50);
+    for (size_t i = 0; i < N; i++)
+        if (i % 50 != 7) CHECK_EQ(out[i], (long)(i * i));
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 20), MP_OK);
+    mp_pool_destroy(p);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+}
+
+/* --- connections --------------------------------------------------------------------- */
+
+static int conn_echo_child(void *arg) {
+    mp_conn **ends = (mp_conn **)arg; /* ends[0] is ours; ends[1] the parent's */
+    mp_conn_close(ends[1]);
+    static char buf[100000];
+    size_t len;
+    for (;;) {
+        int rc = mp_conn_recv(ends[0], buf, sizeof buf, &len, 10);
+        if (rc == MP_ECLOSED) break;
+        if (rc != MP_OK) return 1;
+        usleep((useconds_t)(len % 3) * 1000); /* sometimes make the parent wait */
+        if (mp_conn_send(ends[0], buf, len) != MP_OK) return 2;
+    }
+    mp_conn_close(ends[0]);
+    return 0;
+}
+
+/* Round trips over a socketpair while SIGALRM fires every 100 us in the parent: recv,
+   recv_alloc, poll and mp_wait all give MP_OK and the right bytes, big messages that
+   take many reads included; a timed-out recv takes its time and consumes nothing. */
+TEST(faults_eintr_storm_conn_recv_poll_wait) {
+    static mp_conn *ends[2];
+    CHECK_EQ(mp_pipe(&ends[0], &ends[1], true), MP_OK);
+    mp_process_desc pd = {conn_echo_child, ends, NULL, false};
+    mp_process *p = mp_process_create(&pd);
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    storm_start();
+    static char out[100000], in[100000];
+    int n = (int)t_scale(200);
+    for (int i = 0; i < n; i++) {
+        size_t len = i % 10 == 0 ? 90000 : (size_t)(i * 131 % 5000), got = 0;
+        for (size_t k = 0; k < len; k++) out[k] = (char)(i ^ (int)k);
+        CHECK_EQ(mp_conn_send(ends[1], out, len), MP_OK);
+        if (i % 4 == 1) {
+            CHECK_EQ(mp_conn_poll(ends[1], 10), MP_OK);
+        } else if (i % 4 == 2) {
+            int fd = mp_conn_fileno(ends[1]);
+            bool ready = false;
+            CHECK_EQ(mp_wait(&fd, 1, &ready, 10), 1);
+            CHECK(ready);
+        }
+        if (i % 4 == 3) {
+            void *b = NULL;
+            CHECK_EQ(mp_conn_recv_alloc(ends[1], &b, &got, 10), MP_OK);
+            CHECK_EQ(got, len);
+            CHECK(len == 0 || memcmp(b, out, len) == 0);
+            free(b);
+        } else {
+            CHECK_EQ(mp_conn_recv(ends[1], in, sizeof in, &got, 10), MP_OK);
+            CHECK_EQ(got, len);
+            CHECK(memcmp(in, out, len) == 0);
+        }
+    }
+    double t0 = t_now();
+    size_t got;
+    CHECK_EQ(mp_conn_recv(ends[1], in, sizeof in, &got, 0.3), MP_ETIMEDOUT);
+    CHECK(t_now() - t0 >= 0.29 && t_now() - t0 < 1.5);
+    storm_stop();
+    CHECK(storm_hits > 100);
+    mp_conn_close(ends[1]); /* the child sees EOF and leaves */
+    CHECK_EQ(mp_process_join(p, 20), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), 0);
+    mp_process_destroy(p);
+    mp_conn_close(ends[0]);
+}
+
+/* mp_pipe at RLIMIT_NOFILE: MP_ESYS with errno EMFILE, nothing half-made, and the
+   connections that exist keep working; with one fd free it still fails cleanly. */
+TEST(faults_fd_limit_mp_pipe_is_clean_error) {
+    mp_conn *a, *b, *x = NULL, *y = NULL;
+    CHECK_EQ(mp_pipe(&a, &b, true), MP_OK);
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    low = old;
+    low.rlim_cur = 64;
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    int filler[64], n = 0, before = t_count_fds();
+    while (n < 64 && (filler[n] = dup(0)) >= 0) n++; /* every fd in use */
+    for (int duplex = 0; duplex < 2; duplex++) {
+        errno = 0;
+        CHECK_EQ(mp_pipe(&x, &y, duplex), MP_ESYS);
+        CHECK_EQ(errno, EMFILE);
+        CHECK(x == NULL && y == NULL);
+    }
+    close(filler[--n]); /* one free fd: a pair needs two */
+    for (int duplex = 0; duplex < 2; duplex++) {
+        errno = 0;
+        CHECK_EQ(mp_pipe(&x, &y, duplex), MP_ESYS);
+        CHECK_EQ(errno, EMFILE);
+    }
+    errno = 0;
+    CHECK(mp_conn_open(-1, MP_CONN_READABLE) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(mp_conn_send(b, "still", 5), MP_OK); /* the old pair works */
+    char buf[8];
+    size_t len;
+    CHECK_EQ(mp_conn_recv(a, buf, sizeof buf, &len, 1), MP_OK);
+    CHECK_EQ(len, 5);
+    while (n > 0) close(filler[--n]);
+    CHECK_EQ(t_count_fds(), before); /* no fd left behind by the failed calls */
+    setrlimit(RLIMIT_NOFILE, &old);
+    CHECK_EQ(mp_pipe(&x, &y, false), MP_OK);
+    mp_conn_close(x);
+    mp_conn_close(y);
+    mp_conn_close(a);
+    mp_conn_close(b);
+}
+
+/* --- process limit ---------------------------------------------------------------- */
+
+static int pool_worker_pids(pid_t *out, int cap) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    if (!f) return -1;
+    while (n < cap && fscanf(f, "%d", &out[n]) == 1) n++;
+    fclose(f);
+    return n;
+}
+
+static int nproc_limit(rlim_t soft) {
+    struct rlimit lim = {soft, 4};
+    return setrlimit(RLIMIT_NPROC, &lim);
+}
+
+/* As user nobody (root ignores RLIMIT_NPROC): a pool that cannot fork all its workers
+   fails with EAGAIN and leaves no child behind; a pool whose dead workers cannot be
+   replaced goes on with those it has, waits (not hangs: timeouts work) when it has
+   none, and recovers once the limit allows. */
+static int pool_nproc_scenario(void *arg) {
+    (void)arg;
+    if (setgid(65534) < 0 || setuid(65534) < 0) return 10;
+    if (nproc_limit(4) < 0) return 11;
+    mp_pool_desc pd;
+    memset(&pd, 0, sizeof pd);
+    pd.processes = 2;
+    mp_pool *a = mp_pool_create(&pd); /* 3 of 4 */
+    if (!a) return 12;
+    pd.processes = 4;
+    errno = 0;
+    if (mp_pool_create(&pd) != NULL || errno != EAGAIN) return 13;
+    pid_t w[8];
+    if (pool_worker_pids(w, 8) != 2) return 14; /* the failed pool left nothing */
+    enum { N = 200 };
+    static long in[N], out[N];
+    squares_in(in, out, N);
+    mp_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.fn = slow_square, d.in = in, d.in_size = sizeof(long), d.out = out;
+    d.out_size = sizeof(long), d.n = N, d.chunksize = 1;
+    /* one worker dies and cannot be replaced: the other does everything */
+    if (nproc_limit(2) < 0) return 15;
+    kill(w[0], SIGKILL);
+    if (mp_pool_map(a, &d) != MP_OK) return 16;
+    for (int i = 0; i < N; i++)
+        if (out[i] != (long)i * i) return 17;
+    /* both dead, none can start: imap waits with working timeouts, then recovers */
+    if (nproc_limit(1) < 0) return 18;
+    int n = pool_worker_pids(w, 8);
+    for (int i = 0; i < n; i++) kill(w[i], SIGKILL);
+    usleep(100000);
+    squares_in(in, out, N);
+    mp_imap *it = mp_pool_imap(a, &d);
+    if (!it) return 19;
+    size_t idx;
+    long v;
+    int rc = mp_imap_next(it, &v, &idx, 0.5);
+    if (rc != MP_ETIMEDOUT && rc != MP_EWORKERDIED) return 20;
+    if (nproc_limit(4) < 0) return 21;
+    size_t got = rc == MP_EWORKERDIED;
+    while ((rc = mp_imap_next(it, &v, &idx, 20)) != MP_ECLOSED) {
+        if (rc != MP_OK && rc != MP_EWORKERDIED) return 22;
+        if (rc == MP_OK && v != (long)idx * (long)idx) return 23;
+        got++;
+    }
+    mp_imap_destroy(it);
+    if (got != N) return 24;
+    mp_pool_close(a);
+    if (mp_pool_join(a, 20) != MP_OK) return 25;
+    mp_pool_destroy(a);
+    return 0;
+}
+
+TEST(faults_nproc_limit_pool_create_and_replacement) {
+    mp_init(NULL);
+    pid_t pid = t_fork(pool_nproc_scenario, NULL);
+    int st = t_wait(pid);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
+/* --- hostile sizes: products that overflow, lengths near SIZE_MAX ------------------- */
+
+static int id_fn(const void *in, void *out) {
+    memcpy(out, in, 1);
+    return 0;
+}
+static int nop_task(const void *a, size_t n, void *r, size_t *rl) {
+    (void)a, (void)n, (void)r;
+    *rl = 0;
+    return 0;
+}
+
+TEST(faults_hostile_sizes_conn_and_pool) {
+    char buf[16];
+    size_t len = 0;
+    /* conn */
+    mp_conn *a, *b;
+    CHECK_EQ(mp_pipe(&a, &b, false), MP_OK);
+    CHECK_EQ(mp_conn_send(a, "x", 1), MP_EINVAL); /* a receives only */
+    CHECK_EQ(mp_conn_recv(b, buf, sizeof buf, &len, 0), MP_EINVAL);
+    CHECK_EQ(mp_conn_send(b, NULL, 1), MP_EINVAL);
+    CHECK_EQ(mp_conn_recv(a, NULL, 1, &len, 0), MP_EINVAL);
+    CHECK_EQ(mp_conn_recv(a, buf, sizeof buf, NULL, 0), MP_EINVAL);
+    CHECK_EQ(mp_conn_set_max_message(a, 0), MP_EINVAL);
+    CHECK_EQ(mp_conn_set_max_message(a, 8), MP_OK);
+    CHECK_EQ(mp_conn_send(b, "123456789", 9), MP_OK);
+    CHECK_EQ(mp_conn_recv(a, buf, sizeof buf, &len, 1), MP_ETOOBIG); /* over the limit */
+    CHECK_EQ(len, 9);
+    void *p = (void *)1;
+    CHECK_EQ(mp_conn_recv_alloc(a, &p, &len, 1), MP_ETOOBIG);
+    CHECK(p == NULL);
+    int fds[2] = {mp_conn_fileno(a), -1};
+    bool ready[2];
+    CHECK_EQ(mp_wait(fds, 2, ready, 0), MP_EINVAL);
+    CHECK_EQ(mp_wait(fds, 0, ready, 0), MP_EINVAL);
+    CHECK_EQ(mp_wait(fds, SIZE_MAX, ready, 0), MP_EINVAL);
+    errno = 0;
+    CHECK(mp_conn_open(mp_conn_fileno(a), 0) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK(mp_conn_open(1000000, MP_CONN_READABLE) == NULL);
+    mp_conn_close(a);
+    mp_conn_close(b);
+    /* pool */
+    mp_pool_desc pd;
+    memset(&pd, 0, sizeof pd);
+    pd.processes = 1;
+    mp_pool *pool = mp_pool_create(&pd);
+    CHECK(pool != NULL);
+    char in[4] = {1, 2, 3, 4}, out[4];
+    mp_map_desc d;
+    memset(&d, 0, sizeof d);
+    d.fn = id_fn, d.in = in, d.in_size = 1, d.out = out, d.out_size = 1, d.n = 4;
+    mp_map_desc bad = d;
+    bad.in_size = SIZE_MAX / 2;
+    CHECK_EQ(mp_pool_map(pool, &bad), MP_EINVAL);
+    bad = d, bad.out_size = SIZE_MAX / 3;
+    CHECK_EQ(mp_pool_map(pool, &bad), MP_EINVAL);
+    bad = d, bad.n = SIZE_MAX;
+    CHECK_EQ(mp_pool_map(pool, &bad), MP_EINVAL);
+    bad = d, bad.in_size = 0;
+    CHECK_EQ(mp_pool_map(pool, &bad), MP_EINVAL);
+    bad = d, bad.chunksize = SIZE_MAX;
+    CHECK_EQ(mp_pool_map(pool, &bad), MP_OK); /* one chunk of everything */
+    CHECK(memcmp(in, out, 4) == 0);
+    errno = 0;
+    CHECK(mp_pool_apply_async(pool, nop_task, NULL, 5) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    mp_async *r = mp_pool_apply_async(pool, nop_task, in, SIZE_MAX / 2);
+    CHECK(r == NULL);
+    CHECK(errno == EINVAL || errno == ENOMEM);
+    CHECK_EQ(mp_async_get(NULL, out, 4, &len, 0), MP_EINVAL);
+    mp_pool_close(pool);
+    CHECK_EQ(mp_pool_join(pool, 20), MP_OK);
+    mp_pool_destroy(pool);
+}
