@@ -3353,7 +3353,7 @@ static mp__job *mp__job_create(mp_pool *p, const mp_map_desc *d, bool imap) {
     size_t cs = d->chunksize;
     if (!cs) cs = imap ? 1 : (d->n + 4 * (size_t)p->nproc - 1) / (4 * (size_t)p->nproc);
     if (d->n / cs >= 0xfffffff0u) cs = d->n / 0xfffffff0u + 1; /* chunk numbers are 32-bit */
-    size_t nc = (d->n + cs - 1) / cs;
+    size_t nc = d->n / cs + (d->n % cs != 0); /* (n + cs - 1) / cs overflows for a huge cs */
     size_t meta = sizeof(mp__job) + nc * sizeof(mp__chunk) + nc * sizeof(uint32_t);
     mp__job *j = (mp__job *)mp_calloc(1, meta);
     if (!j) return NULL;
