@@ -2341,10 +2341,10 @@ static ssize_t mp__conn_read(mp_conn *c, void *p, size_t n, int64_t deadline) {
    header is incomplete; MP_ETOOBIG if it is refused (over the limit, or malformed:
    *n = UINT64_MAX). */
 static int mp__conn_head(const mp_conn *c, size_t *hdr, uint64_t *n) {
-    const unsigned char *p = (const unsigned char *)c->rbuf + c->rpos;
     size_t have = c->rend - c->rpos;
     int i;
-    if (have < 4) return MP__CONN_MORE;
+    if (have < 4) return MP__CONN_MORE; /* before touching rbuf: it may still be NULL */
+    const unsigned char *p = (const unsigned char *)c->rbuf + c->rpos;
     uint32_t u = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     *hdr = 4;
     *n = u;
