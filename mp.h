@@ -48,7 +48,7 @@
    CHAPTERS
 
       ERRORS                    every function's failure codes
-      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_free, mp_heap_stats
+      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_free, mp_heap_stats_get
       ON FORK AND THREADS       what crosses a fork, what must precede it
       PROCESSES                 mp_process_*, mp_active_children, mp_current_process
       SYNCHRONIZATION           locks, semaphores, events, conditions, barriers
