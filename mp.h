@@ -146,7 +146,84 @@
 
    QUEUES
 
-      (chapter: queue)
+      mp_queue is Python's Queue, JoinableQueue and SimpleQueue in one: a bounded
+      queue of byte messages for any number of producer and consumer processes and
+      threads, living in the shared heap. There is no feeder thread and no pipe: put
+      copies the message into a slot of a ring, get copies it out, and neither makes
+      a system call unless the other side sleeps. Create it before or after the
+      fork; hand it to others by pointer (through another queue, say).
+
+          mp_queue_desc d = { .maxsize = 1024 };        // capacity 0: 1 MiB of slots
+          mp_queue *q = mp_queue_create(&d);
+          // producers
+          mp_queue_put(q, &job, sizeof job, MP_FOREVER);
+          // consumers: MP_ECLOSED once the queue is closed and drained
+          size_t n;
+          while (mp_queue_get(q, &job, sizeof job, &n, MP_FOREVER) == MP_OK) {
+              work(&job);
+              mp_queue_task_done(q);                    // for mp_queue_join
+          }
+          // the owner
+          mp_queue_join(q, MP_FOREVER);                 // every job got and done
+          mp_queue_close(q);                            // wakes the consumers
+          ... join them ..., then mp_queue_destroy(q);
+
+      Storage. maxsize slots of capacity / maxsize bytes each (rounded down to 64,
+      at least 64), or with maxsize 0, capacity / 256 slots of 256 bytes. A message
+      up to the slot size less 16 bytes is stored inline; a larger one is copied into
+      a shared-heap block that the slot points to, so any message the heap can hold
+      goes through (MP_ENOMEM when it cannot; MP_ETOOBIG above the heap's size).
+      Messages may be 0 bytes long. maxsize bounds the messages held exactly.
+
+      Zero-copy. For large messages, write and read in place:
+
+          mp_queue_msg m;
+          if (mp_queue_reserve(q, size, &m, MP_FOREVER) == MP_OK) {
+              render(m.data, m.len);                    // m.len may be lowered
+              mp_queue_commit(q, &m);
+          }
+          ...
+          if (mp_queue_claim(q, &m, MP_FOREVER) == MP_OK) {
+              use(m.data, m.len);
+              mp_queue_release(q, &m);
+          }
+
+      Above the slot size m.data is the heap block itself, so the bytes are written
+      once and read once. The thread that reserved must commit (the one that claimed
+      must release). Getters wait behind a reserved message, so commit soon; a
+      claimed message is out of the queue at once, its slot is reused after release.
+
+      Semantics.
+      - Order: messages from one producer thread reach each consumer in the order they
+        were put. Several consumers each see a subsequence of that order.
+      - Timeouts: MP_FOREVER blocks, 0 is put_nowait/get_nowait, otherwise a full (or
+        empty) queue past the deadline is MP_ETIMEDOUT.
+      - mp_queue_get with a buffer too small: MP_ETOOBIG with *len = the size needed;
+        the message stays queued (another getter may take it meanwhile).
+        mp_queue_get_alloc allocates the right size instead.
+      - mp_queue_close: later puts fail with MP_ECLOSED; gets return what is left,
+        then MP_ECLOSED; blocked getters and putters wake up at once.
+      - mp_queue_task_done / mp_queue_join: join returns once every message got has
+        been marked done and none is left in the queue; task_done beyond the messages
+        got is MP_EOVERFLOW. Any process may call either.
+      - qsize, empty and full are snapshots, as in Python.
+      - Waiting: a short spin (adaptive: it shrinks when it does not pay, as on a
+        loaded machine), then a futex sleep. A burst of puts wakes a sleeping getter
+        with one system call; a put or get makes none when no one sleeps.
+
+      Robustness. A producer or consumer killed at any instant - mid-put, mid-get,
+      mid-copy, between reserve and commit - never wedges the others: each slot in
+      flight names its owner's thread, and a waiter that finds the slot stuck checks
+      every 20 ms (MP__LW_POLL_NS) whether the owner lives. A dead writer's slot is
+      skipped (its message is lost), a dead reader's slot is freed (the message it
+      was taking is lost). Nothing is duplicated and nothing else is lost or
+      corrupted; the heap block of a lost large message leaks. Sleepers therefore
+      wake every 20 ms to look. A process killed after get but before task_done
+      leaves join waiting, as in Python: give join a timeout if workers may die.
+
+      Limits. maxsize up to 2^30. A recycled thread id (pid_max is often 32768)
+      makes a dead owner look alive until that new thread ends. mp_queue_destroy only
+      when no one uses the queue any more.
 
    THE POOL
 
@@ -1128,8 +1205,35 @@ static void *mp__q_payload(mp__q_slot *s, uint64_t lenw) {
     return p;
 }
 
+/* Publishing a slot state and then looking for sleepers is a store followed by a load:
+   the Dekker pattern, which needs a full fence between them - on every put and get.
+   Instead the rare side pays: a process that registered for membarrier's global
+   expedited barrier publishes with a plain store, and a sleeper, after raising its
+   flag, forces a barrier on every registered process's running threads before it looks
+   again. Without membarrier, publishing falls back to an exchange (a full fence). */
+#define MP__MB_GLOBAL_EXPEDITED 2          /* MEMBARRIER_CMD_GLOBAL_EXPEDITED */
+#define MP__MB_REGISTER_GLOBAL_EXPEDITED 4 /* MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED */
+static pid_t mp__q_mb_pid; /* the process that registered: a forked child registers anew */
+static int mp__q_mb_ok;
+
+static bool mp__q_mb(void) {
+    if (__atomic_load_n(&mp__q_mb_pid, __ATOMIC_ACQUIRE) == mp__g.pid)
+        return __atomic_load_n(&mp__q_mb_ok, __ATOMIC_RELAXED) != 0;
+    int ok = syscall(SYS_membarrier, MP__MB_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+    __atomic_store_n(&mp__q_mb_ok, ok, __ATOMIC_RELAXED);
+    __atomic_store_n(&mp__q_mb_pid, mp__g.pid, __ATOMIC_RELEASE);
+    return ok != 0;
+}
+
+static void mp__q_publish(uint64_t *word, uint64_t w) {
+    if (mp__q_mb()) __atomic_store_n(word, w, __ATOMIC_RELEASE);
+    else __atomic_exchange_n(word, w, MP__SC);
+    __atomic_signal_fence(MP__SC); /* the compiler must not hoist the sleeper check */
+}
+
 static void mp__q_wake(mp__q_ev *ev) {
-    if (!__atomic_load_n(&ev->waiting, MP__SC) || !__atomic_exchange_n(&ev->waiting, 0, MP__SC))
+    if (!__atomic_load_n(&ev->waiting, MP__SC) ||
+        !__atomic_exchange_n(&ev->waiting, 0, MP__SC))
         return;
     __atomic_fetch_add(&ev->seq, 1, MP__SC);
     mp__futex_wake(&ev->seq, INT_MAX); /* every sleeper re-checks: no lost wakeups */
@@ -1141,6 +1245,10 @@ static void mp__q_sleep(mp__q_ev *ev, const uint64_t *word, uint64_t w, const ui
                         int64_t wake) {
     uint32_t seq = mp__load(&ev->seq);
     __atomic_store_n(&ev->waiting, 1, MP__SC);
+    if (mp__q_mb() && syscall(SYS_membarrier, MP__MB_GLOBAL_EXPEDITED, 0, 0) != 0) {
+        int64_t soon = mp__now_ns() + 1000000; /* cannot fence the publishers: poll */
+        if (soon < wake) wake = soon;
+    }
     if ((!word || __atomic_load_n(word, MP__SC) == w) && !__atomic_load_n(closed, MP__SC))
         mp__futex_wait(&ev->seq, seq, wake);
 }
@@ -1206,10 +1314,11 @@ static int mp__q_try_get(mp_queue *q, uint32_t me, size_t cap, bool check_cap,
 /* Give slot s (position pos, claimed as word w) to the next lap. false if it was taken
    from us: recovered as if we had died (only possible with a recycled tid). */
 static bool mp__q_free_slot(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w, uint32_t me) {
-    uint64_t nw = mp__q_word(mp__q_next(q, pos, q->nslots), MP__Q_EMPTY);
-    if (!mp__q_cas(&s->word, w, nw) &&
-        !mp__q_cas(&s->word, mp__q_word(pos, MP__Q_READING | me), nw))
-        return false;
+    uint64_t nw = mp__q_word(mp__q_next(q, pos, q->nslots), MP__Q_EMPTY), cur = mp__load(&s->word);
+    /* ours: as claimed (w), or marked READING|me by a later claimer, which does so only
+       by CAS from w, so a plain store cannot undo anything but that mark */
+    if (cur != w && cur != mp__q_word(pos, MP__Q_READING | me)) return false;
+    mp__q_publish(&s->word, nw);
     mp__q_wake(&q->not_full);
     return true;
 }
@@ -1321,13 +1430,14 @@ static int mp__q_get_slot(mp_queue *q, size_t cap, bool check_cap, uint64_t *pos
 }
 
 static void mp__q_commit(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t lenw, uint32_t me) {
-    uint64_t full = mp__q_word(pos, MP__Q_FULL);
+    uint64_t cur = mp__load(&s->word);
     __atomic_store_n(&s->len, lenw, __ATOMIC_RELAXED);
-    /* the slot is EMPTY, or WRITING|me if someone marked it; anything else means it was
-       recovered from us, and then the message is dropped rather than the slot corrupted */
-    if (mp__q_cas(&s->word, mp__q_word(pos, MP__Q_EMPTY), full) ||
-        mp__q_cas(&s->word, mp__q_word(pos, MP__Q_WRITING | me), full))
-        mp__q_wake(&q->not_empty);
+    /* the slot is EMPTY, or WRITING|me if someone marked it (by CAS from EMPTY, so the
+       plain store below can only overwrite that mark). Anything else: it was recovered
+       as if we had died, and the message is dropped rather than the slot corrupted */
+    if (cur != mp__q_word(pos, MP__Q_EMPTY) && cur != mp__q_word(pos, MP__Q_WRITING | me)) return;
+    mp__q_publish(&s->word, mp__q_word(pos, MP__Q_FULL));
+    mp__q_wake(&q->not_empty);
 }
 
 static void mp__q_finish_get(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w,

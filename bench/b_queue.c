@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,27 +117,49 @@ static const chan_ops ops_pipe = {"raw pipe(2)", pipe_open, pipe_send, pipe_recv
 typedef struct { mqd_t mq; char name[64]; } mq_chan;
 static char mq_note[160];
 
-/* Raise a /proc/sys/fs/mqueue limit to want if it is lower and we may; the value now. */
-static long mq_limit(const char *file, long want) {
+/* The mq limits as found, put back at exit. */
+static long mq_saved[2] = {-1, -1};
+static const char *const mq_files[2] = {"msg_max", "msgsize_max"};
+
+static long mq_read(int i) {
     char path[96];
     long cur = 0;
-    snprintf(path, sizeof path, "/proc/sys/fs/mqueue/%s", file);
+    snprintf(path, sizeof path, "/proc/sys/fs/mqueue/%s", mq_files[i]);
     FILE *f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%ld", &cur) != 1) cur = 0;
-        fclose(f);
-    }
-    if (cur >= want) return cur;
-    f = fopen(path, "w");
-    if (f) {
-        fprintf(f, "%ld\n", want);
-        if (fclose(f) == 0) return want;
-    }
+    if (!f) return 0;
+    if (fscanf(f, "%ld", &cur) != 1) cur = 0;
+    fclose(f);
     return cur;
 }
 
+static bool mq_write(int i, long v) {
+    char path[96];
+    snprintf(path, sizeof path, "/proc/sys/fs/mqueue/%s", mq_files[i]);
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    fprintf(f, "%ld\n", v);
+    return fclose(f) == 0;
+}
+
+static void mq_restore(void) {
+    for (int i = 0; i < 2; i++)
+        if (mq_saved[i] >= 0) mq_write(i, mq_saved[i]);
+}
+
+/* Raise limit i (0 msg_max, 1 msgsize_max) to want if it is lower and we may (root);
+   the value now. The queue's bytes count against RLIMIT_MSGQUEUE: raise that too. */
+static long mq_limit(int i, long want) {
+    long cur = mq_read(i);
+    struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+    setrlimit(RLIMIT_MSGQUEUE, &rl); /* fails quietly when not root */
+    if (cur >= want) return cur;
+    if (mq_saved[0] < 0 && mq_saved[1] < 0) atexit(mq_restore);
+    if (mq_saved[i] < 0) mq_saved[i] = cur;
+    return mq_write(i, want) ? want : cur;
+}
+
 static chan *mq_open_(size_t msgsize, size_t bound) {
-    long maxmsg = mq_limit("msg_max", (long)bound), maxsize = mq_limit("msgsize_max", (long)msgsize);
+    long maxmsg = mq_limit(0, (long)bound), maxsize = mq_limit(1, (long)msgsize);
     if (maxsize < (long)msgsize) {
         b_skip("msgsize_max below the message size and not writable");
         return NULL;
