@@ -1166,7 +1166,7 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     char pad3_[64 - sizeof(mp__q_ev)];
     mp__q_ev not_full;
     char pad4_[64 - sizeof(mp__q_ev)];
-    uint64_t done, total_got; /* total_got: head - skipped, unwrapped, kept by mp__q_got */
+    uint64_t done, passed; /* passed: positions the head passed, not wrapped */
     mp__q_ev joiners;
     char pad5_[64 - 2 * 8 - sizeof(mp__q_ev)];
 };
@@ -1253,6 +1253,21 @@ static void mp__q_sleep(mp__q_ev *ev, const uint64_t *word, uint64_t w, const ui
         mp__futex_wait(&ev->seq, seq, wake);
 }
 
+/* Messages got so far: the positions the head passed, less the dead ones skipped.
+   passed follows the wrapping head forward by the distance it moved, which is right as
+   long as it is brought up to date within every half wrap: getters do so every
+   MP__Q_REFRESH positions. skipped is read first, so a skip under way can only make
+   this one too high for an instant (it counts the position before the skip). */
+#define MP__Q_REFRESH ((uint64_t)1 << 36)
+static uint64_t mp__q_got(mp_queue *q) {
+    uint64_t sk = __atomic_load_n(&q->skipped, MP__SC);
+    uint64_t h = mp__q_pos(__atomic_load_n(&q->head, MP__SC));
+    uint64_t g = mp__load(&q->passed);
+    int64_t d;
+    while ((d = mp__q_dist(q, h, g % q->wrap)) > 0 && !mp__cas(&q->passed, &g, g + (uint64_t)d)) {}
+    return (d > 0 ? g + (uint64_t)d : g) - sk;
+}
+
 static bool mp__q_cas(uint64_t *w, uint64_t from, uint64_t to) {
     return __atomic_compare_exchange_n(w, &from, to, false, MP__SC, __ATOMIC_RELAXED);
 }
@@ -1277,8 +1292,13 @@ static int mp__q_try_put(mp_queue *q, uint32_t me, uint64_t *pos, mp__q_slot **s
         uint64_t p = mp__q_pos(t);
         mp__q_slot *s = mp__q_at(q, p);
         uint64_t w = mp__load(&s->word);
+        int64_t d = mp__q_dist(q, mp__q_pos(w), p);
         *pos = p, *sp = s, *seen = w;
-        if (mp__q_pos(w) != p) return MP__Q_BLOCKED; /* still the last lap's message */
+        if (d > 0) { /* the slot lapped since we read the tail: read it again */
+            t = mp__load(&q->tail);
+            continue;
+        }
+        if (d < 0) return MP__Q_BLOCKED; /* still the last lap's message: full */
         mp__q_mark(q, t, me, false);
         if (__atomic_compare_exchange_n(&q->tail, &t, mp__q_word(mp__q_next(q, p, 1), me),
                                          false, MP__SC, __ATOMIC_ACQUIRE))
@@ -1296,8 +1316,13 @@ static int mp__q_try_get(mp_queue *q, uint32_t me, size_t cap, bool check_cap,
         mp__q_slot *s = mp__q_at(q, p);
         uint64_t w = mp__load(&s->word);
         uint32_t st = mp__q_st(w);
+        int64_t d = mp__q_dist(q, mp__q_pos(w), p);
         *pos = p, *sp = s, *seen = w;
-        if (mp__q_pos(w) != p || (st != MP__Q_FULL && st != MP__Q_DEAD)) return MP__Q_BLOCKED;
+        if (d > 0) { /* the slot lapped since we read the head: read it again */
+            h = mp__load(&q->head);
+            continue;
+        }
+        if (d < 0 || (st != MP__Q_FULL && st != MP__Q_DEAD)) return MP__Q_BLOCKED;
         *lenw = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
         if (st == MP__Q_FULL && check_cap && (*lenw & ~MP__Q_BIG) > cap) {
             if (mp__load(&s->word) == w && mp__load(&q->head) == h) return MP_ETOOBIG;
@@ -1305,9 +1330,12 @@ static int mp__q_try_get(mp_queue *q, uint32_t me, size_t cap, bool check_cap,
             continue;
         }
         mp__q_mark(q, h, me, true);
-        if (__atomic_compare_exchange_n(&q->head, &h, mp__q_word(mp__q_next(q, p, 1), me),
-                                        false, MP__SC, __ATOMIC_ACQUIRE))
+        uint64_t np = mp__q_next(q, p, 1);
+        if (__atomic_compare_exchange_n(&q->head, &h, mp__q_word(np, me), false, MP__SC,
+                                        __ATOMIC_ACQUIRE)) {
+            if ((np & ((MP__Q_REFRESH)-1)) == 0) mp__q_got(q); /* see mp__q_got */
             return MP_OK;
+        }
     }
 }
 
@@ -1399,8 +1427,7 @@ static int mp__q_put_slot(mp_queue *q, uint64_t *pos, mp__q_slot **sp, double ti
     }
     /* A claim after close must not outlive the getters' last look: see mp__q_get_slot */
     if (!__atomic_load_n(&q->closed, MP__SC)) return MP_OK;
-    uint64_t w = mp__load(&(*sp)->word);
-    if (mp__q_pos(w) == *pos) mp__q_cas(&(*sp)->word, w, mp__q_word(*pos, MP__Q_DEAD));
+    mp__q_publish(&(*sp)->word, mp__q_word(*pos, MP__Q_DEAD)); /* ours: see mp__q_commit */
     mp__q_wake(&q->not_empty);
     return MP_ECLOSED;
 }
@@ -1576,11 +1603,7 @@ static mp__q_slot *mp__q_msg_slot(mp_queue *q, mp_queue_msg *m, uint32_t state) 
     mp__q_slot *s = mp__q_at(q, m->priv_[0]);
     uint64_t w = mp__load(&s->word);
     if (m->priv_[1] != mp__q_word(m->priv_[0], state | mp__tid())) return NULL;
-    if (w == m->priv_[1]) return s;
-    if (state == MP__Q_READING && mp__q_pos(w) == m->priv_[0] &&
-        (mp__q_st(w) == MP__Q_FULL)) /* claimed, not marked yet */
-        return s;
-    return NULL;
+    return w == m->priv_[1] ? s : NULL;
 }
 
 MPDEF int mp_queue_commit(mp_queue *q, mp_queue_msg *m) {
@@ -1637,20 +1660,6 @@ MPDEF void mp_queue_close(mp_queue *q) {
     mp__q_wake(&q->not_full);
 }
 
-/* Messages got so far, as a count that does not wrap: every position the head passed,
-   less the dead ones skipped. total_got follows head - skipped forward by the distance
-   moved (modulo the wrap), so it only needs updating often enough: at each call here. */
-static uint64_t mp__q_got(mp_queue *q) {
-    uint64_t sk = __atomic_load_n(&q->skipped, MP__SC); /* first: never over-count */
-    uint64_t h = mp__q_pos(__atomic_load_n(&q->head, MP__SC));
-    uint64_t now = (h + q->wrap - sk % q->wrap) % q->wrap;
-    uint64_t g = mp__load(&q->total_got);
-    for (;;) {
-        int64_t d = mp__q_dist(q, now, g % q->wrap);
-        if (d <= 0) return g;
-        if (mp__cas(&q->total_got, &g, g + (uint64_t)d)) return g + (uint64_t)d;
-    }
-}
 
 MPDEF int mp_queue_task_done(mp_queue *q) {
     if (!mp__q_ok(q)) return MP_EINVAL;
