@@ -214,7 +214,7 @@
       Robustness. A producer or consumer killed at any instant - mid-put, mid-get,
       mid-copy, between reserve and commit - never wedges the others: each slot in
       flight names its owner's thread, and a waiter that finds the slot stuck checks
-      every 20 ms (MP__LW_POLL_NS) whether the owner lives. A dead writer's slot is
+      every 20 ms whether the owner lives. A dead writer's slot is
       skipped (its message is lost), a dead reader's slot is freed (the message it
       was taking is lost). Nothing is duplicated and nothing else is lost or
       corrupted; the heap block of a lost large message leaks. Sleepers therefore
@@ -1119,8 +1119,10 @@ MPDEF pid_t mp_parent_pid(void) {
 // from head/tail if it is the last claim. A waiter that finds a slot stuck for
 // MP__LW_POLL_NS checks that owner and, if it died, recovers the slot: a dead writer's
 // slot becomes DEAD (getters skip it), a dead reader's slot EMPTY (its message is lost).
-// Commits are CAS too, so a slot recovered from a live owner (a recycled tid) is never
-// overwritten. Positions wrap at a multiple of the slot count below 2^40.
+// A commit first checks the slot is still its own, so a slot recovered from an owner
+// wrongly thought dead is never overwritten. A commit is a plain store: the Dekker
+// fence it would need for the sleeper check is paid by sleepers (see mp__q_publish).
+// Positions wrap at a multiple of the slot count below 2^40.
 
 #define MP__Q_EMPTY 0u
 #define MP__Q_FULL 1u
@@ -1264,7 +1266,8 @@ static uint64_t mp__q_got(mp_queue *q) {
     uint64_t h = mp__q_pos(__atomic_load_n(&q->head, MP__SC));
     uint64_t g = mp__load(&q->passed);
     int64_t d;
-    while ((d = mp__q_dist(q, h, g % q->wrap)) > 0 && !mp__cas(&q->passed, &g, g + (uint64_t)d)) {}
+    while ((d = mp__q_dist(q, h, g % q->wrap)) > 0 && !mp__cas(&q->passed, &g, g + (uint64_t)d))
+        continue;
     return (d > 0 ? g + (uint64_t)d : g) - sk;
 }
 
@@ -1342,7 +1345,8 @@ static int mp__q_try_get(mp_queue *q, uint32_t me, size_t cap, bool check_cap,
 /* Give slot s (position pos, claimed as word w) to the next lap. false if it was taken
    from us: recovered as if we had died (only possible with a recycled tid). */
 static bool mp__q_free_slot(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w, uint32_t me) {
-    uint64_t nw = mp__q_word(mp__q_next(q, pos, q->nslots), MP__Q_EMPTY), cur = mp__load(&s->word);
+    uint64_t nw = mp__q_word(mp__q_next(q, pos, q->nslots), MP__Q_EMPTY);
+    uint64_t cur = mp__load(&s->word);
     /* ours: as claimed (w), or marked READING|me by a later claimer, which does so only
        by CAS from w, so a plain store cannot undo anything but that mark */
     if (cur != w && cur != mp__q_word(pos, MP__Q_READING | me)) return false;
@@ -1386,10 +1390,12 @@ static bool mp__q_spin(mp__q_slot *s, uint64_t w, uint32_t *budget) {
     for (uint32_t i = 0; i < n; i++) {
         for (uint32_t k = 0; k < (i < 3 ? 1u << i : 8u); k++) mp__cpu_relax();
         if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) == w) continue;
-        if (n < MP__Q_SPIN_MAX) __atomic_store_n(budget, n + 8 < MP__Q_SPIN_MAX ? n + 8 : MP__Q_SPIN_MAX, __ATOMIC_RELAXED);
+        uint32_t more = n + 8 < MP__Q_SPIN_MAX ? n + 8 : MP__Q_SPIN_MAX;
+        if (more != n) __atomic_store_n(budget, more, __ATOMIC_RELAXED);
         return true;
     }
-    if (n > MP__Q_SPIN_MIN) __atomic_store_n(budget, n / 2 > MP__Q_SPIN_MIN ? n / 2 : MP__Q_SPIN_MIN, __ATOMIC_RELAXED);
+    uint32_t less = n / 2 > MP__Q_SPIN_MIN ? n / 2 : MP__Q_SPIN_MIN;
+    if (less != n) __atomic_store_n(budget, less, __ATOMIC_RELAXED);
     return false;
 }
 
@@ -1470,7 +1476,7 @@ static void mp__q_commit(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t lenw
 static void mp__q_finish_get(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w,
                              uint64_t lenw) {
     void *blk = (lenw & MP__Q_BIG) ? mp__q_payload(s, lenw) : NULL;
-    if (mp__q_free_slot(q, s, pos, w, mp__tid())) mp_free(blk);
+    if (mp__q_free_slot(q, s, pos, w, mp__tid()) && blk) mp_free(blk);
 }
 
 /* A heap block for a message too big for a slot. */
