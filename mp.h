@@ -208,8 +208,9 @@
         got is MP_EOVERFLOW. Any process may call either.
       - qsize, empty and full are snapshots, as in Python.
       - Waiting: a short spin (adaptive: it shrinks when it does not pay, as on a
-        loaded machine), then a futex sleep. A burst of puts wakes a sleeping getter
-        with one system call; a put or get makes none when no one sleeps.
+        loaded machine), a few sched_yield calls, then a futex sleep. A burst of
+        puts wakes a sleeping getter with one system call; a put or get makes none
+        when no one sleeps.
 
       Robustness. A producer or consumer killed at any instant - mid-put, mid-get,
       mid-copy, between reserve and commit - never wedges the others: each slot in
@@ -1136,6 +1137,7 @@ MPDEF pid_t mp_parent_pid(void) {
 #define MP__Q_MAGIC 0x6d70517565756521ull
 #define MP__Q_SPIN_MAX 160 /* polls, ~8 pauses apart at most: some 30 us */
 #define MP__Q_SPIN_MIN 4
+#define MP__Q_YIELDS 4
 #define MP__Q_BLOCKED 1
 #define MP__SC __ATOMIC_SEQ_CST
 
@@ -1406,6 +1408,12 @@ static int mp__q_block(mp_queue *q, mp__q_ev *ev, mp__q_slot *s, uint64_t w, mp_
     if (wt->timeout == 0) return MP_ETIMEDOUT;
     if (!wt->deadline && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
         return MP_OK;
+    /* A few yields before sleeping: when the other side waits for this very CPU (more
+       processes than CPUs), it runs at once, and neither side pays for a futex wake */
+    for (int i = 0; !wt->deadline && i < MP__Q_YIELDS; i++) {
+        sched_yield();
+        if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) != w) return MP_OK;
+    }
     int64_t now = mp__now_ns();
     if (!wt->deadline) wt->deadline = mp__deadline(wt->timeout);
     if (now >= wt->deadline) return MP_ETIMEDOUT;
