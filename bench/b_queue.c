@@ -167,6 +167,23 @@ static chan *mq_open_(size_t msgsize, size_t bound) {
     if (maxmsg < (long)bound)
         snprintf(mq_note, sizeof mq_note, "# POSIX mq: msg_max %ld (< %zu, not writable): bounded at %ld\n",
                  maxmsg, bound, maxmsg);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MSGQUEUE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        /* the kernel charges each queue about maxmsg * (msgsize + a pointer) */
+        long fit = (long)(rl.rlim_cur / (msgsize + 2 * sizeof(void *)));
+        static char why[160];
+        if (fit < 1) {
+            snprintf(why, sizeof why, "RLIMIT_MSGQUEUE is %lu bytes, below one %zu-byte message, "
+                     "and cannot be raised here", (unsigned long)rl.rlim_cur, msgsize);
+            b_skip(why);
+            return NULL;
+        }
+        if (fit < maxmsg && fit < (long)bound) {
+            maxmsg = fit;
+            snprintf(mq_note, sizeof mq_note, "# POSIX mq: RLIMIT_MSGQUEUE %lu bytes: bounded at %ld\n",
+                     (unsigned long)rl.rlim_cur, fit);
+        }
+    }
     mq_chan *c = (mq_chan *)malloc(sizeof *c);
     static int seq;
     snprintf(c->name, sizeof c->name, "/mpbench.%d.%d", (int)getpid(), seq++);
