@@ -399,8 +399,8 @@ typedef struct mp_queue_msg {
 
 /* A queue in the shared heap; NULL desc means all defaults. Usable by any thread of
    any process of the family, which may receive it by pointer. NULL + errno: EINVAL
-   (maxsize above 2^30, capacity below 64 or above the heap, a slot count past 2^30),
-   ENOMEM (heap exhausted). */
+   (maxsize above 2^30, capacity below 64 or above the heap, a ring that could never
+   fit in the heap), ENOMEM (the heap has no room for it now). */
 MPDEF mp_queue *mp_queue_create(const mp_queue_desc *d);
 
 /* Append a copy of buf[0..len) (len may be 0, buf NULL then). Blocks while the queue is
