@@ -48,7 +48,7 @@
    CHAPTERS
 
       ERRORS                    every function's failure codes
-      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_free, mp_heap_stats
+      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_free, mp_heap_stats_get
       ON FORK AND THREADS       what crosses a fork, what must precede it
       PROCESSES                 mp_process_*, mp_active_children, mp_current_process
       SYNCHRONIZATION           locks, semaphores, events, conditions, barriers
@@ -294,7 +294,85 @@
 
    QUEUES
 
-      (chapter: queue)
+      mp_queue is Python's Queue, JoinableQueue and SimpleQueue in one: a bounded
+      queue of byte messages for any number of producer and consumer processes and
+      threads, living in the shared heap. There is no feeder thread and no pipe: put
+      copies the message into a slot of a ring, get copies it out, and neither makes
+      a system call unless the other side sleeps. Create it before or after the
+      fork; hand it to others by pointer (through another queue, say).
+
+          mp_queue_desc d = { .maxsize = 1024 };        // capacity 0: 1 MiB of slots
+          mp_queue *q = mp_queue_create(&d);
+          // producers
+          mp_queue_put(q, &job, sizeof job, MP_FOREVER);
+          // consumers: MP_ECLOSED once the queue is closed and drained
+          size_t n;
+          while (mp_queue_get(q, &job, sizeof job, &n, MP_FOREVER) == MP_OK) {
+              work(&job);
+              mp_queue_task_done(q);                    // for mp_queue_join
+          }
+          // the owner
+          mp_queue_join(q, MP_FOREVER);                 // every job got and done
+          mp_queue_close(q);                            // wakes the consumers
+          ... join them ..., then mp_queue_destroy(q);
+
+      Storage. maxsize slots of capacity / maxsize bytes each (rounded down to 64,
+      at least 64), or with maxsize 0, capacity / 256 slots of 256 bytes. A message
+      up to the slot size less 16 bytes is stored inline; a larger one is copied into
+      a shared-heap block that the slot points to, so any message the heap can hold
+      goes through (MP_ENOMEM when it cannot; MP_ETOOBIG above the heap's size).
+      Messages may be 0 bytes long. maxsize bounds the messages held exactly.
+
+      Zero-copy. For large messages, write and read in place:
+
+          mp_queue_msg m;
+          if (mp_queue_reserve(q, size, &m, MP_FOREVER) == MP_OK) {
+              render(m.data, m.len);                    // m.len may be lowered
+              mp_queue_commit(q, &m);
+          }
+          ...
+          if (mp_queue_claim(q, &m, MP_FOREVER) == MP_OK) {
+              use(m.data, m.len);
+              mp_queue_release(q, &m);
+          }
+
+      Above the slot size m.data is the heap block itself, so the bytes are written
+      once and read once. The thread that reserved must commit (the one that claimed
+      must release). Getters wait behind a reserved message, so commit soon; a
+      claimed message is out of the queue at once, its slot is reused after release.
+
+      Semantics.
+      - Order: messages from one producer thread reach each consumer in the order they
+        were put. Several consumers each see a subsequence of that order.
+      - Timeouts: MP_FOREVER blocks, 0 is put_nowait/get_nowait, otherwise a full (or
+        empty) queue past the deadline is MP_ETIMEDOUT.
+      - mp_queue_get with a buffer too small: MP_ETOOBIG with *len = the size needed;
+        the message stays queued (another getter may take it meanwhile).
+        mp_queue_get_alloc allocates the right size instead.
+      - mp_queue_close: later puts fail with MP_ECLOSED; gets return what is left,
+        then MP_ECLOSED; blocked getters and putters wake up at once.
+      - mp_queue_task_done / mp_queue_join: join returns once every message got has
+        been marked done and none is left in the queue; task_done beyond the messages
+        got is MP_EOVERFLOW. Any process may call either.
+      - qsize, empty and full are snapshots, as in Python.
+      - Waiting: a short spin (adaptive: it shrinks when it does not pay, as on a
+        loaded machine), a few sched_yield calls, then a futex sleep. A burst of
+        puts wakes a sleeping getter with one system call; a put or get makes none
+        when no one sleeps.
+
+      Robustness. A producer or consumer killed at any instant - mid-put, mid-get,
+      mid-copy, between reserve and commit - never wedges the others: each slot in
+      flight names its owner's thread, and a waiter that finds the slot stuck checks
+      every 20 ms whether the owner lives. A dead writer's slot is
+      skipped (its message is lost), a dead reader's slot is freed (the message it
+      was taking is lost). Nothing is duplicated and nothing else is lost or
+      corrupted; the heap block of a lost large message leaks. Sleepers therefore
+      wake every 20 ms to look. A process killed after get but before task_done
+      leaves join waiting, as in Python: give join a timeout if workers may die.
+
+      Limits. maxsize up to 2^30. A recycled thread id (pid_max is often 32768)
+      makes a dead owner look alive until that new thread ends. mp_queue_destroy only
+      when no one uses the queue any more.
 
    THE POOL
 
@@ -370,7 +448,42 @@
 
    ROBUSTNESS
 
-      (chapter: robustness)
+      What happens when a process of the family dies at any instant, SIGKILL
+      included. The common mechanism: every operation in flight names its owner's
+      thread id in the shared word it holds (a lock word, a queue slot, a pool task).
+      A waiter that finds such a word unchanged for 20 ms asks the kernel whether that
+      thread still exists (kill(tid, 0), and /proc/<tid>/stat so that an unreaped
+      zombie counts as dead) and, if not, repairs the word and goes on. Sleepers wake
+      every 20-100 ms to look, so no death is missed for lack of a wakeup.
+
+      object          a process dies inside it              what the others see
+      ------          ----------------------                -------------------
+      mp_lock/rlock   holding it                            next acquirer: MP_EOWNERDEAD,
+                                                            lock held, within ~20-40 ms
+      shared heap     inside mp_alloc/mp_free               at most that block leaks
+      mp_condition    waiting, or holding its lock          the dead absorb no notify;
+                                                            wait returns MP_EOWNERDEAD
+      mp_barrier      waiting or running the action         MP_EBROKEN within ~100-200 ms
+      mp_semaphore    after acquiring                       its unit is lost (no owner:
+                                                            as in Python)
+      mp_queue        mid-put, mid-get, mid-copy,           at most the message it was
+                      between reserve and commit            moving is lost; none
+                                                            duplicated or corrupted
+      mp_conn         peer process gone                     MP_ECLOSED (EOF); no SIGPIPE
+      mp_pool         worker killed or crashing mid-task    that task: MP_EWORKERDIED
+                                                            with the exit code; the
+                                                            worker is replaced
+      mp_process      parent killed                         daemon children die too
+                                                            (PR_SET_PDEATHSIG)
+
+      Limits. Thread ids are recycled: if the kernel hands a dead owner's id to a new
+      thread before anyone noticed the death (all pid_max ids must be used first;
+      pid_max is often 32768), the owner looks alive until that new thread ends. A
+      lock's data may be half-updated when MP_EOWNERDEAD is returned: repairing it is
+      the caller's job. A party that never arrives at a barrier, a process that never
+      calls task_done, a semaphore unit never released: these look the same as slow
+      progress, so give such waits a timeout. The tests kill processes at random
+      instants in loops (tests/test_*.c, make torture) to show all of the above.
 
    LICENSE
 
@@ -660,6 +773,84 @@ MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout);
 
 
 // >>decl:queue -------------------------------------------------------------------
+
+typedef struct mp_queue mp_queue;
+
+/* Defaults: maxsize 0 (bounded by capacity only); capacity 0 (1 MiB).
+   The ring holds maxsize slots of capacity / maxsize bytes each (rounded down to 64,
+   at least 64), or, with maxsize 0, capacity / 256 slots of 256 bytes. A message up to
+   a slot minus 16 bytes is stored inline; a larger one travels as a shared-heap block
+   handed over by reference (capacity does not count it). */
+typedef struct mp_queue_desc {
+    size_t maxsize;  /* most messages held; at most 2^30 */
+    size_t capacity; /* bytes of slot storage */
+} mp_queue_desc;
+
+/* A message being written or read in place (the zero-copy verbs). data and len are
+   yours to use; the rest belongs to the queue. */
+typedef struct mp_queue_msg {
+    void *data;
+    size_t len;
+    uint64_t priv_[2];
+} mp_queue_msg;
+
+/* A queue in the shared heap; NULL desc means all defaults. Usable by any thread of
+   any process of the family, which may receive it by pointer. NULL + errno: EINVAL
+   (maxsize above 2^30, capacity below 64 or above the heap, a ring that could never
+   fit in the heap), ENOMEM (the heap has no room for it now). */
+MPDEF mp_queue *mp_queue_create(const mp_queue_desc *d);
+
+/* Append a copy of buf[0..len) (len may be 0, buf NULL then). Blocks while the queue is
+   full, up to timeout (0: put_nowait). MP_OK; MP_ETIMEDOUT (full); MP_ECLOSED (queue
+   closed); MP_ETOOBIG (len above the heap's size); MP_ENOMEM (no heap block for a message
+   larger than a slot); MP_EINVAL (q NULL, or buf NULL with len > 0). */
+MPDEF int mp_queue_put(mp_queue *q, const void *buf, size_t len, double timeout);
+
+/* Take the oldest message into buf (cap bytes) and store its size in *len. Blocks while
+   the queue is empty, up to timeout (0: get_nowait). MP_OK; MP_ETIMEDOUT (empty);
+   MP_ECLOSED (closed and drained); MP_ETOOBIG (cap too small: *len is the size needed,
+   the message stays queued); MP_EINVAL (q or len NULL, buf NULL with cap > 0). */
+MPDEF int mp_queue_get(mp_queue *q, void *buf, size_t cap, size_t *len, double timeout);
+
+/* mp_queue_get into a buffer from MP_MALLOC (release it with MP_FREE, free() by default).
+   Same codes, plus MP_ENOMEM when the private buffer cannot be allocated; never
+   MP_ETOOBIG. *buf is NULL on failure. */
+MPDEF int mp_queue_get_alloc(mp_queue *q, void **buf, size_t *len, double timeout);
+
+/* Zero-copy put: claim the next slot and room for len bytes, then write m->data[0..len)
+   and mp_queue_commit (m->len may be lowered before the commit). Getters wait behind a
+   reserved message (FIFO), so commit soon. Codes as mp_queue_put. */
+MPDEF int mp_queue_reserve(mp_queue *q, size_t len, mp_queue_msg *m, double timeout);
+/* Publish a reserved message. MP_OK; MP_EINVAL (NULL, not reserved by this thread, or
+   m->len raised above the reserved size). */
+MPDEF int mp_queue_commit(mp_queue *q, mp_queue_msg *m);
+
+/* Zero-copy get: take the oldest message and read it in place at m->data (m->len
+   bytes), then mp_queue_release. The message is already out of the queue; its slot is
+   reused only after the release. Codes as mp_queue_get (never MP_ETOOBIG). */
+MPDEF int mp_queue_claim(mp_queue *q, mp_queue_msg *m, double timeout);
+/* Give a claimed message's storage back. MP_OK; MP_EINVAL (NULL, or not claimed by this
+   thread). */
+MPDEF int mp_queue_release(mp_queue *q, mp_queue_msg *m);
+
+/* Messages held (approximate while others put and get, as in Python); 0 for NULL. */
+MPDEF size_t mp_queue_qsize(mp_queue *q);
+MPDEF bool mp_queue_empty(mp_queue *q); /* true for NULL */
+MPDEF bool mp_queue_full(mp_queue *q);  /* false for NULL */
+
+/* Later puts fail with MP_ECLOSED; getters drain what is left, then get MP_ECLOSED.
+   Wakes every blocked getter and putter. Repeatable. */
+MPDEF void mp_queue_close(mp_queue *q);
+
+/* JoinableQueue: mark one got message done. MP_OK; MP_EOVERFLOW when called more times
+   than messages were got; MP_EINVAL (NULL). */
+MPDEF int mp_queue_task_done(mp_queue *q);
+/* Wait until every message put has been got and marked done. MP_OK; MP_ETIMEDOUT;
+   MP_EINVAL (NULL). */
+MPDEF int mp_queue_join(mp_queue *q, double timeout);
+
+/* Free the queue and any messages left in it. No one may be using it. */
+MPDEF void mp_queue_destroy(mp_queue *q);
 
 // >>decl:shm ---------------------------------------------------------------------
 
@@ -2587,6 +2778,613 @@ MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout) {
 
 
 // >>queue ------------------------------------------------------------------------
+// A bounded ring of fixed-size slots (after Vyukov's MPMC queue). head and tail are the
+// claims themselves: one word each, position << 24 | tid of the last claimer, moved by
+// one CAS. Each slot's word is the position it serves << 24 | its state. A claimed
+// position is EMPTY (being written) or FULL (being read) until its owner commits; the
+// next claimer, if it is another thread, first marks the previous slot WRITING|tid or
+// READING|tid. So the owner of any slot in flight is always known: from the slot, or
+// from head/tail if it is the last claim. A waiter that finds a slot stuck for
+// MP__LW_POLL_NS checks that owner and, if it died, recovers the slot: a dead writer's
+// slot becomes DEAD (getters skip it), a dead reader's slot EMPTY (its message is lost).
+// A commit first checks the slot is still its own, so a slot recovered from an owner
+// wrongly thought dead is never overwritten. A commit is a plain store: the Dekker
+// fence it would need for the sleeper check is paid by sleepers (see mp__q_publish).
+// Positions wrap at a multiple of the slot count below 2^40.
+
+#define MP__Q_EMPTY 0u
+#define MP__Q_FULL 1u
+#define MP__Q_DEAD 2u
+#define MP__Q_WRITING (1u << 22)
+#define MP__Q_READING (2u << 22)
+#define MP__Q_TID ((1u << 22) - 1) /* PID_MAX_LIMIT is 2^22 */
+#define MP__Q_ST ((1u << 24) - 1)
+#define MP__Q_BIG ((uint64_t)1 << 63) /* in len: the payload is a heap block */
+#define MP__Q_HDR 16
+#define MP__Q_MAGIC 0x6d70517565756521ull
+#define MP__Q_SPIN_MAX 160 /* polls, ~8 pauses apart at most: some 30 us */
+#define MP__Q_SPIN_MIN 4
+#define MP__Q_YIELDS 4
+#define MP__Q_BLOCKED 1
+#define MP__SC __ATOMIC_SEQ_CST
+
+/* An eventcount. A sleeper sets waiting, re-checks, then sleeps on seq; the first
+   waker to find waiting set clears it, bumps seq and wakes all. So a burst of puts
+   makes one system call for a sleeping getter, however long it takes to run. */
+typedef struct mp__q_ev {
+    uint32_t seq;
+    uint32_t waiting;
+} mp__q_ev;
+
+typedef struct mp__q_slot {
+    uint64_t word;
+    uint64_t len; /* | MP__Q_BIG when data holds a block pointer */
+} mp__q_slot;
+
+struct mp_queue { /* one line each for the read-mostly part, tail, head and waiters */
+    char *slots;
+    void *raw;
+    uint64_t magic, nslots, stride, inline_max, wrap;
+    uint32_t closed, pow2;
+    char pad0_[64 - 7 * 8 - 2 * 4];
+    uint64_t tail;
+    uint32_t put_spin; /* the putters' spin budget (polls) */
+    char pad1_[64 - 8 - 4];
+    uint64_t head, skipped; /* skipped: DEAD positions passed; got = head - skipped */
+    uint32_t get_spin;
+    char pad2_[64 - 2 * 8 - 4];
+    mp__q_ev not_empty;
+    char pad3_[64 - sizeof(mp__q_ev)];
+    mp__q_ev not_full;
+    char pad4_[64 - sizeof(mp__q_ev)];
+    uint64_t done, passed; /* passed: positions the head passed, not wrapped */
+    mp__q_ev joiners;
+    char pad5_[64 - 2 * 8 - sizeof(mp__q_ev)];
+};
+
+typedef struct mp__q_waiter {
+    double timeout;
+    int64_t deadline; /* set the first time the call has to wait */
+    uint64_t word;    /* the stuck word seen, its owner, and since when */
+    uint32_t owner;
+    int64_t since;
+} mp__q_waiter;
+
+static bool mp__q_ok(const mp_queue *q) { return q && q->magic == MP__Q_MAGIC; }
+static uint64_t mp__q_word(uint64_t pos, uint32_t st) { return pos << 24 | st; }
+static uint64_t mp__q_pos(uint64_t w) { return w >> 24; }
+static uint32_t mp__q_st(uint64_t w) { return (uint32_t)w & MP__Q_ST; }
+
+static uint64_t mp__q_next(const mp_queue *q, uint64_t p, uint64_t k) {
+    return p + k >= q->wrap ? p + k - q->wrap : p + k;
+}
+
+/* a - b for positions on the wrapping circle: > 0 ahead, < 0 behind. */
+static int64_t mp__q_dist(const mp_queue *q, uint64_t a, uint64_t b) {
+    int64_t d = (int64_t)a - (int64_t)b, m = (int64_t)q->wrap;
+    return d < -m / 2 ? d + m : d >= m / 2 ? d - m : d;
+}
+
+static mp__q_slot *mp__q_at(const mp_queue *q, uint64_t pos) {
+    uint64_t i = q->pow2 ? pos & (q->nslots - 1) : pos % q->nslots;
+    return (mp__q_slot *)(q->slots + i * q->stride);
+}
+
+static void *mp__q_payload(mp__q_slot *s, uint64_t lenw) {
+    void *p = (char *)s + MP__Q_HDR;
+    if (lenw & MP__Q_BIG) memcpy(&p, p, sizeof p);
+    return p;
+}
+
+/* Publishing a slot state and then looking for sleepers is a store followed by a load:
+   the Dekker pattern, which needs a full fence between them - on every put and get.
+   Instead the rare side pays: a process that registered for membarrier's global
+   expedited barrier publishes with a plain store, and a sleeper, after raising its
+   flag, forces a barrier on every registered process's running threads before it looks
+   again. Without membarrier, publishing falls back to an exchange (a full fence). */
+#define MP__MB_GLOBAL_EXPEDITED 2          /* MEMBARRIER_CMD_GLOBAL_EXPEDITED */
+#define MP__MB_REGISTER_GLOBAL_EXPEDITED 4 /* MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED */
+static pid_t mp__q_mb_pid; /* the process that registered: a forked child registers anew */
+static int mp__q_mb_ok;
+
+static bool mp__q_mb(void) {
+    if (__atomic_load_n(&mp__q_mb_pid, __ATOMIC_ACQUIRE) == mp__g.pid)
+        return __atomic_load_n(&mp__q_mb_ok, __ATOMIC_RELAXED) != 0;
+    int ok = syscall(SYS_membarrier, MP__MB_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+    __atomic_store_n(&mp__q_mb_ok, ok, __ATOMIC_RELAXED);
+    __atomic_store_n(&mp__q_mb_pid, mp__g.pid, __ATOMIC_RELEASE);
+    return ok != 0;
+}
+
+static void mp__q_publish(uint64_t *word, uint64_t w) {
+    if (mp__q_mb()) __atomic_store_n(word, w, __ATOMIC_RELEASE);
+    else __atomic_exchange_n(word, w, MP__SC);
+    __atomic_signal_fence(MP__SC); /* the compiler must not hoist the sleeper check */
+}
+
+static void mp__q_wake(mp__q_ev *ev) {
+    if (!__atomic_load_n(&ev->waiting, MP__SC) ||
+        !__atomic_exchange_n(&ev->waiting, 0, MP__SC))
+        return;
+    __atomic_fetch_add(&ev->seq, 1, MP__SC);
+    mp__futex_wake(&ev->seq, INT_MAX); /* every sleeper re-checks: no lost wakeups */
+}
+
+/* Sleep on ev until woken or until wake, unless *word moved from w or the queue closed
+   once we are registered. */
+static void mp__q_sleep(mp__q_ev *ev, const uint64_t *word, uint64_t w, const uint32_t *closed,
+                        int64_t wake) {
+    uint32_t seq = mp__load(&ev->seq);
+    __atomic_store_n(&ev->waiting, 1, MP__SC);
+    if (mp__q_mb() && syscall(SYS_membarrier, MP__MB_GLOBAL_EXPEDITED, 0, 0) != 0) {
+        int64_t soon = mp__now_ns() + 1000000; /* cannot fence the publishers: poll */
+        if (soon < wake) wake = soon;
+    }
+    if ((!word || __atomic_load_n(word, MP__SC) == w) && !__atomic_load_n(closed, MP__SC))
+        mp__futex_wait(&ev->seq, seq, wake);
+}
+
+/* Messages got so far: the positions the head passed, less the dead ones skipped.
+   passed follows the wrapping head forward by the distance it moved, which is right as
+   long as it is brought up to date within every half wrap: getters do so every
+   MP__Q_REFRESH positions. skipped is read first, so a skip under way can only make
+   this one too high for an instant (it counts the position before the skip). */
+#define MP__Q_REFRESH ((uint64_t)1 << 36)
+static uint64_t mp__q_got(mp_queue *q) {
+    uint64_t sk = __atomic_load_n(&q->skipped, MP__SC);
+    uint64_t h = mp__q_pos(__atomic_load_n(&q->head, MP__SC));
+    uint64_t g = mp__load(&q->passed);
+    int64_t d;
+    while ((d = mp__q_dist(q, h, g % q->wrap)) > 0 && !mp__cas(&q->passed, &g, g + (uint64_t)d))
+        continue;
+    return (d > 0 ? g + (uint64_t)d : g) - sk;
+}
+
+static bool mp__q_cas(uint64_t *w, uint64_t from, uint64_t to) {
+    return __atomic_compare_exchange_n(w, &from, to, false, MP__SC, __ATOMIC_RELAXED);
+}
+
+/* Before a claim passes another thread's: name that thread in the slot it holds. */
+static void mp__q_mark(mp_queue *q, uint64_t claim, uint32_t me, bool reading) {
+    uint32_t owner = (uint32_t)claim & MP__Q_TID;
+    if (owner == me || owner == 0) return;
+    uint64_t p = mp__q_pos(claim), prev = p ? p - 1 : q->wrap - 1;
+    mp__q_slot *s = mp__q_at(q, prev);
+    uint64_t w = mp__load(&s->word);
+    uint32_t st = mp__q_st(w), tag = reading ? MP__Q_READING : MP__Q_WRITING;
+    bool unmarked = reading ? (st == MP__Q_FULL || st == MP__Q_DEAD) : st == MP__Q_EMPTY;
+    if (mp__q_pos(w) == prev && unmarked) mp__q_cas(&s->word, w, mp__q_word(prev, tag | owner));
+}
+
+/* Claim the tail position; MP__Q_BLOCKED with the slot and word seen if full. */
+static int mp__q_try_put(mp_queue *q, uint32_t me, uint64_t *pos, mp__q_slot **sp,
+                         uint64_t *seen) {
+    uint64_t t = mp__load(&q->tail);
+    for (;;) {
+        uint64_t p = mp__q_pos(t);
+        mp__q_slot *s = mp__q_at(q, p);
+        uint64_t w = mp__load(&s->word);
+        int64_t d = mp__q_dist(q, mp__q_pos(w), p);
+        *pos = p, *sp = s, *seen = w;
+        if (d > 0) { /* the slot lapped since we read the tail: read it again */
+            t = mp__load(&q->tail);
+            continue;
+        }
+        if (d < 0) return MP__Q_BLOCKED; /* still the last lap's message: full */
+        mp__q_mark(q, t, me, false);
+        if (__atomic_compare_exchange_n(&q->tail, &t, mp__q_word(mp__q_next(q, p, 1), me),
+                                         false, MP__SC, __ATOMIC_ACQUIRE))
+            return MP_OK;
+    }
+}
+
+/* Claim the head position if it holds a message. With check_cap, a message above cap
+   is left alone: MP_ETOOBIG with *lenw. MP__Q_BLOCKED with the word seen if empty. */
+static int mp__q_try_get(mp_queue *q, uint32_t me, size_t cap, bool check_cap,
+                         uint64_t *pos, mp__q_slot **sp, uint64_t *seen, uint64_t *lenw) {
+    uint64_t h = mp__load(&q->head);
+    for (;;) {
+        uint64_t p = mp__q_pos(h);
+        mp__q_slot *s = mp__q_at(q, p);
+        uint64_t w = mp__load(&s->word);
+        uint32_t st = mp__q_st(w);
+        int64_t d = mp__q_dist(q, mp__q_pos(w), p);
+        *pos = p, *sp = s, *seen = w;
+        if (d > 0) { /* the slot lapped since we read the head: read it again */
+            h = mp__load(&q->head);
+            continue;
+        }
+        if (d < 0 || (st != MP__Q_FULL && st != MP__Q_DEAD)) return MP__Q_BLOCKED;
+        *lenw = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+        if (st == MP__Q_FULL && check_cap && (*lenw & ~MP__Q_BIG) > cap) {
+            if (mp__load(&s->word) == w && mp__load(&q->head) == h) return MP_ETOOBIG;
+            h = mp__load(&q->head);
+            continue;
+        }
+        mp__q_mark(q, h, me, true);
+        uint64_t np = mp__q_next(q, p, 1);
+        if (__atomic_compare_exchange_n(&q->head, &h, mp__q_word(np, me), false, MP__SC,
+                                        __ATOMIC_ACQUIRE)) {
+            if ((np & ((MP__Q_REFRESH)-1)) == 0) mp__q_got(q); /* see mp__q_got */
+            return MP_OK;
+        }
+    }
+}
+
+/* Give slot s (position pos, claimed as word w) to the next lap. false if it was taken
+   from us: recovered as if we had died (only possible with a recycled tid). */
+static bool mp__q_free_slot(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w, uint32_t me) {
+    uint64_t nw = mp__q_word(mp__q_next(q, pos, q->nslots), MP__Q_EMPTY);
+    uint64_t cur = mp__load(&s->word);
+    /* ours: as claimed (w), or marked READING|me by a later claimer, which does so only
+       by CAS from w, so a plain store cannot undo anything but that mark */
+    if (cur != w && cur != mp__q_word(pos, MP__Q_READING | me)) return false;
+    mp__q_publish(&s->word, nw);
+    mp__q_wake(&q->not_full);
+    return true;
+}
+
+/* Getters pass a dead writer's slot; it counts as neither got nor pending. */
+static void mp__q_skip(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w, uint32_t me) {
+    if (!mp__q_free_slot(q, s, pos, w, me)) return;
+    __atomic_fetch_add(&q->skipped, 1, MP__SC);
+    mp__q_wake(&q->joiners);
+}
+
+/* Who holds the slot word w, or 0: no one, or unknown. */
+static uint32_t mp__q_owner(mp_queue *q, uint64_t w) {
+    uint32_t st = mp__q_st(w);
+    if (st & (MP__Q_WRITING | MP__Q_READING)) return st & MP__Q_TID;
+    uint64_t claim = mp__load(st == MP__Q_EMPTY ? &q->tail : &q->head);
+    return mp__q_pos(claim) == mp__q_next(q, mp__q_pos(w), 1) ? (uint32_t)claim & MP__Q_TID : 0;
+}
+
+/* The owner of w died: a writer's slot becomes DEAD, a reader's EMPTY for the next lap. */
+static void mp__q_recover(mp_queue *q, mp__q_slot *s, uint64_t w) {
+    uint32_t st = mp__q_st(w);
+    uint64_t p = mp__q_pos(w);
+    if (st == MP__Q_EMPTY || (st & MP__Q_WRITING)) {
+        if (mp__q_cas(&s->word, w, mp__q_word(p, MP__Q_DEAD))) mp__q_wake(&q->not_empty);
+    } else if (mp__q_cas(&s->word, w, mp__q_word(mp__q_next(q, p, q->nslots), MP__Q_EMPTY))) {
+        mp__q_wake(&q->not_full);
+    }
+}
+
+/* Poll w for a while. The pause between polls grows: a getter at the heels of a putter
+   would otherwise pull the very line being written on every check, and both crawl. The
+   budget adapts: it grows while spinning pays, halves when it ends in sleep (as on a
+   loaded machine, where the other side is not running and spinning only delays it). */
+static bool mp__q_spin(mp__q_slot *s, uint64_t w, uint32_t *budget) {
+    uint32_t n = __atomic_load_n(budget, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t k = 0; k < (i < 3 ? 1u << i : 8u); k++) mp__cpu_relax();
+        if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) == w) continue;
+        uint32_t more = n + 8 < MP__Q_SPIN_MAX ? n + 8 : MP__Q_SPIN_MAX;
+        if (more != n) __atomic_store_n(budget, more, __ATOMIC_RELAXED);
+        return true;
+    }
+    uint32_t less = n / 2 > MP__Q_SPIN_MIN ? n / 2 : MP__Q_SPIN_MIN;
+    if (less != n) __atomic_store_n(budget, less, __ATOMIC_RELAXED);
+    return false;
+}
+
+/* Wait for the word w of slot s to change: spin a little, then sleep on ev, at most
+   MP__LW_POLL_NS at a time, to check on the owner of a stuck slot. MP_OK to retry, or
+   MP_ETIMEDOUT. */
+static int mp__q_block(mp_queue *q, mp__q_ev *ev, mp__q_slot *s, uint64_t w, mp__q_waiter *wt) {
+    if (wt->timeout == 0) return MP_ETIMEDOUT;
+    if (!wt->deadline && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
+        return MP_OK;
+    /* A few yields before sleeping: when the other side waits for this very CPU (more
+       processes than CPUs), it runs at once, and neither side pays for a futex wake */
+    for (int i = 0; !wt->deadline && i < MP__Q_YIELDS; i++) {
+        sched_yield();
+        if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) != w) return MP_OK;
+    }
+    int64_t now = mp__now_ns();
+    if (!wt->deadline) wt->deadline = mp__deadline(wt->timeout);
+    if (now >= wt->deadline) return MP_ETIMEDOUT;
+    uint32_t owner = mp__q_owner(q, w);
+    if (w != wt->word || owner != wt->owner) {
+        wt->word = w, wt->owner = owner, wt->since = now;
+    } else if (owner && now - wt->since >= MP__LW_POLL_NS && !mp__tid_alive(owner)) {
+        mp__q_recover(q, s, w);
+        return MP_OK;
+    }
+    int64_t wake = now + MP__LW_POLL_NS < wt->deadline ? now + MP__LW_POLL_NS : wt->deadline;
+    mp__q_sleep(ev, &s->word, w, &q->closed, wake);
+    return MP_OK;
+}
+
+static int mp__q_put_slot(mp_queue *q, uint64_t *pos, mp__q_slot **sp, double timeout) {
+    uint32_t me = mp__tid();
+    mp__q_waiter wt = {timeout, 0, 0, 0, 0};
+    for (;;) {
+        uint64_t w;
+        if (__atomic_load_n(&q->closed, MP__SC)) return MP_ECLOSED;
+        if (mp__q_try_put(q, me, pos, sp, &w) == MP_OK) break;
+        int r = mp__q_block(q, &q->not_full, *sp, w, &wt);
+        if (r) return r;
+    }
+    /* A claim after close must not outlive the getters' last look: see mp__q_get_slot */
+    if (!__atomic_load_n(&q->closed, MP__SC)) return MP_OK;
+    mp__q_publish(&(*sp)->word, mp__q_word(*pos, MP__Q_DEAD)); /* ours: see mp__q_commit */
+    mp__q_wake(&q->not_empty);
+    return MP_ECLOSED;
+}
+
+static int mp__q_get_slot(mp_queue *q, size_t cap, bool check_cap, uint64_t *pos,
+                          mp__q_slot **sp, uint64_t *seen, uint64_t *lenw, double timeout) {
+    uint32_t me = mp__tid();
+    mp__q_waiter wt = {timeout, 0, 0, 0, 0};
+    for (;;) {
+        uint64_t w;
+        bool closed = __atomic_load_n(&q->closed, MP__SC) != 0;
+        int r = mp__q_try_get(q, me, cap, check_cap, pos, sp, &w, lenw);
+        if (r == MP_OK && mp__q_st(w) == MP__Q_DEAD) {
+            mp__q_skip(q, *sp, *pos, w, me);
+            continue;
+        }
+        *seen = w;
+        if (r != MP__Q_BLOCKED) return r;
+        /* closed was read before the slot and the tail: a put that claims after this
+           look will see closed and give up */
+        if (closed && (mp__q_pos(w) != *pos ||
+                       mp__q_pos(__atomic_load_n(&q->tail, MP__SC)) == *pos))
+            return MP_ECLOSED;
+        r = mp__q_block(q, &q->not_empty, *sp, w, &wt);
+        if (r) return r;
+    }
+}
+
+static void mp__q_commit(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t lenw, uint32_t me) {
+    uint64_t cur = mp__load(&s->word);
+    __atomic_store_n(&s->len, lenw, __ATOMIC_RELAXED);
+    /* the slot is EMPTY, or WRITING|me if someone marked it (by CAS from EMPTY, so the
+       plain store below can only overwrite that mark). Anything else: it was recovered
+       as if we had died, and the message is dropped rather than the slot corrupted */
+    if (cur != mp__q_word(pos, MP__Q_EMPTY) && cur != mp__q_word(pos, MP__Q_WRITING | me)) return;
+    mp__q_publish(&s->word, mp__q_word(pos, MP__Q_FULL));
+    mp__q_wake(&q->not_empty);
+}
+
+static void mp__q_finish_get(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w,
+                             uint64_t lenw) {
+    void *blk = (lenw & MP__Q_BIG) ? mp__q_payload(s, lenw) : NULL;
+    if (mp__q_free_slot(q, s, pos, w, mp__tid()) && blk) mp_free(blk);
+}
+
+/* A heap block for a message too big for a slot. */
+static int mp__q_block_for(mp_queue *q, size_t len, void **blk) {
+    *blk = NULL;
+    if (len <= q->inline_max) return MP_OK;
+    if (len > mp__g.heap->size) return MP_ETOOBIG;
+    *blk = mp_alloc(len);
+    return *blk ? MP_OK : MP_ENOMEM;
+}
+
+MPDEF mp_queue *mp_queue_create(const mp_queue_desc *d) {
+    mp__heap *h = mp__heap_get();
+    size_t maxsize = d ? d->maxsize : 0;
+    size_t cap = d && d->capacity ? d->capacity : ((size_t)1 << 20);
+    if (!h) return NULL;
+    if (maxsize > ((size_t)1 << 30) || cap < 64 || cap > h->size) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t stride = maxsize ? (cap / maxsize) & ~(size_t)63 : (cap < 256 ? cap & ~(size_t)63 : 256);
+    if (stride < 64) stride = 64;
+    size_t n = maxsize ? maxsize : cap / stride;
+    if (n > ((size_t)1 << 30) || stride > (h->size - sizeof(mp_queue) - 64) / n) {
+        errno = EINVAL; /* the ring could never fit in the heap */
+        return NULL;
+    }
+    void *raw = mp_alloc(sizeof(mp_queue) + 64 + n * stride);
+    if (!raw) return NULL;
+    mp_queue *q = (mp_queue *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    memset(q, 0, sizeof *q);
+    q->slots = (char *)q + sizeof *q;
+    q->raw = raw;
+    q->nslots = n, q->stride = stride, q->inline_max = stride - MP__Q_HDR;
+    q->pow2 = (n & (n - 1)) == 0;
+    q->wrap = (((uint64_t)1 << 40) / n) * n;
+    q->put_spin = q->get_spin = MP__Q_SPIN_MAX;
+    for (size_t i = 0; i < n; i++) {
+        mp__q_slot *s = mp__q_at(q, i);
+        s->word = mp__q_word(i, MP__Q_EMPTY);
+        s->len = 0;
+    }
+    mp__store(&q->magic, MP__Q_MAGIC);
+    return q;
+}
+
+MPDEF int mp_queue_put(mp_queue *q, const void *buf, size_t len, double timeout) {
+    uint64_t pos;
+    mp__q_slot *s;
+    void *blk;
+    if (!mp__q_ok(q) || (!buf && len)) return MP_EINVAL;
+    int r = mp__q_block_for(q, len, &blk);
+    if (r) return r;
+    if (blk) memcpy(blk, buf, len); /* before the claim: getters never wait on this copy */
+    r = mp__q_put_slot(q, &pos, &s, timeout);
+    if (r) {
+        mp_free(blk);
+        return r;
+    }
+    if (blk) memcpy((char *)s + MP__Q_HDR, &blk, sizeof blk);
+    else if (len) memcpy((char *)s + MP__Q_HDR, buf, len);
+    mp__q_commit(q, s, pos, len | (blk ? MP__Q_BIG : 0), mp__tid());
+    return MP_OK;
+}
+
+MPDEF int mp_queue_get(mp_queue *q, void *buf, size_t cap, size_t *len, double timeout) {
+    uint64_t pos, w, lenw = 0;
+    mp__q_slot *s;
+    if (!mp__q_ok(q) || !len || (!buf && cap)) return MP_EINVAL;
+    int r = mp__q_get_slot(q, cap, true, &pos, &s, &w, &lenw, timeout);
+    *len = r == MP_OK || r == MP_ETOOBIG ? (size_t)(lenw & ~MP__Q_BIG) : 0;
+    if (r) return r;
+    if (*len) memcpy(buf, mp__q_payload(s, lenw), *len);
+    mp__q_finish_get(q, s, pos, w, lenw);
+    return MP_OK;
+}
+
+MPDEF int mp_queue_get_alloc(mp_queue *q, void **buf, size_t *len, double timeout) {
+    uint64_t pos, w, lenw = 0;
+    mp__q_slot *s;
+    size_t cap = 256;
+    int r = MP_OK;
+    if (buf) *buf = NULL;
+    if (!mp__q_ok(q) || !buf || !len) return MP_EINVAL;
+    *len = 0;
+    void *b = MP_MALLOC(cap); /* before the claim: a claimed message cannot go back */
+    while (b && (r = mp__q_get_slot(q, cap, true, &pos, &s, &w, &lenw, timeout)) == MP_ETOOBIG) {
+        MP_FREE(b);
+        cap = (size_t)(lenw & ~MP__Q_BIG);
+        b = MP_MALLOC(cap);
+    }
+    if (!b) return MP_ENOMEM;
+    if (r) {
+        MP_FREE(b);
+        return r;
+    }
+    *len = (size_t)(lenw & ~MP__Q_BIG);
+    if (*len) memcpy(b, mp__q_payload(s, lenw), *len);
+    mp__q_finish_get(q, s, pos, w, lenw);
+    *buf = b;
+    return MP_OK;
+}
+
+MPDEF int mp_queue_reserve(mp_queue *q, size_t len, mp_queue_msg *m, double timeout) {
+    uint64_t pos;
+    mp__q_slot *s;
+    void *blk;
+    if (!mp__q_ok(q) || !m) return MP_EINVAL;
+    int r = mp__q_block_for(q, len, &blk);
+    if (!r) r = mp__q_put_slot(q, &pos, &s, timeout);
+    if (r) {
+        mp_free(blk);
+        return r;
+    }
+    /* name ourselves in the slot: our next claim will not, since it is ours too */
+    uint64_t mine = mp__q_word(pos, MP__Q_WRITING | mp__tid());
+    mp__q_cas(&s->word, mp__q_word(pos, MP__Q_EMPTY), mine);
+    if (blk) memcpy((char *)s + MP__Q_HDR, &blk, sizeof blk);
+    __atomic_store_n(&s->len, len | (blk ? MP__Q_BIG : 0), __ATOMIC_RELAXED);
+    m->data = blk ? blk : (char *)s + MP__Q_HDR;
+    m->len = len;
+    m->priv_[0] = pos;
+    m->priv_[1] = mine;
+    return MP_OK;
+}
+
+/* The slot of a reserved or claimed message, if m really holds it in this thread. */
+static mp__q_slot *mp__q_msg_slot(mp_queue *q, mp_queue_msg *m, uint32_t state) {
+    if (!mp__q_ok(q) || !m || m->priv_[0] >= q->wrap) return NULL;
+    mp__q_slot *s = mp__q_at(q, m->priv_[0]);
+    uint64_t w = mp__load(&s->word);
+    if (m->priv_[1] != mp__q_word(m->priv_[0], state | mp__tid())) return NULL;
+    return w == m->priv_[1] ? s : NULL;
+}
+
+MPDEF int mp_queue_commit(mp_queue *q, mp_queue_msg *m) {
+    mp__q_slot *s = mp__q_msg_slot(q, m, MP__Q_WRITING);
+    if (!s) return MP_EINVAL;
+    uint64_t lenw = s->len;
+    if (m->len > (lenw & ~MP__Q_BIG)) return MP_EINVAL;
+    mp__q_commit(q, s, m->priv_[0], m->len | (lenw & MP__Q_BIG), mp__tid());
+    m->priv_[1] = 0;
+    return MP_OK;
+}
+
+MPDEF int mp_queue_claim(mp_queue *q, mp_queue_msg *m, double timeout) {
+    uint64_t pos, w, lenw = 0;
+    mp__q_slot *s;
+    if (!mp__q_ok(q) || !m) return MP_EINVAL;
+    int r = mp__q_get_slot(q, 0, false, &pos, &s, &w, &lenw, timeout);
+    if (r) return r;
+    /* name ourselves in the slot, as reserve does */
+    mp__q_cas(&s->word, w, mp__q_word(pos, MP__Q_READING | mp__tid()));
+    m->data = mp__q_payload(s, lenw);
+    m->len = (size_t)(lenw & ~MP__Q_BIG);
+    m->priv_[0] = pos;
+    m->priv_[1] = mp__q_word(pos, MP__Q_READING | mp__tid());
+    return MP_OK;
+}
+
+MPDEF int mp_queue_release(mp_queue *q, mp_queue_msg *m) {
+    mp__q_slot *s = mp__q_msg_slot(q, m, MP__Q_READING);
+    if (!s) return MP_EINVAL;
+    uint64_t pos = m->priv_[0];
+    m->priv_[1] = 0;
+    mp__q_finish_get(q, s, pos, mp__q_word(pos, MP__Q_READING | mp__tid()), s->len);
+    return MP_OK;
+}
+
+MPDEF size_t mp_queue_qsize(mp_queue *q) {
+    if (!mp__q_ok(q)) return 0;
+    uint64_t h = mp__q_pos(mp__load(&q->head)), t = mp__q_pos(mp__load(&q->tail));
+    int64_t d = mp__q_dist(q, t, h);
+    return d <= 0 ? 0 : (uint64_t)d > q->nslots ? (size_t)q->nslots : (size_t)d;
+}
+
+MPDEF bool mp_queue_empty(mp_queue *q) { return mp_queue_qsize(q) == 0; }
+
+MPDEF bool mp_queue_full(mp_queue *q) {
+    return mp__q_ok(q) && mp_queue_qsize(q) >= q->nslots;
+}
+
+MPDEF void mp_queue_close(mp_queue *q) {
+    if (!mp__q_ok(q)) return;
+    __atomic_store_n(&q->closed, 1, MP__SC);
+    mp__q_wake(&q->not_empty);
+    mp__q_wake(&q->not_full);
+}
+
+
+MPDEF int mp_queue_task_done(mp_queue *q) {
+    if (!mp__q_ok(q)) return MP_EINVAL;
+    uint64_t d = mp__load(&q->done);
+    do {
+        if (d >= mp__q_got(q)) return MP_EOVERFLOW;
+    } while (!mp__cas(&q->done, &d, d + 1));
+    mp__q_wake(&q->joiners);
+    return MP_OK;
+}
+
+/* Every message got is done, and none waits in the ring. */
+static bool mp__q_joined(mp_queue *q) {
+    if (__atomic_load_n(&q->done, MP__SC) != mp__q_got(q)) return false;
+    uint64_t t = mp__q_pos(mp__load(&q->tail));
+    for (uint64_t p = mp__q_pos(mp__load(&q->head)); p != t; p = mp__q_next(q, p, 1)) {
+        uint64_t w = mp__load(&mp__q_at(q, p)->word);
+        if (mp__q_pos(w) == p && mp__q_st(w) == MP__Q_FULL) return false;
+    }
+    return true;
+}
+
+MPDEF int mp_queue_join(mp_queue *q, double timeout) {
+    if (!mp__q_ok(q)) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    for (;;) {
+        uint32_t seq = mp__load(&q->joiners.seq);
+        __atomic_store_n(&q->joiners.waiting, 1, MP__SC);
+        if (mp__q_joined(q)) return MP_OK;
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+        mp__futex_wait(&q->joiners.seq, seq, deadline);
+    }
+}
+
+MPDEF void mp_queue_destroy(mp_queue *q) {
+    if (!mp__q_ok(q)) return;
+    q->magic = 0;
+    for (uint64_t i = 0; i < q->nslots; i++) {
+        mp__q_slot *s = mp__q_at(q, i);
+        if (mp__q_st(s->word) == MP__Q_FULL && (s->len & MP__Q_BIG))
+            mp_free(mp__q_payload(s, s->len));
+    }
+    mp_free(q->raw);
+}
 
 // >>shm --------------------------------------------------------------------------
 
