@@ -322,6 +322,93 @@ TEST(faults_wrong_type_and_odd_timeouts) {
 
 /* --- queue and pool under the storm, exhaustion, SIGINT ------------------------------ */
 
+/* --- queue: storm, heap full ----------------------------------------------------- */
+
+static int queue_echo_child(void *arg) {
+    mp_queue **qs = (mp_queue **)arg; /* qs[0]: requests, qs[1]: replies */
+    char buf[4096];
+    size_t len;
+    for (;;) {
+        int rc = mp_queue_get(qs[0], buf, sizeof buf, &len, 10);
+        if (rc == MP_ECLOSED) return 0;
+        if (rc != MP_OK) return 1;
+        usleep((useconds_t)(buf[0] & 3) * 1000); /* sometimes make the parent wait */
+        if (mp_queue_put(qs[1], buf, len, 10) != MP_OK) return 2;
+    }
+}
+
+/* Round trips through two queues while SIGALRM fires every 100 us in the parent: every
+   put and get returns MP_OK with the right bytes; timed-out ones take their time. */
+TEST(faults_eintr_storm_queue_put_get) {
+    mp_queue_desc d = {4, 0};
+    mp_queue **qs = (mp_queue **)mp_calloc(2, sizeof *qs);
+    qs[0] = mp_queue_create(&d);
+    qs[1] = mp_queue_create(&d);
+    CHECK(qs[0] && qs[1]);
+    storm_start();
+    mp_process_desc pd = {queue_echo_child, qs, NULL, false};
+    mp_process *p = mp_process_create(&pd);
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    int n = (int)t_scale(300);
+    char out[4096], in[4096];
+    for (int i = 0; i < n; i++) {
+        size_t len = (size_t)(i * 37 % 4000) + 1, got = 0;
+        for (size_t k = 0; k < len; k++) out[k] = (char)(i + (int)k);
+        CHECK_EQ(mp_queue_put(qs[0], out, len, 10), MP_OK);
+        CHECK_EQ(mp_queue_get(qs[1], in, sizeof in, &got, 10), MP_OK);
+        CHECK_EQ(got, len);
+        CHECK(memcmp(in, out, len) == 0);
+    }
+    double t0 = t_now();
+    size_t got;
+    CHECK_EQ(mp_queue_get(qs[1], in, sizeof in, &got, 0.3), MP_ETIMEDOUT);
+    CHECK(t_now() - t0 >= 0.29 && t_now() - t0 < 1.5);
+    mp_queue_close(qs[0]);
+    CHECK_EQ(mp_process_join(p, 20), MP_OK);
+    storm_stop();
+    CHECK_EQ(mp_process_exitcode(p), 0);
+    mp_process_destroy(p);
+    for (int i = 0; i < 4; i++) CHECK_EQ(mp_queue_put(qs[1], "x", 1, 0), MP_OK);
+    t0 = t_now();
+    storm_start();
+    CHECK_EQ(mp_queue_put(qs[1], "x", 1, 0.3), MP_ETIMEDOUT); /* full */
+    storm_stop();
+    CHECK(t_now() - t0 >= 0.29 && t_now() - t0 < 1.5);
+    CHECK(storm_hits > 100);
+    mp_queue_destroy(qs[0]);
+    mp_queue_destroy(qs[1]);
+    mp_free(qs);
+}
+
+TEST(faults_heap_full_queue_create_and_big_put_enomem) {
+    mp_config c = {4 << 20};
+    CHECK_EQ(mp_init(&c), MP_OK);
+    mp_queue *q = mp_queue_create(NULL); /* made before: must keep working */
+    CHECK(q != NULL);
+    static void *held[100000];
+    int n = heap_fill(held, 100000);
+    CHECK(n > 0 && n < 100000);
+    mp_queue_desc small = {8, 1024};
+    FULL(mp_queue_create(&small));
+    FULL(mp_queue_create(NULL));
+    /* the old queue: small messages still go inline; a big one needs a heap block */
+    size_t len;
+    char buf[8];
+    CHECK_EQ(mp_queue_put(q, "hello", 5, 0), MP_OK);
+    static char big[300000];
+    CHECK_EQ(mp_queue_put(q, big, sizeof big, 0), MP_ENOMEM);
+    CHECK_EQ(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_OK);
+    CHECK_EQ(len, 5);
+    CHECK_EQ(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_ETIMEDOUT);
+    for (int i = 0; i < n; i++) mp_free(held[i]);
+    CHECK_EQ(mp_queue_put(q, big, sizeof big, 0), MP_OK); /* room again */
+    void *back = NULL;
+    CHECK_EQ(mp_queue_get_alloc(q, &back, &len, 0), MP_OK);
+    CHECK_EQ(len, sizeof big);
+    free(back);
+    mp_queue_destroy(q);
+}
+
 static useconds_t square_us = 200; /* set before the pool forks its workers */
 
 static int slow_square(const void *in, void *out) {
@@ -784,4 +871,29 @@ TEST(faults_hostile_sizes_conn_and_pool) {
     mp_pool_close(pool);
     CHECK_EQ(mp_pool_join(pool, 20), MP_OK);
     mp_pool_destroy(pool);
+}
+
+/* --- hostile sizes and odd timeouts on queues ------------------------------------------ */
+
+TEST(faults_hostile_sizes_queue) {
+    char buf[16];
+    size_t len = 0;
+    /* queue */
+    mp_queue_desc qd = {SIZE_MAX / 2, SIZE_MAX / 2};
+    errno = 0;
+    CHECK(mp_queue_create(&qd) == NULL);
+    CHECK(errno == EINVAL || errno == ENOMEM);
+    mp_queue *q = mp_queue_create(NULL);
+    CHECK(q != NULL);
+    CHECK_EQ(mp_queue_put(q, buf, SIZE_MAX, 0), MP_ETOOBIG);
+    CHECK_EQ(mp_queue_put(q, buf, SIZE_MAX / 2 + 1, 0), MP_ETOOBIG);
+    CHECK_EQ(mp_queue_put(q, NULL, 1, 0), MP_EINVAL);
+    CHECK_EQ(mp_queue_get(q, NULL, 5, &len, 0), MP_EINVAL);
+    CHECK_EQ(mp_queue_get(q, buf, sizeof buf, NULL, 0), MP_EINVAL);
+    CHECK_EQ(mp_queue_get_alloc(q, NULL, &len, 0), MP_EINVAL);
+    CHECK_EQ(mp_queue_put(q, buf, 3, NAN), MP_OK); /* NaN: forever, and there is room */
+    CHECK_EQ(mp_queue_get(q, buf, sizeof buf, &len, -INFINITY), MP_OK);
+    CHECK_EQ(len, 3);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
 }

@@ -39,15 +39,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef T_QUEUE
-#define T_QUEUE 0
-#endif
-#ifndef T_CONN
-#define T_CONN 1
-#endif
-#ifndef T_POOL
-#define T_POOL 1
-#endif
 
 #define NPROD 2
 #define NCONS 2
@@ -66,9 +57,7 @@ enum { R_PROD, R_CONS, R_LOCK, R_NOTIFY, R_CWAIT, R_BARRIER, R_PCLIENT, R_PSERVE
 static const char *role_name[R_N] = {"producer", "consumer", "lock holder", "notifier",
                                      "condition waiter", "barrier waiter", "pipe client",
                                      "pipe server", "pool client"};
-static const int role_count[R_N] = {T_QUEUE ? NPROD : 0, T_QUEUE ? NCONS : 0, NLOCK, 1,
-                                    NCWAIT, NBAR, T_CONN ? NPAIR : 0, T_CONN ? NPAIR : 0,
-                                    T_POOL ? 1 : 0};
+static const int role_count[R_N] = {NPROD, NCONS, NLOCK, 1, NCWAIT, NBAR, NPAIR, NPAIR, 1};
 
 typedef struct slot {
     int role, index;
@@ -97,9 +86,7 @@ typedef struct shared {
     /* barrier */
     mp_barrier *bar;
     uint64_t bactions;
-#if T_QUEUE
     mp_queue *q;
-#endif
     struct {
         uint64_t next, moving, moving_seq;
         uint64_t *bits; /* seen */
@@ -175,7 +162,7 @@ static void msg_fill(unsigned char *m, uint32_t who, uint64_t seq, size_t len) {
 }
 
 /* Checks a message fully; false if anything is off. */
-static __attribute__((unused)) bool msg_check(const unsigned char *m, size_t len, uint32_t *who, uint64_t *seq) {
+static bool msg_check(const unsigned char *m, size_t len, uint32_t *who, uint64_t *seq) {
     static unsigned char ref[HDR + MAXMSG];
     uint32_t magic, l;
     if (len < HDR || len > HDR + MAXMSG) return false;
@@ -312,7 +299,6 @@ static void run_barrier(slot *s) {
     }
 }
 
-#if T_QUEUE
 /* --- queue producers and consumers -------------------------------------------------- */
 
 static void run_producer(slot *s) {
@@ -384,9 +370,7 @@ static void run_consumer(slot *s) {
         free(heap_buf);
     }
 }
-#endif
 
-#if T_CONN
 /* --- pipe peers: the client sends numbered messages, the server checks and echoes ---- */
 
 static void run_pclient(slot *s) {
@@ -461,9 +445,7 @@ static void run_pserver(slot *s) {
     }
     mp_conn_close(c);
 }
-#endif
 
-#if T_POOL
 /* --- pool client: apply_async tasks and maps; workers get killed under it ----------- */
 
 static int task_fn(const void *arg, size_t arg_len, void *result, size_t *result_len) {
@@ -566,7 +548,6 @@ static void run_pool(slot *s) {
     if (rc != MP_OK) unexpected("mp_pool_join", rc);
     mp_pool_destroy(p);
 }
-#endif
 
 static int participant(void *arg) {
     slot *s = (slot *)arg;
@@ -576,17 +557,11 @@ static int participant(void *arg) {
     case R_NOTIFY: run_notifier(s); break;
     case R_CWAIT: run_cwait(s); break;
     case R_BARRIER: run_barrier(s); break;
-#if T_QUEUE
     case R_PROD: run_producer(s); break;
     case R_CONS: run_consumer(s); break;
-#endif
-#if T_CONN
     case R_PCLIENT: run_pclient(s); break;
     case R_PSERVER: run_pserver(s); break;
-#endif
-#if T_POOL
     case R_POOL: run_pool(s); break;
-#endif
     default: break;
     }
     return 0;
@@ -618,7 +593,6 @@ static void start_slot(slot *s) {
     }
 }
 
-#if T_CONN
 static slot *pair_slot(int role, int j) {
     for (int i = 0; i < S->nslots; i++)
         if (S->slots[i].role == role && S->slots[i].index == j) return &S->slots[i];
@@ -641,7 +615,6 @@ static void start_pair(int j) {
     mp_conn_close(a); /* now only the two peers hold the ends */
     mp_conn_close(b);
 }
-#endif
 
 /* Reap s (it ended or was killed) and free its record. false if it would not end. */
 static bool reap_slot(slot *s, double timeout) {
@@ -659,7 +632,6 @@ static bool reap_slot(slot *s, double timeout) {
 /* After a participant was killed and reaped: what it was doing decides the allowance. */
 static void account_kill(slot *s) {
     O.killed++;
-#if T_QUEUE
     if (s->role == R_PROD) {
         int k = s->index;
         O.killed_allocating++;
@@ -674,7 +646,6 @@ static void account_kill(slot *s) {
         O.killed_allocating++;
         if (s->moving) O.killed_moving++, O.lost_allowance++;
     }
-#endif
     (void)s;
 }
 
@@ -690,7 +661,7 @@ static int pool_worker_pids(pid_t owner, pid_t *out, int cap) {
 }
 
 static bool kill_random(void) {
-    int n = S->nslots + (T_POOL ? 3 : 0);
+    int n = S->nslots + 3;
     int i = (int)(rnd() % (uint64_t)n);
     if (i >= S->nslots) { /* a pool worker */
         for (int k = 0; k < S->nslots; k++) {
@@ -739,7 +710,6 @@ static void tend(void) {
             start_slot(s);
         }
     }
-#if T_CONN
     for (int j = 0; j < NPAIR; j++) {
         slot *c = pair_slot(R_PCLIENT, j), *sv = pair_slot(R_PSERVER, j);
         bool c_up = c->proc && mp_process_is_alive(c->proc);
@@ -764,9 +734,6 @@ static void tend(void) {
         }
         start_pair(j);
     }
-#else
-    (void)now;
-#endif
 }
 
 /* Calls stuck past their timeout, and roles that stopped making progress. */
@@ -816,7 +783,6 @@ static void setup(void) {
     S->cond = mp_condition_create(NULL);
     S->bar = mp_barrier_create(NBAR, bar_action, NULL);
     if (!S || !S->lock || !S->cond || !S->bar) exit(2);
-#if T_QUEUE
     mp_queue_desc qd;
     memset(&qd, 0, sizeof qd);
     qd.maxsize = 64;
@@ -827,7 +793,6 @@ static void setup(void) {
         S->prod[k].bits = (uint64_t *)mp_calloc(MAXSEQ / 64, 8);
         if (!S->prod[k].bits) exit(2);
     }
-#endif
     for (int r = 0; r < R_N; r++)
         for (int j = 0; j < role_count[r]; j++) {
             slot *s = &S->slots[S->nslots++];
@@ -853,16 +818,13 @@ static void finish(void) {
         s->killed = true;
         reap_slot(s, 10);
     }
-#if T_CONN
     for (int j = 0; j < NPAIR; j++)
         if (S->pair[j].moving) O.pipe_lost++; /* stopping never leaves one in flight */
-#endif
 }
 
 /* After everyone left: take what is still queued, then count what never arrived. */
 static uint64_t queue_lost(uint64_t *sent) {
     *sent = 0;
-#if T_QUEUE
     static unsigned char m[HDR + MAXMSG];
     size_t len;
     while (mp_queue_get(S->q, m, sizeof m, &len, 0) == MP_OK) record(m, len);
@@ -874,16 +836,11 @@ static uint64_t queue_lost(uint64_t *sent) {
             if (!(S->prod[k].bits[q / 64] >> (q % 64) & 1)) lost++;
     }
     return lost;
-#else
-    return 0;
-#endif
 }
 
 static void teardown(void) {
-#if T_QUEUE
     mp_queue_destroy(S->q);
     for (int k = 0; k < NPROD; k++) mp_free(S->prod[k].bits);
-#endif
     mp_barrier_destroy(S->bar);
     mp_condition_destroy(S->cond);
     mp_lock_destroy(S->lock);
