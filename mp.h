@@ -446,6 +446,14 @@
       by the owner at creation and when replacing, so they see the owner's memory as
       it was then: pass data through the inputs, the initializer or the shared heap.
 
+      Signals: workers are forked, so they inherit the owner's signal dispositions
+      as they were at creation. Ctrl-C sends SIGINT to the whole process group:
+      workers that still have the default action die, their tasks fail with
+      MP_EWORKERDIED and they are replaced (the owner's own handler, if any, runs;
+      its waits never return EINTR). To ride through SIGINT, install the handler
+      before mp_pool_create, or ignore SIGINT in an initializer. A user's SIGCHLD
+      handler that reaps children is harmless: worker deaths are still seen.
+
    ROBUSTNESS
 
       What happens when a process of the family dies at any instant, SIGKILL
