@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -682,7 +683,17 @@ TEST(faults_fd_limit_mp_pipe_is_clean_error) {
     CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
     int filler[64], n = 0, before = t_count_fds();
     while (n < 64 && (filler[n] = dup(0)) >= 0) n++; /* every fd in use */
+    /* valgrind emulates the limit for some calls only (not socketpair): test what the
+       system enforces */
+    bool enforced[2];
     for (int duplex = 0; duplex < 2; duplex++) {
+        int raw[2];
+        enforced[duplex] = (duplex ? socketpair(AF_UNIX, SOCK_STREAM, 0, raw) : pipe(raw)) < 0;
+        if (!enforced[duplex]) close(raw[0]), close(raw[1]);
+    }
+    CHECK(enforced[0] || enforced[1]);
+    for (int duplex = 0; duplex < 2; duplex++) {
+        if (!enforced[duplex]) continue;
         errno = 0;
         CHECK_EQ(mp_pipe(&x, &y, duplex), MP_ESYS);
         CHECK_EQ(errno, EMFILE);
@@ -690,6 +701,7 @@ TEST(faults_fd_limit_mp_pipe_is_clean_error) {
     }
     close(filler[--n]); /* one free fd: a pair needs two */
     for (int duplex = 0; duplex < 2; duplex++) {
+        if (!enforced[duplex]) continue;
         errno = 0;
         CHECK_EQ(mp_pipe(&x, &y, duplex), MP_ESYS);
         CHECK_EQ(errno, EMFILE);
