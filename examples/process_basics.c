@@ -6,7 +6,7 @@
        cc -std=c11 -Wall -Wextra -Werror -I. examples/process_basics.c -o process_basics -pthread
        ./process_basics */
 #define MP_IMPLEMENTATION
-#include "mp.h" /* first: it sets up the feature macros the implementation needs */
+#include "mp.h" // first: it sets up the feature macros the implementation needs
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -15,8 +15,8 @@ typedef struct {          /* Value('d') and Array('i', 10), in one shared block 
     int arr[10];
 } shared_data;
 
-typedef struct {          /* a counter and the lock that guards it */
-    volatile long value;  /* volatile: every read and write really happens */
+typedef struct {          // a counter and the lock that guards it
+    volatile long value;  // volatile: every read and write really happens
     mp_lock *lock;
     bool use_lock;
     mp_barrier *start;    /* both adders begin at the same moment */
@@ -45,9 +45,9 @@ static int add(void *arg) {
             rc = mp_lock_acquire(c->lock, MP_FOREVER);
             if (rc != MP_OK && rc != MP_EOWNERDEAD) return 1;
         }
-        long v = c->value;                       /* read,                  */
-        for (volatile int k = 0; k < 10; k++) {} /* think a little (as Python would), */
-        c->value = v + 1;                        /* write back             */
+        long v = c->value;   // read, think a little (as Python would), write back
+        for (volatile int k = 0; k < 10; k++) {}
+        c->value = v + 1;
         if (c->use_lock) mp_lock_release(c->lock);
     }
     return 0;

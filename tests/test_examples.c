@@ -336,3 +336,101 @@ TEST_T(example_pipeline, 40) {
     ex_free(&r);
 }
 #endif
+
+/* ---- every snippet in README.md and mp.h's doc block is cut from an example ---- */
+
+/* Lines of a file, NULL-terminated, pointing into one buffer (both to be freed). */
+static char **ex_split(char *text, int *count) {
+    int n = 0, cap = 64;
+    char **v = (char **)malloc(sizeof *v * (size_t)cap);
+    CHECK(v != NULL);
+    for (char *l = text; *l;) {
+        char *nl = strchr(l, '\n');
+        if (n + 1 >= cap) CHECK((v = (char **)realloc(v, sizeof *v * (size_t)(cap *= 2))) != NULL);
+        v[n++] = l;
+        if (!nl) break;
+        *nl = 0;
+        l = nl + 1;
+    }
+    v[n] = NULL;
+    *count = n;
+    return v;
+}
+
+static bool ex_same(const char *a, const char *b, bool trim) {
+    if (trim) a += strspn(a, " "), b += strspn(b, " ");
+    return strcmp(a, b) == 0;
+}
+
+/* The snippet's lines must appear in examples/name in order: consecutive, except
+   that a "..." line allows a gap. trim: ignore indentation. True if they do. */
+static bool ex_snippet_ok(const char *name, char **lines, int n, bool trim) {
+    char path[256];
+    snprintf(path, sizeof path, "examples/%s", name);
+    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "examples/pending/%s", name);
+    char *text = ex_slurp(path);
+    int fn;
+    char **file = ex_split(text, &fn);
+    int at = -1; /* index in file of the last matched line */
+    bool gap = true, ok = fn > 0;
+    for (int i = 0; i < n && ok; i++) {
+        if (ex_same(lines[i], "...", true)) {
+            gap = true;
+            continue;
+        }
+        int j = at + 1;
+        if (gap)
+            while (j < fn && !ex_same(file[j], lines[i], trim)) j++;
+        ok = j < fn && ex_same(file[j], lines[i], trim);
+        if (!ok) fprintf(stderr, "  snippet line not in %s (in order): \"%s\"\n", path, lines[i]);
+        at = j, gap = false;
+    }
+    free(file);
+    free(text);
+    return ok;
+}
+
+TEST(example_snippets_are_cut_from_examples) {
+    int n, snippets = 0;
+    char *readme = ex_slurp("README.md"), **l = ex_split(readme, &n);
+    CHECK(n > 50); /* run from the repository root */
+    for (int i = 0; i < n; i++) {
+        if (strcmp(l[i], "```c") != 0) continue;
+        char name[128];
+        CHECK(l[i + 1] && sscanf(l[i + 1], "// examples/%127[^ ]", name) == 1);
+        int end = i + 2;
+        while (l[end] && strcmp(l[end], "```") != 0) end++;
+        CHECK(ex_snippet_ok(name, l + i + 2, end - i - 2, false));
+        snippets++;
+        i = end;
+    }
+    CHECK(snippets >= 8);
+    free(l);
+    free(readme);
+
+    /* mp.h's doc block: after a line saying "cut from examples/NAME.c", the first
+       line indented deeper than it sets the snippet's indentation; the snippet runs
+       while lines are indented that much (or blank). Indentation is not compared. */
+    char *hdr = ex_slurp("mp.h"), **h = ex_split(hdr, &n);
+    snippets = 0;
+    for (int i = 0; i < n && strcmp(h[i], "*/") != 0; i++) {
+        const char *c = strstr(h[i], "cut from examples/");
+        char name[128];
+        if (!c || sscanf(c, "cut from examples/%127[a-z_].c", name) != 1) continue;
+        strcat(name, ".c");
+        size_t head = strspn(h[i], " "), base = 0;
+        while (h[++i] && (h[i][0] == 0 || (base = strspn(h[i], " ")) <= head)) {}
+        int m = 0;
+        char *body[128];
+        for (; h[i] && (h[i][0] == 0 || strspn(h[i], " ") >= base) && m < 128; i++)
+            body[m++] = h[i][0] ? h[i] + base : h[i];
+        while (m > 0 && body[m - 1][0] == 0) m--;
+        CHECK(m > 0);
+        CHECK(ex_snippet_ok(name, body, m, true));
+        snippets++;
+        i--;
+    }
+    CHECK(snippets >= 4);
+    free(h);
+    free(hdr);
+}

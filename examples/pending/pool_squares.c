@@ -60,7 +60,7 @@ int main(void) {
     }
     printf("\n");
 
-    mp_pool_close(pool);                 /* no more tasks */
+    mp_pool_close(pool);                 // no more tasks
     if ((rc = mp_pool_join(pool, MP_FOREVER)) != MP_OK) return fail("mp_pool_join", rc);
     mp_pool_destroy(pool);
     printf("pool closed and joined\n");

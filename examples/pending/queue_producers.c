@@ -30,7 +30,7 @@ static int producer(void *arg) {
     gettimeofday(&tv, NULL);   /* as Python's time.time() */
     int len = snprintf(msg, sizeof msg, "%d(put):%ld.%06ld", (int)getpid(), (long)tv.tv_sec,
                        (long)tv.tv_usec);
-    int rc = mp_queue_put(q, msg, (size_t)len, MP_FOREVER);   /* waits while 3 are held */
+    int rc = mp_queue_put(q, msg, (size_t)len, MP_FOREVER);   // waits while 3 are held
     return rc == MP_OK ? 0 : fail("mp_queue_put", rc);
 }
 
