@@ -51,8 +51,16 @@ static bool ex_group_gone(pid_t pgid) {
     return false;
 }
 
+/* Under valgrind (MP_TEST_SLOW=1) time limits stretch and timing checks are skipped. */
+static bool ex_slow(void) {
+    const char *s = getenv("MP_TEST_SLOW");
+    return s && *s == '1';
+}
+
 /* Run example name with a time limit; fail the test on timeout or on processes left. */
 static ex_result ex_run(const char *name, double limit) {
+    const char *scale = getenv("MP_TEST_TIMEOUT_SCALE");
+    if (scale && atof(scale) > 1) limit *= atof(scale);
     const char *dir = getenv("MP_EXAMPLES_DIR");
     char rel[512], bin[PATH_MAX], tmp[] = "/tmp/mp_example.XXXXXX", o[600], e[600];
     snprintf(rel, sizeof rel, "%s/%s", dir && *dir ? dir : "build/examples", name);
@@ -146,7 +154,7 @@ TEST_T(example_process_basics, 30) {
     CHECK(ex_line(r.out, "active children: 3\n"));
     CHECK_EQ(ex_count(r.out, "\n  Process-"), 3);
     CHECK(ex_line(r.out, "active children after join: 0\n"));
-    CHECK(r.secs < 10);
+    CHECK(r.secs < 10 || ex_slow());
     ex_free(&r);
 }
 
@@ -158,7 +166,7 @@ TEST_T(example_daemon, 30) {
     CHECK(strstr(r.out, "is gone: yes\n"));
     CHECK(strstr(r.out, "  main: joined daemon-2, exitcode 0\n"));
     CHECK(strstr(r.out, "is gone") < strstr(r.out, "daemon-2: finished"));
-    CHECK(r.secs > 2.9 && r.secs < 12); /* the joined worker's 3 s, not the first one's too */
+    CHECK(r.secs > 2.9 && (r.secs < 12 || ex_slow())); /* the joined worker's 3 s, once */
     ex_free(&r);
 }
 
@@ -214,9 +222,9 @@ TEST_T(example_event, 30) {
         if (strncmp(l + used, "main: setting the event\n", 24) == 0) t_set = t, ls = l;
         if (strncmp(l + used, "waiter: success, event set: 1\n", 30) == 0) t_woke = t, lw = l;
     }
-    CHECK(t_timed >= 1.9 && t_timed < 2.9); /* gave up at 2 s, before the set at 3 s */
+    CHECK(t_timed >= 1.9 && (t_timed < 2.9 || ex_slow())); /* at 2 s, before the set */
     CHECK(t_set >= 2.9);
-    CHECK(t_woke >= t_set && t_woke < t_set + 1.5);
+    CHECK(t_woke >= t_set && (t_woke < t_set + 1.5 || ex_slow()));
     CHECK(lt && ls && lw && lt < ls && ls < lw);
     CHECK_EQ(ex_lines(r.out), 5);
     ex_free(&r);

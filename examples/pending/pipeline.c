@@ -100,9 +100,10 @@ static int predictor(void *arg) {
     return rc == MP_ECLOSED ? 0 : fail("predictor", rc);
 }
 
-static const struct { const char *queue; int count; mp_target_fn fn; } stages[4] = {
+/* Each stage: its input queues (one per process) and its processes' function. */
+static const struct { const char *queue; int count; mp_target_fn fn; } stages[5] = {
     { "pre-%d", 2, preprocess }, { "infer-%d", 6, receive },
-    { "batcher", 1, batcher }, { "predictor", 1, predictor },
+    { "batcher", 1, batcher }, { "predictor", 1, predictor }, { "results", 1, NULL },
 };
 
 int main(void) {
@@ -111,10 +112,10 @@ int main(void) {
     int np = 0, rc, bad = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines, even into a pipe (children too) */
     if (!(reg = (struct registry *)mp_calloc(1, sizeof *reg))) { perror("mp_calloc"); return 1; }
-    for (int s = 0; s <= 4; s++)         /* every stage's input queues, then "results" */
-        for (int i = 0; i < (s < 4 ? stages[s].count : 1); i++) {
+    for (int s = 0; s < 5; s++)          /* register every queue by name */
+        for (int i = 0; i < stages[s].count; i++) {
             named_queue *e = &reg->e[reg->count++];
-            snprintf(e->name, sizeof e->name, s < 4 ? stages[s].queue : "results", i);
+            snprintf(e->name, sizeof e->name, stages[s].queue, i);
             if (!(e->q = mp_queue_create(NULL))) { perror("mp_queue_create"); return 1; }
         }
     for (int s = 0; s < 4; s++)          /* daemons: they go if the front goes */
