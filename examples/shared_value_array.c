@@ -80,7 +80,10 @@ int main(void) {
     mp_free(d);
 
     counter *c = (counter *)mp_calloc(1, sizeof *c);
-    if (!c || !(c->lock = mp_lock_create()) || !(c->start = mp_barrier_create(2, NULL, NULL))) { perror("create"); return 1; }
+    if (!c || !(c->lock = mp_lock_create()) || !(c->start = mp_barrier_create(2, NULL, NULL))) {
+        perror("create");
+        return 1;
+    }
     if (run(add, c, 2)) return 1;
     printf("without lock: %ld (expected %d)\n", c->value, 2 * ADDS);
     c->value = 0;

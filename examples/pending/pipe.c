@@ -66,7 +66,8 @@ static int reader(void *arg) {
         printf("reader got %d\n", n);
         count++;
     }
-    printf("reader: %s after %d numbers\n", rc == MP_ECLOSED ? "end of file" : mp_strerror(rc), count);
+    printf("reader: %s after %d numbers\n", rc == MP_ECLOSED ? "end of file" : mp_strerror(rc),
+           count);
     mp_conn_close(e->mine);
     return rc == MP_ECLOSED ? 0 : 1;
 }

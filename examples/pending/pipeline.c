@@ -41,28 +41,32 @@ static double now(void) {
 
 static int preprocess(void *arg) {   /* pre-k: compute the feature, route by n % 6 */
     int k = (int)(intptr_t)arg, rc;
+    mp_queue *in = queue_named("pre-%d", k);
     item it;
     size_t len;
-    while ((rc = mp_queue_get(queue_named("pre-%d", k), &it, sizeof it, &len, MP_FOREVER)) == MP_OK) {
+    while ((rc = mp_queue_get(in, &it, sizeof it, &len, MP_FOREVER)) == MP_OK) {
         it.pre = k;
         it.feature = (long)it.n * it.n;
-        if ((rc = mp_queue_put(queue_named("infer-%d", it.n % 6), &it, sizeof it, MP_FOREVER))) break;
+        mp_queue *out = queue_named("infer-%d", it.n % 6);
+        if ((rc = mp_queue_put(out, &it, sizeof it, MP_FOREVER)) != MP_OK) break;
     }
     return rc == MP_ECLOSED ? 0 : fail("preprocess", rc);   /* closed: the normal end */
 }
 
 static int receive(void *arg) {      /* infer-k: hand items to the batcher */
     int k = (int)(intptr_t)arg, rc;
+    mp_queue *in = queue_named("infer-%d", k), *out = queue_named("batcher", 0);
     item it;
     size_t len;
-    while ((rc = mp_queue_get(queue_named("infer-%d", k), &it, sizeof it, &len, MP_FOREVER)) == MP_OK) {
+    while ((rc = mp_queue_get(in, &it, sizeof it, &len, MP_FOREVER)) == MP_OK) {
         it.receiver = k;
-        if ((rc = mp_queue_put(queue_named("batcher", 0), &it, sizeof it, MP_FOREVER))) break;
+        if ((rc = mp_queue_put(out, &it, sizeof it, MP_FOREVER)) != MP_OK) break;
     }
     return rc == MP_ECLOSED ? 0 : fail("receive", rc);
 }
 
 static int batcher(void *arg) {
+    mp_queue *in = queue_named("batcher", 0), *out = queue_named("predictor", 0);
     item batch[BATCH];
     int count = 0, rc, put = MP_OK;
     double deadline = 0;
@@ -70,12 +74,12 @@ static int batcher(void *arg) {
         double wait = MP_FOREVER;          /* empty batch: wait for its first item */
         if (count) wait = deadline > now() ? deadline - now() : 0;
         size_t len;
-        rc = mp_queue_get(queue_named("batcher", 0), &batch[count], sizeof(item), &len, wait);
+        rc = mp_queue_get(in, &batch[count], sizeof(item), &len, wait);
         if (rc == MP_OK && count++ == 0) deadline = now() + 1.0;
         if (count && (count == BATCH || rc != MP_OK)) {
             printf("batcher: %d items (%s)\n", count, count == BATCH ? "full" :
                    rc == MP_ETIMEDOUT ? "1 s passed" : "closing");
-            put = mp_queue_put(queue_named("predictor", 0), batch, count * sizeof(item), MP_FOREVER);
+            put = mp_queue_put(out, batch, count * sizeof(item), MP_FOREVER);
             count = 0;
         }
     } while ((rc == MP_OK || rc == MP_ETIMEDOUT) && put == MP_OK);
@@ -86,14 +90,15 @@ static int batcher(void *arg) {
 static int predictor(void *arg) {
     (void)arg;   /* the model is loaded here, after the fork, in this process only */
     const char *model[2] = { "even", "odd" };
+    mp_queue *in = queue_named("predictor", 0), *out = queue_named("results", 0);
     void *batch;
     size_t len;
     int rc;
-    while ((rc = mp_queue_get_alloc(queue_named("predictor", 0), &batch, &len, MP_FOREVER)) == MP_OK) {
+    while ((rc = mp_queue_get_alloc(in, &batch, &len, MP_FOREVER)) == MP_OK) {
         item *items = (item *)batch;
         for (size_t i = 0; i < len / sizeof(item); i++)
             strcpy(items[i].label, model[items[i].feature % 2]);
-        rc = mp_queue_put(queue_named("results", 0), batch, len, MP_FOREVER);
+        rc = mp_queue_put(out, batch, len, MP_FOREVER);
         free(batch);
         if (rc) break;
     }
@@ -120,7 +125,8 @@ int main(void) {
         }
     for (int s = 0; s < 4; s++)          /* daemons: they go if the front goes */
         for (int i = 0; i < stages[s].count; i++, np++) {
-            mp_process_desc d = { .target = stages[s].fn, .arg = (void *)(intptr_t)i, .daemon = true };
+            mp_process_desc d = { .target = stages[s].fn, .arg = (void *)(intptr_t)i,
+                                  .daemon = true };
             if (!(procs[np] = mp_process_create(&d))) { perror("mp_process_create"); return 1; }
             if ((rc = mp_process_start(procs[np])) != MP_OK) return fail("start", rc);
         }

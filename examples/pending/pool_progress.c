@@ -58,6 +58,11 @@ static int make_files(const char *dir, job *names) {
     return keep;
 }
 
+static int fail(const char *what, int rc) {
+    fprintf(stderr, "%s: %s\n", what, mp_strerror(rc));
+    return 1;
+}
+
 int main(void) {
     static job names[FILES];
     char dir[] = "/tmp/pool_progress.XXXXXX";
@@ -81,7 +86,7 @@ int main(void) {
     }
     mp_imap_destroy(it);
     mp_pool_close(pool);
-    if ((rc = mp_pool_join(pool, MP_FOREVER)) != MP_OK) fprintf(stderr, "join: %s\n", mp_strerror(rc));
+    if ((rc = mp_pool_join(pool, MP_FOREVER)) != MP_OK) return fail("mp_pool_join", rc);
     mp_pool_destroy(pool);
 
     printf("%zu files cleaned, %d failed, results in input order: %s\n", next, failed,

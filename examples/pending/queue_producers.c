@@ -108,7 +108,8 @@ int main(void) {
 
     for (int i = 0; i < 3; i++) mp_queue_put(q, "x", 1, MP_FOREVER);   /* fill it */
     int rc = mp_queue_put(q, "x", 1, 0);
-    printf("put with timeout 0 on a full queue (%zu held): %s\n", mp_queue_qsize(q), mp_strerror(rc));
+    printf("put with timeout 0 on a full queue (%zu held): %s\n", mp_queue_qsize(q),
+           mp_strerror(rc));
     char buf[8];
     size_t len;
     for (int i = 0; i < 3; i++) mp_queue_get(q, buf, sizeof buf, &len, MP_FOREVER);  /* empty it */
