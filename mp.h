@@ -293,7 +293,75 @@
 
    THE POOL
 
-      (chapter: pool)
+      Python's multiprocessing.Pool: worker processes forked by mp_pool_create that
+      run map, imap (ordered or unordered) and apply_async tasks. Unlike Python's, a
+      worker that dies (killed, crashed) fails only the task it was running, with
+      MP_EWORKERDIED and its exit code, and is replaced; nothing ever hangs.
+
+         static int square(const void *in, void *out) {
+             int64_t x = *(const int64_t *)in;
+             *(int64_t *)out = x * x;
+             return 0;                               // non-zero fails this item
+         }
+         ...
+         mp_pool *pool = mp_pool_create(NULL);       // mp_cpu_count() workers
+         mp_map_desc m = { .fn = square, .in = xs, .in_size = sizeof(int64_t),
+                           .out = ys, .out_size = sizeof(int64_t), .n = n,
+                           .progress = mp_progress_bar, .progress_arg = "squares" };
+         int rc = mp_pool_map(pool, &m);             // ys[i] = xs[i]^2, in order
+         mp_async *r = mp_pool_apply_async(pool, task, &arg, sizeof arg);
+         rc = mp_async_get(r, buf, sizeof buf, &len, 5.0);
+         mp_async_destroy(r);
+         mp_pool_close(pool);
+         mp_pool_join(pool, MP_FOREVER);
+         mp_pool_destroy(pool);
+
+      Data: functions are pointers into the one binary (no pickling). map/imap copy
+      the input array into the shared heap (map uses it in place when it already is
+      there); workers write results straight into a shared out array by index and map
+      copies it to d->out at the end. apply_async copies arg_len bytes of argument;
+      the task writes up to max_result bytes (default 64 KiB) of result. So the
+      caller's buffers need not exist in the workers.
+
+      Tasks: map work is cut into chunks (chunksize, default ceil(n / (4 *
+      processes)) for map and 1 for imap, as Python); a chunk is one task. A failing
+      item (fn returned non-zero) never stops the others: map returns the lowest
+      index's failure and fills d->failure if given (index, code, count); imap
+      returns each item's own code (mp_imap_code). If a worker dies, every item of
+      its chunk fails with MP_EWORKERDIED (chunksize 1 isolates items).
+
+      Owner: the process that created the pool is its owner; only it may map, imap,
+      apply_async, get/wait results, close, join, terminate and destroy (MP_EINVAL
+      or no effect elsewhere), from any of its threads. The owner reaps and replaces
+      workers while it waits (a dead worker is noticed within 20 ms of waiting) and
+      when it submits (retired workers), so a pool nobody waits on just keeps its
+      queue. maxtasksperchild retires a worker after that many tasks; a fresh one
+      takes its place. An initializer runs once in every worker, replacements
+      included; if it fails at creation mp_pool_create fails (ECHILD); a replacement
+      whose initializer fails is not restarted, and a pool left without workers
+      cancels its tasks.
+
+      Ending: close stops new tasks and lets the queue drain; join waits for the
+      workers (after close or terminate; MP_EINVAL before). terminate stops now:
+      workers get SIGTERM, SIGKILL after 200 ms, and every unfinished task - queued
+      or running - reports MP_ECANCELLED. destroy terminates a pool that still has
+      workers (Python's `with Pool() as p:`), so close + join first to finish the
+      queue. Results (mp_async, mp_imap) outlive the pool; destroy them yourself.
+
+      Speed: no system call per task while workers are busy - the queue is a list
+      under a robust lock word, idle workers spin briefly before a futex sleep and
+      are woken only when asleep; the owner likewise sleeps on an eventcount only
+      after a short spin.
+
+      Progress: d->progress(done, total, arg) is called by the owner as chunks
+      finish (done == total last). mp_progress_bar is a ready-made one that draws
+      "label: 45%|#########           | 450/1000 [00:02<00:03, 210.5/s]" on stderr
+      when stderr is a terminal (the C answer to tqdm(pool.imap(...))).
+
+      Limits: at most 1024 workers; map item sizes and counts must fit size_t
+      products; a result above max_result fails with MP_ETOOBIG. Workers are forked
+      by the owner at creation and when replacing, so they see the owner's memory as
+      it was then: pass data through the inputs, the initializer or the shared heap.
 
    ROBUSTNESS
 
@@ -554,6 +622,145 @@ MPDEF void mp_shm_close(mp_shm *m);   /* unmap; the object stays until unlinked 
 MPDEF int mp_shm_unlink(const char *name); /* MP_OK, MP_EINVAL, MP_ESYS (ENOENT) */
 
 // >>decl:pool --------------------------------------------------------------------
+
+typedef struct mp_pool mp_pool;
+typedef struct mp_imap mp_imap;
+typedef struct mp_async mp_async;
+
+/* Defaults: processes mp_cpu_count(); no initializer; maxtasksperchild 0 (unlimited);
+   max_result 64 KiB. */
+typedef struct mp_pool_desc {
+    unsigned processes;          /* worker processes, at most 1024 */
+    int (*initializer)(void *);  /* run once in each worker after its fork; non-zero
+                                    return = the worker failed to start */
+    void *initarg;
+    unsigned maxtasksperchild;   /* a worker retires after this many tasks (a map chunk
+                                    is one task) and the pool starts a fresh one */
+    size_t max_result;           /* room for one apply_async result, at most 1 GiB */
+} mp_pool_desc;
+
+/* Start the workers (daemon processes forked from this process, which becomes the
+   pool's owner). With an initializer, waits until every worker ran it. NULL + errno:
+   EINVAL (processes > 1024, max_result > 1 GiB), ENOMEM, EAGAIN (fork failed), ECHILD
+   (an initializer returned non-zero, or a worker died in it). */
+MPDEF mp_pool *mp_pool_create(const mp_pool_desc *d);
+
+/* A map function: read one element at in, write one at out (NULL when out_size is
+   0). Return 0, or non-zero to fail this item (the value is kept as its code). */
+typedef int (*mp_map_fn)(const void *in, void *out);
+
+/* A map's first failure (lowest index), filled by mp_pool_map when asked for. */
+typedef struct mp_map_failure {
+    size_t index;  /* the lowest failing index (n when nothing failed) */
+    int rc;        /* MP_OK, MP_ETASK, MP_EWORKERDIED or MP_ECANCELLED */
+    int code;      /* MP_ETASK: fn's return value; MP_EWORKERDIED: the worker's exit
+                      code (N for exit(N), -S for signal S); else 0 */
+    size_t failed; /* how many items failed */
+} mp_map_failure;
+
+/* Defaults: chunksize ceil(n / (4 * processes)) for map, 1 for imap (as Python);
+   ordered; no progress callback; no failure report. */
+typedef struct mp_map_desc {
+    mp_map_fn fn;
+    const void *in;   /* n elements of in_size bytes (copied to shared memory) */
+    size_t in_size;
+    void *out;        /* map: n elements of out_size bytes, in input order; imap: unused */
+    size_t out_size;  /* 0: fn produces nothing */
+    size_t n;
+    size_t chunksize; /* items per task */
+    bool unordered;   /* imap: yield in completion order (imap_unordered) */
+    void (*progress)(size_t done, size_t total, void *arg); /* called by the owner as
+                         items finish; the last call has done == total */
+    void *progress_arg;
+    mp_map_failure *failure; /* map: where to report the first failure (optional) */
+} mp_map_desc;
+
+/* Python's Pool.map: run fn over every element, results in d->out in input order.
+   Returns MP_OK, or the first failure's code (lowest index): MP_ETASK (fn returned
+   non-zero), MP_EWORKERDIED (the worker running that item's chunk died: every item
+   of the chunk fails), MP_ECANCELLED (terminated). One failure never stops the
+   others. MP_EINVAL: bad argument (NULL p/d/fn/in/out, zero in_size, sizes that
+   overflow), pool closed or terminated, or not called from the owner process.
+   MP_ENOMEM: no shared memory for the copies. n == 0 returns MP_OK at once. */
+MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d);
+
+/* Python's Pool.imap / imap_unordered: an iterator over the results, which stream
+   while later chunks still run. Inputs are copied at once. NULL + errno: EINVAL (as
+   mp_pool_map), ENOMEM. */
+MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d);
+/* The next result: copies out_size bytes to out (when MP_OK and out is not NULL) and
+   its index to *index (if not NULL). Ordered: index 0, 1, 2...; unordered: chunks in
+   completion order, every index exactly once. Returns MP_OK, the item's failure
+   (MP_ETASK, MP_EWORKERDIED, MP_ECANCELLED; see mp_imap_code), MP_ETIMEDOUT (nothing
+   consumed; ask again later), MP_ECLOSED once every item was returned, MP_EINVAL. */
+MPDEF int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout);
+/* The code of the item mp_imap_next returned last: fn's return value for MP_ETASK,
+   the worker's exit code for MP_EWORKERDIED, else 0. */
+MPDEF int mp_imap_code(const mp_imap *it);
+/* Free the iterator; chunks not yet started are cancelled, running ones are awaited. */
+MPDEF void mp_imap_destroy(mp_imap *it);
+
+/* An apply_async task: arg/arg_len are a copy of the caller's bytes; write up to
+   *result_len bytes (the capacity, max_result, on entry) to result and set
+   *result_len to the size written. Return 0, or non-zero to fail the task (the value
+   is kept as its code and the result discarded). */
+typedef int (*mp_task_fn)(const void *arg, size_t arg_len, void *result, size_t *result_len);
+
+/* Python's Pool.apply_async: queue fn(copy of arg). Never blocks. NULL + errno:
+   EINVAL (NULL p/fn, arg NULL with arg_len > 0, pool closed or terminated, not the
+   owner process), ENOMEM. Free the handle with mp_async_destroy. */
+MPDEF mp_async *mp_pool_apply_async(mp_pool *p, mp_task_fn fn, const void *arg, size_t arg_len);
+/* Wait for the result and copy it to out (cap bytes of room), its size to *len (if
+   not NULL). The result stays available: get may be repeated. Returns MP_OK;
+   MP_ETIMEDOUT (not finished yet); MP_ETOOBIG (cap too small: *len says the size
+   needed; or the task set *result_len above max_result: *len says what it asked for);
+   MP_ETASK, MP_EWORKERDIED, MP_ECANCELLED (see mp_async_code); MP_EINVAL (NULL r, out
+   NULL with cap > 0, a process other than the pool's owner). */
+MPDEF int mp_async_get(mp_async *r, void *out, size_t cap, size_t *len, double timeout);
+/* Wait until the task finished (in any way): MP_OK, MP_ETIMEDOUT, MP_EINVAL. */
+MPDEF int mp_async_wait(mp_async *r, double timeout);
+MPDEF bool mp_async_ready(mp_async *r);      /* finished, in any way */
+MPDEF bool mp_async_successful(mp_async *r); /* finished with MP_OK (false if not ready) */
+/* fn's return value for MP_ETASK, the worker's exit code (N, or -S for signal S) for
+   MP_EWORKERDIED, else 0. */
+MPDEF int mp_async_code(mp_async *r);
+/* Free the handle. An unfinished task is dropped from the queue, or its result is
+   thrown away when it ends. Valid after the pool was destroyed. */
+MPDEF void mp_async_destroy(mp_async *r);
+
+/* No more tasks (they then fail with MP_EINVAL); workers leave once the queue is
+   drained. Owner only (elsewhere: no effect). */
+MPDEF void mp_pool_close(mp_pool *p);
+/* Stop now: workers are sent SIGTERM (SIGKILL after 200 ms) and reaped; every task
+   not finished reports MP_ECANCELLED. Returns promptly whatever is queued. Owner only. */
+MPDEF void mp_pool_terminate(mp_pool *p);
+/* Wait for the workers to exit after close or terminate, replacing workers that die
+   while tasks remain. MP_OK, MP_ETIMEDOUT, MP_EINVAL (NULL, still running - call
+   close first -, not the owner). */
+MPDEF int mp_pool_join(mp_pool *p, double timeout);
+/* Free the pool. A pool that still has workers is terminated first (Python's `with
+   Pool()`): close + join beforehand to let queued tasks finish. mp_async handles and
+   imap iterators stay valid (their tasks report MP_ECANCELLED) and must still be
+   destroyed. Owner only. */
+MPDEF void mp_pool_destroy(mp_pool *p);
+
+typedef struct mp_pool_stats {
+    unsigned processes; /* workers the pool keeps */
+    unsigned alive;     /* worker processes running now */
+    size_t started;     /* workers started, replacements included */
+    size_t died;        /* workers that died (killed, crashed), retirements excluded */
+} mp_pool_stats;
+
+/* Snapshot of the pool's counters; runs the owner's check for dead workers first.
+   MP_EINVAL: NULL, or not the owner process. */
+MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out);
+
+/* A ready-made progress callback (mp_map_desc.progress): draws a bar on stderr -
+   label (progress_arg, a const char * or NULL), percent, done/total, rate, time
+   left - at most 10 times a second, and only when stderr is a terminal. One bar at a
+   time per process. */
+MPDEF void mp_progress_bar(size_t done, size_t total, void *arg);
+
 
 #ifdef __cplusplus
 }
@@ -1887,6 +2094,1015 @@ MPDEF int mp_shm_unlink(const char *name) {
 }
 
 // >>pool -------------------------------------------------------------------------
+// The worker pool. Units of work - apply_async records and map jobs - wait in one FIFO
+// list under a robust lock word. A worker claims a unit (an apply record, or the next
+// chunk of the job at the head) by writing its worker id into the unit's state word
+// while holding the lock, after noting the unit in its shared worker record; every
+// change to the list commits with one store. So when a worker dies, at any instant,
+// the owner (the only process that reaps workers) finds in that record what the worker
+// held: a state word with the dead id is failed with MP_EWORKERDIED, anything else was
+// never really taken or was finished. Results go straight into shared memory (records,
+// the job's out block); completions bump an eventcount the owner sleeps on, in bounded
+// slices so that it reaps and replaces dead workers while it waits.
+
+#define MP__U_APPLY 1u
+#define MP__U_JOB 2u
+#define MP__ST_QUEUED 0u
+#define MP__ST_DONE 0x80000000u
+#define MP__ST_ABANDON 0x40000000u /* the owner dropped a running task's handle */
+#define MP__ID_MASK 0x3fffffffu
+#define MP__POOL_SLICE_NS 20000000 /* the owner looks for dead workers this often */
+#define MP__POOL_SPIN_NS 50000     /* bounded spin before a futex sleep */
+#define MP__ASYNC_INLINE 64        /* results up to this size live in the record */
+
+enum { MP__POOL_RUN, MP__POOL_CLOSED, MP__POOL_TERMINATED };
+
+typedef struct mp__unit {
+    struct mp__unit *next;
+    uint64_t tid;    /* unique per unit: tells a stale worker record from a live one */
+    uint32_t kind;
+    uint32_t queued; /* 1 while (possibly) in the list */
+} mp__unit;
+
+struct mp_async {
+    mp__unit u;
+    mp_pool *pool;
+    mp_task_fn fn;
+    uint32_t state; /* QUEUED, worker id (| ABANDON), DONE */
+    int rc, code;
+    size_t arg_len, res_len, cap;
+    void *big; /* heap block for a result above cap */
+};
+#define MP__ASYNC_HDR ((sizeof(mp_async) + 15) & ~(size_t)15)
+
+typedef struct mp__chunk {
+    uint32_t state; /* QUEUED, worker id, DONE */
+    int rc, code;
+    uint32_t pad_;
+    size_t fail_at; /* rc == MP_ETASK: first failing item; codes[] from there on */
+} mp__chunk;
+
+typedef struct mp__job {
+    mp__unit u;
+    mp_pool *pool; /* NULL once the pool was destroyed */
+    mp_map_fn fn;
+    char *in, *out;
+    int *codes; /* per item, written only from a chunk's first failure on */
+    void *own_in, *own_out;
+    size_t in_size, out_size, n, chunksize;
+    uint32_t nchunks, next_chunk, norder, pad_;
+    mp__chunk *chunks;
+    uint32_t *order; /* chunk+1 in completion order, filled without holes */
+    struct mp__job *live_next, *live_prev;
+} mp__job;
+
+typedef struct mp__worker {
+    mp_process *proc;
+    mp_pool *pool;
+    mp__unit *cur; /* what the worker claimed last (valid if cur->tid == cur_tid) */
+    uint64_t cur_tid;
+    uint32_t cur_chunk;
+    uint32_t id;
+    uint32_t init; /* 0 pending, 1 ran, 2 failed */
+    uint32_t exiting;
+    uint32_t disabled; /* its initializer failed: not restarted */
+    uint32_t sleep;    /* 1 while asleep; whoever clears it owes the futex wake */
+} mp__worker;
+
+struct mp_pool {
+    uint32_t qlock, state;
+    mp__unit *head, *tail;
+    mp__job *jobs; /* live map/imap jobs, under qlock */
+    char pad1_[40];
+    uint32_t task_sleepers; /* workers asleep (or about to be) waiting for units */
+    uint32_t pad0_;
+    char pad2_[56];
+    uint32_t done_seq, done_waiters; /* eventcount: the owner waits for completions */
+    uint32_t exited;                 /* bumped by each worker that leaves on its own */
+    char pad3_[52];
+    uint64_t next_tid;
+    uint32_t maint_lock, next_id, exited_seen;
+    pid_t owner;
+    unsigned nproc, maxtasks;
+    size_t max_result;
+    int (*initializer)(void *);
+    void *initarg;
+    int64_t last_maint;
+    size_t started, died;
+    mp__worker *w;
+};
+
+/* After making a condition true: wake the sleepers of an eventcount. A sleeper
+   registers, fences, reads seq, re-checks the condition, then sleeps on seq; so
+   either we see it registered, or it sees the condition (store-buffering with
+   fences on both sides), and seq only needs to move when someone sleeps. */
+static void mp__ec_signal(uint32_t *seq, uint32_t *sleepers, int n) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!mp__load(sleepers)) return;
+    mp__fetch_add(seq, 1u);
+    mp__futex_wake(seq, n);
+}
+
+/* After queueing work: wake up to n sleeping workers. Each sleeper has its own flag
+   and the waker clears it, so a burst of pushes wakes a sleeper once, not once per
+   push while it is still on its way up. */
+static void mp__pool_wake_workers(mp_pool *p, unsigned n) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!mp__load(&p->task_sleepers)) return;
+    for (unsigned i = 0; i < p->nproc && n; i++) {
+        uint32_t one = 1;
+        if (mp__load(&p->w[i].sleep) == 1 && mp__cas(&p->w[i].sleep, &one, 0u)) {
+            mp__futex_wake(&p->w[i].sleep, 1);
+            n--;
+        }
+    }
+}
+
+static bool mp__pool_mine(const mp_pool *p) { return p && p->owner == mp__g.pid; }
+
+/* ---- the unit list (callers hold qlock) ---- */
+
+static void mp__q_pop(mp_pool *p, mp__unit *u) { /* u is the head */
+    mp__unit *n = u->next;
+    /* tail before head: a worker killed between the two leaves head on a claimed
+       unit (skipped later) rather than tail on a unit no longer listed */
+    if (!n) mp__store(&p->tail, (mp__unit *)NULL);
+    mp__store(&p->head, n);
+    mp__store(&u->queued, 0u);
+}
+
+static void mp__q_unlink(mp_pool *p, mp__unit *u) {
+    mp__unit *prev = NULL, *c = p->head;
+    while (c && c != u) prev = c, c = c->next;
+    if (c) {
+        if (prev) prev->next = u->next;
+        else mp__store(&p->head, u->next);
+        if (p->tail == u) p->tail = prev;
+    }
+    u->queued = 0;
+}
+
+/* Owner: unlink u if it may still be listed. */
+static void mp__q_remove(mp_pool *p, mp__unit *u) {
+    if (!mp__load(&u->queued)) return;
+    mp__lw_acquire(&p->qlock, MP__NEVER);
+    mp__q_unlink(p, u);
+    mp__lw_release(&p->qlock);
+}
+
+/* Owner: append u; MP_EINVAL once the pool no longer takes work. */
+static int mp__q_push(mp_pool *p, mp__unit *u, unsigned wake) {
+    u->next = NULL;
+    u->queued = 1;
+    mp__lw_acquire(&p->qlock, MP__NEVER);
+    if (mp__load(&p->state) != MP__POOL_RUN) {
+        mp__lw_release(&p->qlock);
+        return MP_EINVAL;
+    }
+    if (p->tail) p->tail->next = u;
+    else mp__store(&p->head, u);
+    mp__store(&p->tail, u);
+    mp__lw_release(&p->qlock);
+    mp__pool_wake_workers(p, wake);
+    return MP_OK;
+}
+
+/* ---- jobs ---- */
+
+static void mp__job_append(mp__job *j, uint32_t c) {
+    for (;;) {
+        uint32_t k = mp__load(&j->norder), z = 0;
+        if (k >= j->nchunks) return;
+        bool mine = mp__cas(&j->order[k], &z, c + 1);
+        mp__cas(&j->norder, &k, k + 1); /* slot k is taken either way: help advance */
+        if (mine) return;
+    }
+}
+
+/* Owner, for a dead worker's finished chunk: append it unless it got that far. */
+static void mp__job_ensure(mp__job *j, uint32_t c) {
+    for (uint32_t k = 0; k < j->nchunks && mp__load(&j->order[k]); k++)
+        if (j->order[k] == c + 1) return;
+    mp__job_append(j, c);
+}
+
+static size_t mp__job_count(const mp__job *j, uint32_t c) {
+    size_t start = (size_t)c * j->chunksize;
+    return j->n - start < j->chunksize ? j->n - start : j->chunksize;
+}
+
+static void mp__job_finish_chunk(mp__job *j, uint32_t c, int rc, int code) {
+    j->chunks[c].rc = rc;
+    j->chunks[c].code = code;
+    mp__store(&j->chunks[c].state, MP__ST_DONE);
+    mp__job_append(j, c);
+}
+
+/* Item i of chunk c: its rc, and its code in *code. */
+static int mp__job_item(const mp__job *j, uint32_t c, size_t i, int *code) {
+    const mp__chunk *ch = &j->chunks[c];
+    *code = 0;
+    if (ch->rc == MP_OK) return MP_OK;
+    if (ch->rc != MP_ETASK) {
+        *code = ch->code;
+        return ch->rc;
+    }
+    if (i - (size_t)c * j->chunksize < ch->fail_at || j->codes[i] == 0) return MP_OK;
+    *code = j->codes[i];
+    return MP_ETASK;
+}
+
+/* Owner, under qlock: cancel a job's chunks nobody claimed. */
+static void mp__job_cancel_locked(mp__job *j, int rc, int code) {
+    for (uint32_t c = j->next_chunk; c < j->nchunks; c++)
+        if (mp__load(&j->chunks[c].state) == MP__ST_QUEUED) mp__job_finish_chunk(j, c, rc, code);
+    mp__store(&j->next_chunk, j->nchunks);
+}
+
+/* ---- workers ---- */
+
+static void *mp__pool_scratch; /* a worker's result buffer (process-private) */
+static size_t mp__pool_scratch_size;
+
+static void *mp__pool_scratch_get(size_t size) {
+    if (mp__pool_scratch_size < size) { /* a nested pool may want more than the parent's */
+        MP_FREE(mp__pool_scratch);
+        mp__pool_scratch = MP_MALLOC(size);
+        mp__pool_scratch_size = mp__pool_scratch ? size : 0;
+    }
+    return mp__pool_scratch;
+}
+
+static void mp__pool_run_apply(mp_pool *p, mp__worker *w, mp_async *r) {
+    char *data = (char *)r + MP__ASYNC_HDR;
+    size_t len = p->max_result;
+    int rc = MP_OK, code = 0;
+    char *scratch = (char *)mp__pool_scratch_get(p->max_result);
+    if (!scratch) {
+        rc = MP_ENOMEM, len = 0;
+    } else if ((code = r->fn(data, r->arg_len, scratch, &len)) != 0) {
+        rc = MP_ETASK, len = 0;
+    } else if (len > p->max_result) {
+        rc = MP_ETOOBIG;
+    } else if (len <= r->cap) {
+        memcpy(data, scratch, len);
+    } else if ((r->big = mp_alloc(len)) != NULL) {
+        memcpy(r->big, scratch, len);
+    } else {
+        rc = MP_ENOMEM, len = 0;
+    }
+    r->rc = rc, r->code = code, r->res_len = len;
+    uint32_t s = w->id;
+    if (mp__cas(&r->state, &s, MP__ST_DONE)) {
+        mp__store(&w->cur, (mp__unit *)NULL);
+    } else { /* abandoned by its owner: ours to free */
+        mp__store(&w->cur, (mp__unit *)NULL);
+        r->u.tid = 0;
+        mp_free(r->big);
+        mp_free(r);
+    }
+}
+
+static void mp__pool_run_chunk(mp__worker *w, mp__job *j, uint32_t c) {
+    size_t start = (size_t)c * j->chunksize, cnt = mp__job_count(j, c), k = 0;
+    const char *in = j->in + start * j->in_size;
+    char *out = j->out_size ? j->out + start * j->out_size : NULL;
+    int r = 0;
+    for (; k < cnt; k++, in += j->in_size) {
+        r = j->fn(in, out);
+        if (r) break;
+        if (out) out += j->out_size;
+    }
+    bool failed = k < cnt;
+    if (failed) { /* the slow path, from the first failure on */
+        j->chunks[c].fail_at = k;
+        j->codes[start + k] = r;
+        for (k++, in += j->in_size; k < cnt; k++, in += j->in_size)
+            j->codes[start + k] = j->fn(in, out ? (out += j->out_size) : NULL);
+    }
+    mp__job_finish_chunk(j, c, failed ? MP_ETASK : MP_OK, 0);
+    mp__store(&w->cur, (mp__unit *)NULL);
+}
+
+/* Under qlock: claim the next unit for w, popping what is used up. */
+static mp__unit *mp__pool_claim(mp_pool *p, mp__worker *w) {
+    mp__unit *u, *got = NULL;
+    mp__lw_acquire(&p->qlock, MP__NEVER); /* a dead holder left the list consistent */
+    while (!got && (u = p->head) != NULL) {
+        if (u->kind == MP__U_APPLY) {
+            mp_async *r = (mp_async *)u;
+            if (r->state == MP__ST_QUEUED) {
+                w->cur_tid = u->tid;
+                mp__store(&w->cur, u);
+                mp__store(&r->state, w->id);
+                got = u;
+            }
+            mp__q_pop(p, u);
+            continue;
+        }
+        mp__job *j = (mp__job *)u;
+        uint32_t c = j->next_chunk;
+        if (c < j->nchunks) {
+            if (j->chunks[c].state == MP__ST_QUEUED) {
+                w->cur_tid = u->tid;
+                w->cur_chunk = c;
+                mp__store(&w->cur, u);
+                mp__store(&j->chunks[c].state, w->id);
+                got = u;
+            }
+            mp__store(&j->next_chunk, ++c);
+        }
+        if (c >= j->nchunks) mp__q_pop(p, u);
+    }
+    mp__lw_release(&p->qlock);
+    return got;
+}
+
+static bool mp__pool_has_work(mp_pool *p) {
+    return mp__load(&p->head) != NULL || mp__load(&p->state) != MP__POOL_RUN;
+}
+
+/* Spin a little, then sleep until a unit is queued or the pool closes. A waker
+   reads the flag after its fence: either it sees ours or we see its unit. */
+static void mp__pool_idle(mp_pool *p, mp__worker *w) {
+    int64_t end = mp__now_ns() + MP__POOL_SPIN_NS;
+    for (unsigned i = 1; !mp__pool_has_work(p); i++) {
+        if ((i & 63) == 0 && mp__now_ns() > end) {
+            mp__fetch_add(&p->task_sleepers, 1u); /* count first: see check_worker */
+            mp__store(&w->sleep, 1u);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            if (!mp__pool_has_work(p))
+                mp__futex_wait(&w->sleep, 1, mp__now_ns() + 1000000000);
+            mp__store(&w->sleep, 0u);
+            mp__fetch_sub(&p->task_sleepers, 1u);
+            if (getppid() != p->owner) _exit(1); /* the owner is gone */
+            return;
+        }
+        mp__cpu_relax();
+    }
+}
+
+static void mp__pool_worker_leave(mp_pool *p, mp__worker *w) {
+    mp__store(&w->exiting, 1u);
+    mp__fetch_add(&p->exited, 1u);
+    mp__ec_signal(&p->done_seq, &p->done_waiters, INT_MAX);
+}
+
+static int mp__pool_worker(void *arg) {
+    mp__worker *w = (mp__worker *)arg;
+    mp_pool *p = w->pool;
+    unsigned done = 0;
+    if (p->initializer) {
+        int r = p->initializer(p->initarg);
+        mp__store(&w->init, r ? 2u : 1u);
+        mp__futex_wake(&w->init, 1);
+        if (r) {
+            mp__pool_worker_leave(p, w);
+            return 1;
+        }
+    }
+    while (mp__load(&p->state) != MP__POOL_TERMINATED) {
+        mp__unit *u = mp__load(&p->head) ? mp__pool_claim(p, w) : NULL;
+        if (!u) {
+            if (mp__load(&p->state) != MP__POOL_RUN && !mp__load(&p->head)) break;
+            if (!mp__load(&p->head)) mp__pool_idle(p, w);
+            continue;
+        }
+        if (mp__load(&p->head)) mp__pool_wake_workers(p, 1); /* more work: a helper */
+        if (u->kind == MP__U_APPLY) mp__pool_run_apply(p, w, (mp_async *)u);
+        else mp__pool_run_chunk(w, (mp__job *)u, w->cur_chunk);
+        mp__ec_signal(&p->done_seq, &p->done_waiters, INT_MAX);
+        if (p->maxtasks && ++done >= p->maxtasks) break;
+    }
+    mp__pool_worker_leave(p, w);
+    return 0;
+}
+
+static int mp__pool_start_worker(mp_pool *p, mp__worker *w) {
+    char name[32];
+    w->cur = NULL;
+    w->cur_tid = 0;
+    w->init = w->exiting = 0;
+    if (++p->next_id > MP__ID_MASK) p->next_id = 1;
+    w->id = p->next_id;
+    snprintf(name, sizeof name, "PoolWorker-%u", w->id);
+    mp_process_desc d = {mp__pool_worker, w, name, true};
+    mp_process *proc = mp_process_create(&d);
+    if (!proc) return MP_ENOMEM;
+    if (mp_process_start(proc) != MP_OK) {
+        int e = errno;
+        mp_process_destroy(proc);
+        errno = e;
+        return MP_ESYS;
+    }
+    w->proc = proc;
+    p->started++;
+    return MP_OK;
+}
+
+/* ---- the owner: failing what dead workers held, replacing them ---- */
+
+/* w's process is gone: fail (rc, code) what it was running. */
+static void mp__pool_fail_unit(mp_pool *p, mp__worker *w, int rc, int code) {
+    mp__unit *u = w->cur;
+    w->cur = NULL;
+    if (!u || u->tid != w->cur_tid) return;
+    if (u->kind == MP__U_APPLY) {
+        mp_async *r = (mp_async *)u;
+        uint32_t s = mp__load(&r->state);
+        if ((s & MP__ST_DONE) || (s & MP__ID_MASK) != w->id) return;
+        mp__q_remove(p, u); /* it died between claiming and popping */
+        r->rc = rc, r->code = code, r->res_len = 0;
+        if (s & MP__ST_ABANDON) {
+            r->u.tid = 0;
+            mp_free(r->big);
+            mp_free(r);
+        } else {
+            mp__store(&r->state, MP__ST_DONE);
+        }
+    } else {
+        mp__job *j = (mp__job *)u;
+        uint32_t c = w->cur_chunk, s = mp__load(&j->chunks[c].state);
+        if (s == w->id) mp__job_finish_chunk(j, c, rc, code);
+        else if (s == MP__ST_DONE) mp__job_ensure(j, c);
+    }
+}
+
+/* Fail every queued unit with (rc, code) and empty the list. */
+static void mp__pool_cancel_queue(mp_pool *p, int rc, int code) {
+    mp__lw_acquire(&p->qlock, MP__NEVER);
+    for (mp__unit *u = p->head, *next; u; u = next) {
+        next = u->next;
+        if (u->kind == MP__U_JOB) {
+            mp__job_cancel_locked((mp__job *)u, rc, code);
+        } else if (mp__load(&((mp_async *)u)->state) == MP__ST_QUEUED) {
+            mp_async *r = (mp_async *)u;
+            r->rc = rc, r->code = code;
+            mp__store(&r->state, MP__ST_DONE);
+        }
+        mp__store(&u->queued, 0u);
+    }
+    p->head = p->tail = NULL;
+    mp__lw_release(&p->qlock);
+    mp__ec_signal(&p->done_seq, &p->done_waiters, INT_MAX);
+}
+
+static bool mp__pool_needs_workers(mp_pool *p) {
+    uint32_t s = mp__load(&p->state);
+    return s == MP__POOL_RUN || (s == MP__POOL_CLOSED && mp__load(&p->head) != NULL);
+}
+
+/* Reap w if it ended, fail what it held, start a replacement if work remains. */
+static void mp__pool_check_worker(mp_pool *p, mp__worker *w) {
+    if (w->proc) {
+        if (mp_process_join(w->proc, mp__load(&w->exiting) ? 1.0 : 0) != MP_OK) return;
+        int code = mp_process_exitcode(w->proc);
+        bool term = mp__load(&p->state) == MP__POOL_TERMINATED;
+        if (!term && !w->exiting) p->died++;
+        mp__pool_fail_unit(p, w, term ? MP_ECANCELLED : MP_EWORKERDIED, code);
+        if (w->init == 2) w->disabled = 1;
+        uint32_t one = 1; /* died asleep: it counted itself and never will uncount */
+        if (mp__cas(&w->sleep, &one, 0u)) mp__fetch_sub(&p->task_sleepers, 1u);
+        mp_process_destroy(w->proc);
+        w->proc = NULL;
+        mp__ec_signal(&p->done_seq, &p->done_waiters, INT_MAX);
+    }
+    if (!w->disabled && mp__pool_needs_workers(p)) mp__pool_start_worker(p, w);
+}
+
+static void mp__pool_maintain(mp_pool *p) {
+    if (mp__lw_acquire(&p->maint_lock, mp__now_ns()) != MP_OK) return; /* another thread */
+    p->exited_seen = mp__load(&p->exited);
+    p->last_maint = mp__now_ns();
+    unsigned disabled = 0;
+    for (unsigned i = 0; i < p->nproc; i++) {
+        mp__pool_check_worker(p, &p->w[i]);
+        disabled += p->w[i].disabled;
+    }
+    if (disabled == p->nproc && mp__pool_needs_workers(p)) { /* initializers keep failing */
+        mp__store(&p->state, (uint32_t)MP__POOL_TERMINATED);
+        mp__pool_cancel_queue(p, MP_ECANCELLED, 0);
+    }
+    mp__lw_release(&p->maint_lock);
+}
+
+typedef bool (*mp__pool_pred)(void *arg);
+
+/* Owner: wait until ready(arg), looking after the workers meanwhile. A short spin
+   (yielding the CPU: the workers may need it), then futex sleeps in bounded slices. */
+static int mp__pool_wait(mp_pool *p, mp__pool_pred ready, void *arg, int64_t deadline) {
+    int64_t now = mp__now_ns();
+    int64_t spin_end = now + MP__POOL_SPIN_NS < deadline ? now + MP__POOL_SPIN_NS : deadline;
+    for (unsigned i = 0;; i++) {
+        if (ready(arg)) return MP_OK;
+        if (mp__load(&p->exited) != p->exited_seen || now - p->last_maint >= MP__POOL_SLICE_NS) {
+            mp__pool_maintain(p);
+            if (ready(arg)) return MP_OK;
+        }
+        if (now >= deadline) return MP_ETIMEDOUT;
+        if (now < spin_end) {
+            if (i & 1) sched_yield();
+            else mp__cpu_relax();
+            now = mp__now_ns();
+            continue;
+        }
+        mp__fetch_add(&p->done_waiters, 1u);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        uint32_t v = mp__load(&p->done_seq);
+        if (!ready(arg)) {
+            int64_t slice = now + MP__POOL_SLICE_NS;
+            mp__futex_wait(&p->done_seq, v, slice < deadline ? slice : deadline);
+        }
+        mp__fetch_sub(&p->done_waiters, 1u);
+        now = mp__now_ns();
+    }
+}
+
+/* ---- the pool ---- */
+
+static void mp__pool_free(mp_pool *p) {
+    mp_free(p->w);
+    mp_free(p);
+}
+
+/* Creation: did every worker's initializer succeed? */
+static bool mp__pool_inits_ok(mp_pool *p) {
+    for (unsigned i = 0; i < p->nproc; i++) {
+        mp__worker *w = &p->w[i];
+        while (mp__load(&w->init) == 0) {
+            if (mp_process_join(w->proc, 0) == MP_OK) return false; /* died in it */
+            mp__futex_wait(&w->init, 0, mp__now_ns() + 5000000);
+        }
+        if (w->init != 1) return false;
+    }
+    return true;
+}
+
+MPDEF mp_pool *mp_pool_create(const mp_pool_desc *d) {
+    unsigned n = d && d->processes ? d->processes : (unsigned)mp_cpu_count();
+    size_t mr = d && d->max_result ? d->max_result : (size_t)64 << 10;
+    if (n > 1024 || mr > ((size_t)1 << 30)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp_pool *p = (mp_pool *)mp_calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->w = (mp__worker *)mp_calloc(n, sizeof *p->w);
+    if (!p->w) {
+        mp_free(p);
+        errno = ENOMEM;
+        return NULL;
+    }
+    p->owner = mp__g.pid;
+    p->nproc = n;
+    p->maxtasks = d ? d->maxtasksperchild : 0;
+    p->max_result = mr;
+    p->initializer = d ? d->initializer : NULL;
+    p->initarg = d ? d->initarg : NULL;
+    p->last_maint = mp__now_ns();
+    int rc = MP_OK;
+    for (unsigned i = 0; i < n && rc == MP_OK; i++) {
+        p->w[i].pool = p;
+        rc = mp__pool_start_worker(p, &p->w[i]);
+    }
+    bool ok = rc == MP_OK;
+    if (ok && p->initializer) ok = mp__pool_inits_ok(p);
+    if (!ok) {
+        int e = rc == MP_OK ? ECHILD : rc == MP_ENOMEM ? ENOMEM : EAGAIN;
+        mp_pool_destroy(p);
+        errno = e;
+        return NULL;
+    }
+    return p;
+}
+
+MPDEF void mp_pool_close(mp_pool *p) {
+    if (!mp__pool_mine(p)) return;
+    uint32_t s = MP__POOL_RUN;
+    mp__lw_acquire(&p->qlock, MP__NEVER); /* no push after this */
+    mp__cas(&p->state, &s, (uint32_t)MP__POOL_CLOSED);
+    mp__lw_release(&p->qlock);
+    mp__pool_wake_workers(p, p->nproc);
+}
+
+MPDEF void mp_pool_terminate(mp_pool *p) {
+    if (!mp__pool_mine(p)) return;
+    mp__lw_acquire(&p->qlock, MP__NEVER);
+    mp__store(&p->state, (uint32_t)MP__POOL_TERMINATED);
+    mp__lw_release(&p->qlock);
+    mp__pool_wake_workers(p, p->nproc);
+    mp__lw_acquire(&p->maint_lock, MP__NEVER);
+    for (unsigned i = 0; i < p->nproc; i++)
+        if (p->w[i].proc) mp_process_terminate(p->w[i].proc);
+    int64_t grace = mp__now_ns() + 200000000;
+    for (unsigned i = 0; i < p->nproc; i++) {
+        mp_process *w = p->w[i].proc;
+        if (!w) continue;
+        double left = (double)(grace - mp__now_ns()) / 1e9;
+        if (mp_process_join(w, left > 0 ? left : 0) != MP_OK) mp_process_kill(w);
+    }
+    for (unsigned i = 0; i < p->nproc; i++) {
+        mp__worker *w = &p->w[i];
+        if (!w->proc) continue;
+        mp_process_join(w->proc, MP_FOREVER);
+        mp__pool_fail_unit(p, w, MP_ECANCELLED, 0);
+        mp_process_destroy(w->proc);
+        w->proc = NULL;
+    }
+    mp__lw_release(&p->maint_lock);
+    mp__pool_cancel_queue(p, MP_ECANCELLED, 0);
+}
+
+static bool mp__pool_no_workers(void *arg) {
+    mp_pool *p = (mp_pool *)arg;
+    for (unsigned i = 0; i < p->nproc; i++)
+        if (mp__load(&p->w[i].proc)) return false;
+    return true;
+}
+
+MPDEF int mp_pool_join(mp_pool *p, double timeout) {
+    if (!mp__pool_mine(p) || mp__load(&p->state) == MP__POOL_RUN) return MP_EINVAL;
+    return mp__pool_wait(p, mp__pool_no_workers, p, mp__deadline(timeout));
+}
+
+MPDEF void mp_pool_destroy(mp_pool *p) {
+    if (!mp__pool_mine(p)) return;
+    if (!mp__pool_no_workers(p) || mp__load(&p->state) == MP__POOL_RUN) mp_pool_terminate(p);
+    mp__lw_acquire(&p->qlock, MP__NEVER);
+    for (mp__job *j = p->jobs; j; j = j->live_next) j->pool = NULL; /* all done by now */
+    mp__lw_release(&p->qlock);
+    mp__pool_free(p);
+}
+
+MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out) {
+    if (!mp__pool_mine(p) || !out) return MP_EINVAL;
+    mp__pool_maintain(p);
+    out->processes = p->nproc;
+    out->alive = 0;
+    for (unsigned i = 0; i < p->nproc; i++) out->alive += p->w[i].proc != NULL;
+    out->started = p->started;
+    out->died = p->died;
+    return MP_OK;
+}
+
+/* ---- map and imap ---- */
+
+static bool mp__in_heap(const void *ptr, size_t len) {
+    uintptr_t h = (uintptr_t)mp__g.heap, c = (uintptr_t)ptr;
+    return h && c >= h && c - h <= mp__g.heap->size && len <= mp__g.heap->size - (c - h);
+}
+
+static int mp__map_check(mp_pool *p, const mp_map_desc *d, bool imap) {
+    if (!mp__pool_mine(p) || !d || !d->fn || !d->in_size || !d->in) return MP_EINVAL;
+    if (!imap && d->out_size && !d->out) return MP_EINVAL;
+    if (d->n > SIZE_MAX / d->in_size || (d->out_size && d->n > SIZE_MAX / d->out_size))
+        return MP_EINVAL;
+    if (d->n > SIZE_MAX / sizeof(int)) return MP_EINVAL;
+    return mp__load(&p->state) == MP__POOL_RUN ? MP_OK : MP_EINVAL;
+}
+
+static void mp__job_free(mp__job *j) {
+    mp_free(j->own_in);
+    mp_free(j->own_out);
+    mp_free(j->codes);
+    j->u.tid = 0;
+    mp_free(j);
+}
+
+static mp__job *mp__job_create(mp_pool *p, const mp_map_desc *d, bool imap) {
+    size_t cs = d->chunksize;
+    if (!cs) cs = imap ? 1 : (d->n + 4 * (size_t)p->nproc - 1) / (4 * (size_t)p->nproc);
+    if (d->n / cs >= 0xfffffff0u) cs = d->n / 0xfffffff0u + 1; /* chunk numbers are 32-bit */
+    size_t nc = (d->n + cs - 1) / cs;
+    size_t meta = sizeof(mp__job) + nc * sizeof(mp__chunk) + nc * sizeof(uint32_t);
+    mp__job *j = (mp__job *)mp_calloc(1, meta);
+    if (!j) return NULL;
+    j->chunks = (mp__chunk *)(j + 1);
+    j->order = (uint32_t *)(j->chunks + nc);
+    j->u.kind = MP__U_JOB;
+    j->u.tid = mp__fetch_add(&p->next_tid, (uint64_t)1) + 1;
+    j->pool = p, j->fn = d->fn;
+    j->in_size = d->in_size, j->out_size = d->out_size, j->n = d->n;
+    j->chunksize = cs, j->nchunks = (uint32_t)nc;
+    j->codes = (int *)mp_alloc(d->n * sizeof(int));
+    if (!imap && mp__in_heap(d->in, d->n * d->in_size)) { /* already shared: no copy */
+        j->in = (char *)d->in;
+    } else if ((j->in = (char *)(j->own_in = mp_alloc(d->n * d->in_size))) != NULL) {
+        memcpy(j->in, d->in, d->n * d->in_size);
+    }
+    if (!d->out_size) j->out = NULL;
+    else if (!imap && mp__in_heap(d->out, d->n * d->out_size)) j->out = (char *)d->out;
+    else j->out = (char *)(j->own_out = mp_alloc(d->n * d->out_size));
+    if (!j->codes || !j->in || (d->out_size && !j->out)) {
+        mp__job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* Owner: make j live and queue it. */
+static int mp__job_submit(mp_pool *p, mp__job *j) {
+    mp__lw_acquire(&p->qlock, MP__NEVER);
+    j->live_next = p->jobs;
+    if (p->jobs) p->jobs->live_prev = j;
+    p->jobs = j;
+    mp__lw_release(&p->qlock);
+    return mp__q_push(p, &j->u, p->nproc);
+}
+
+typedef struct {
+    mp__job *j;
+    uint32_t k;
+} mp__job_at;
+
+static bool mp__job_order_ready(void *arg) {
+    mp__job_at *a = (mp__job_at *)arg;
+    return mp__load(&a->j->order[a->k]) != 0;
+}
+
+static bool mp__job_chunk_ready(void *arg) {
+    mp__job_at *a = (mp__job_at *)arg;
+    return mp__load(&a->j->chunks[a->k].state) == MP__ST_DONE;
+}
+
+static bool mp__job_unreferenced(void *arg) {
+    mp__job *j = (mp__job *)arg;
+    for (unsigned i = 0; i < j->pool->nproc; i++)
+        if (j->pool->w[i].proc && mp__load(&j->pool->w[i].cur) == &j->u) return false;
+    return true;
+}
+
+/* Owner: cancel what is left of j, wait until no worker touches it, free it. */
+static void mp__job_retire(mp__job *j) {
+    mp_pool *p = j->pool;
+    if (p) {
+        mp__lw_acquire(&p->qlock, MP__NEVER);
+        mp__job_cancel_locked(j, MP_ECANCELLED, 0);
+        if (j->u.queued) mp__q_unlink(p, &j->u);
+        if (j->live_prev) j->live_prev->live_next = j->live_next;
+        else p->jobs = j->live_next;
+        if (j->live_next) j->live_next->live_prev = j->live_prev;
+        mp__lw_release(&p->qlock);
+        mp__job_at a = {j, 0};
+        for (a.k = 0; a.k < j->nchunks; a.k++) mp__pool_wait(p, mp__job_chunk_ready, &a, MP__NEVER);
+        mp__pool_wait(p, mp__job_unreferenced, j, MP__NEVER);
+    }
+    mp__job_free(j);
+}
+
+/* The first failure and the count of failures, for map. */
+static int mp__job_failures(const mp__job *j, mp_map_failure *f) {
+    int first = MP_OK, code = 0, c2;
+    size_t index = j->n, failed = 0;
+    for (uint32_t c = 0; c < j->nchunks; c++) {
+        if (j->chunks[c].rc == MP_OK) continue;
+        size_t start = (size_t)c * j->chunksize, cnt = mp__job_count(j, c);
+        for (size_t i = start; i < start + cnt; i++) {
+            int rc = mp__job_item(j, c, i, &c2);
+            if (rc == MP_OK) continue;
+            if (!failed++) first = rc, code = c2, index = i;
+        }
+    }
+    if (f) f->index = index, f->rc = first, f->code = code, f->failed = failed;
+    return first;
+}
+
+MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d) {
+    int rc = mp__map_check(p, d, false);
+    if (rc != MP_OK) return rc;
+    if (d->n == 0) {
+        if (d->failure) memset(d->failure, 0, sizeof *d->failure);
+        return MP_OK;
+    }
+    mp__job *j = mp__job_create(p, d, false);
+    if (!j) return MP_ENOMEM;
+    if ((rc = mp__job_submit(p, j)) == MP_OK) {
+        mp__job_at a = {j, 0};
+        size_t done = 0;
+        while (a.k < j->nchunks) {
+            mp__pool_wait(p, mp__job_order_ready, &a, MP__NEVER);
+            for (uint32_t c; a.k < j->nchunks && (c = mp__load(&j->order[a.k])) != 0; a.k++)
+                done += mp__job_count(j, c - 1);
+            if (d->progress) d->progress(done, d->n, d->progress_arg);
+        }
+        rc = mp__job_failures(j, d->failure);
+        if (j->own_out) memcpy(d->out, j->out, d->n * d->out_size);
+    }
+    mp__job_retire(j);
+    return rc;
+}
+
+struct mp_imap {
+    mp__job *j;
+    bool unordered;
+    uint32_t next_c; /* ordered: the next chunk; unordered: the next order slot */
+    uint32_t prog_k; /* order slots counted for progress */
+    uint32_t c;      /* the chunk being returned */
+    size_t pos, cnt, yielded, done;
+    int code;
+    void (*progress)(size_t done, size_t total, void *arg);
+    void *progress_arg;
+};
+
+MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d) {
+    int rc = mp__map_check(p, d, true);
+    if (rc != MP_OK) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp_imap *it = (mp_imap *)mp_calloc(1, sizeof *it);
+    if (!it) return NULL;
+    it->unordered = d->unordered;
+    it->progress = d->progress, it->progress_arg = d->progress_arg;
+    if (d->n && !(it->j = mp__job_create(p, d, true))) {
+        mp_free(it);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (it->j && mp__job_submit(p, it->j) != MP_OK) {
+        mp__job_retire(it->j);
+        mp_free(it);
+        errno = EINVAL;
+        return NULL;
+    }
+    return it;
+}
+
+static void mp__imap_progress(mp_imap *it) {
+    mp__job *j = it->j;
+    size_t before = it->done;
+    for (uint32_t c; it->prog_k < j->nchunks && (c = mp__load(&j->order[it->prog_k])) != 0;)
+        it->done += mp__job_count(j, c - 1), it->prog_k++;
+    if (it->done != before) it->progress(it->done, j->n, it->progress_arg);
+}
+
+/* Wait for the next chunk to return; MP_OK and it->c set, or MP_ETIMEDOUT. */
+static int mp__imap_advance(mp_imap *it, int64_t deadline) {
+    mp__job *j = it->j;
+    mp__job_at a = {j, it->next_c};
+    mp__pool_pred ready = it->unordered ? mp__job_order_ready : mp__job_chunk_ready;
+    if (!ready(&a)) {
+        if (!j->pool) return MP_ECANCELLED; /* cannot happen: a destroyed pool finished all */
+        if (j->pool->owner != mp__g.pid) return MP_EINVAL;
+        int rc = mp__pool_wait(j->pool, ready, &a, deadline);
+        if (rc != MP_OK) return rc;
+    }
+    it->c = it->unordered ? mp__load(&j->order[it->next_c]) - 1 : it->next_c;
+    it->next_c++;
+    it->pos = 0;
+    it->cnt = mp__job_count(j, it->c);
+    if (it->progress) mp__imap_progress(it);
+    return MP_OK;
+}
+
+MPDEF int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout) {
+    if (!it) return MP_EINVAL;
+    mp__job *j = it->j;
+    if (!j || it->yielded == j->n) return MP_ECLOSED;
+    if (it->pos == it->cnt) {
+        int rc = mp__imap_advance(it, mp__deadline(timeout));
+        if (rc != MP_OK) return rc;
+    }
+    size_t i = (size_t)it->c * j->chunksize + it->pos;
+    int rc = mp__job_item(j, it->c, i, &it->code);
+    if (rc == MP_OK && out && j->out_size) memcpy(out, j->out + i * j->out_size, j->out_size);
+    if (index) *index = i;
+    it->pos++, it->yielded++;
+    return rc;
+}
+
+MPDEF int mp_imap_code(const mp_imap *it) { return it ? it->code : 0; }
+
+MPDEF void mp_imap_destroy(mp_imap *it) {
+    if (!it) return;
+    if (it->j && (!it->j->pool || mp__pool_mine(it->j->pool))) mp__job_retire(it->j);
+    mp_free(it);
+}
+
+/* ---- apply_async ---- */
+
+MPDEF mp_async *mp_pool_apply_async(mp_pool *p, mp_task_fn fn, const void *arg, size_t arg_len) {
+    if (!mp__pool_mine(p) || !fn || (!arg && arg_len)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t cap = arg_len > MP__ASYNC_INLINE ? arg_len : MP__ASYNC_INLINE;
+    if (cap > SIZE_MAX - MP__ASYNC_HDR) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mp_async *r = (mp_async *)mp_alloc(MP__ASYNC_HDR + cap);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    r->u.kind = MP__U_APPLY;
+    r->u.tid = mp__fetch_add(&p->next_tid, (uint64_t)1) + 1;
+    r->pool = p, r->fn = fn, r->arg_len = arg_len, r->cap = cap;
+    if (arg_len) memcpy((char *)r + MP__ASYNC_HDR, arg, arg_len);
+    if (mp__load(&p->exited) != p->exited_seen) mp__pool_maintain(p); /* replace retirees */
+    if (mp__q_push(p, &r->u, 1) != MP_OK) {
+        mp_free(r);
+        errno = EINVAL;
+        return NULL;
+    }
+    return r;
+}
+
+static bool mp__async_done(void *arg) {
+    return (mp__load(&((mp_async *)arg)->state) & MP__ST_DONE) != 0;
+}
+
+MPDEF int mp_async_wait(mp_async *r, double timeout) {
+    if (!r) return MP_EINVAL;
+    if (mp__async_done(r)) return MP_OK;
+    if (!mp__pool_mine(r->pool)) return MP_EINVAL;
+    return mp__pool_wait(r->pool, mp__async_done, r, mp__deadline(timeout));
+}
+
+MPDEF int mp_async_get(mp_async *r, void *out, size_t cap, size_t *len, double timeout) {
+    if (!r || (!out && cap)) return MP_EINVAL;
+    int rc = mp_async_wait(r, timeout);
+    if (rc != MP_OK) return rc;
+    if (len) *len = r->res_len;
+    if (r->rc != MP_OK) return r->rc;
+    if (r->res_len > cap) return MP_ETOOBIG;
+    if (r->res_len) memcpy(out, r->big ? (char *)r->big : (char *)r + MP__ASYNC_HDR, r->res_len);
+    return MP_OK;
+}
+
+MPDEF bool mp_async_ready(mp_async *r) {
+    if (!r) return false;
+    if (mp__async_done(r)) return true;
+    /* a caller that only polls must still see its worker die */
+    if (mp__pool_mine(r->pool) && mp__now_ns() - r->pool->last_maint >= MP__POOL_SLICE_NS)
+        mp__pool_maintain(r->pool);
+    return mp__async_done(r);
+}
+
+MPDEF bool mp_async_successful(mp_async *r) { return mp_async_ready(r) && r->rc == MP_OK; }
+
+MPDEF int mp_async_code(mp_async *r) { return r && mp__async_done(r) ? r->code : 0; }
+
+MPDEF void mp_async_destroy(mp_async *r) {
+    if (!r) return;
+    uint32_t s = mp__load(&r->state);
+    while (!(s & MP__ST_DONE)) {
+        mp_pool *p = r->pool;
+        if (s == MP__ST_QUEUED) { /* claims happen under qlock: decide there */
+            mp__lw_acquire(&p->qlock, MP__NEVER);
+            bool queued = mp__load(&r->state) == MP__ST_QUEUED;
+            if (queued) mp__q_unlink(p, &r->u);
+            mp__lw_release(&p->qlock);
+            if (queued) break;
+        } else if (mp__cas(&r->state, &s, s | MP__ST_ABANDON)) {
+            return; /* running: whoever finishes it frees it */
+        }
+        s = mp__load(&r->state);
+    }
+    r->u.tid = 0;
+    mp_free(r->big);
+    mp_free(r);
+}
+
+/* ---- the progress bar ---- */
+
+static void mp__fmt_time(char *buf, size_t cap, double s) {
+    if (s < 0 || s > 359999) s = 0;
+    unsigned t = (unsigned)(s + 0.5);
+    if (t >= 3600) snprintf(buf, cap, "%u:%02u:%02u", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, cap, "%02u:%02u", t / 60, t % 60);
+}
+
+MPDEF void mp_progress_bar(size_t done, size_t total, void *arg) {
+    static int64_t t0, last;
+    static size_t prev;
+    int64_t now = mp__now_ns();
+    if (!t0 || done < prev) t0 = now, last = 0;
+    prev = done;
+    bool end = done >= total;
+    if (!end && now - last < 100000000) return;
+    last = now;
+    double el = (double)(now - t0) / 1e9, rate = el > 0 ? (double)done / el : 0;
+    if (end) t0 = 0;
+    if (!isatty(2)) return;
+    char bar[21], e[16], l[16], line[256];
+    unsigned fill = total ? (unsigned)((double)done / (double)total * 20) : 20;
+    for (unsigned i = 0; i < 20; i++) bar[i] = i < fill ? '#' : ' ';
+    bar[20] = 0;
+    mp__fmt_time(e, sizeof e, el);
+    mp__fmt_time(l, sizeof l, rate > 0 ? (double)(total - done) / rate : 0);
+    int n = snprintf(line, sizeof line, "\r%s%s%3u%%|%s| %zu/%zu [%s<%s, %.1f/s]%s",
+                     arg ? (const char *)arg : "", arg ? ": " : "",
+                     total ? (unsigned)((double)done * 100 / (double)total) : 100, bar, done,
+                     total, e, l, rate, end ? "\n" : "");
+    if (n > (int)sizeof line - 1) n = (int)sizeof line - 1;
+    for (const char *s = line; n > 0;) {
+        ssize_t w = write(2, s, (size_t)n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        s += w, n -= (int)w;
+    }
+}
+
 
 #ifdef __cplusplus
 }
