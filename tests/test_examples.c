@@ -242,6 +242,22 @@ TEST_T(example_shared_value_array, 30) {
     ex_free(&r);
 }
 
+TEST_T(example_pool_squares, 30) {
+    ex_result r = ex_run("pool_squares", 20);
+    CHECK(strcmp(r.out, "map: 1 4 9 16 25 36 49 64 81 100\n"
+                        "apply_async: 1 4 9 16 25 36 49 64 81 100\n"
+                        "pool closed and joined\n") == 0);
+    ex_free(&r);
+}
+
+TEST_T(example_pool_progress, 30) {
+    ex_result r = ex_run("pool_progress", 20);
+    CHECK(strcmp(r.out, "300 files cleaned, 0 failed, results in input order: yes\n"
+                        "kept 8000 of 12000 lines (expected 8000)\n") == 0);
+    CHECK_EQ(strlen(r.err), 0); /* the bar draws only on a terminal */
+    ex_free(&r);
+}
+
 #ifdef EX_PENDING /* the examples of sections not in main yet: built with -DEX_PENDING */
 TEST_T(example_pipe, 30) {
     ex_result r = ex_run("pipe", 20);
@@ -296,22 +312,6 @@ TEST_T(example_writer_process, 30) {
                         "Send it when it is.\nAlmost.\nIs the report done?\n"
                         "Tomorrow then.\nNot today.\nLunch?\n"
                         "Take care.\nSee you.\nGoodbye.\n--- both files as expected\n") == 0);
-    ex_free(&r);
-}
-
-TEST_T(example_pool_squares, 30) {
-    ex_result r = ex_run("pool_squares", 20);
-    CHECK(strcmp(r.out, "map: 1 4 9 16 25 36 49 64 81 100\n"
-                        "apply_async: 1 4 9 16 25 36 49 64 81 100\n"
-                        "pool closed and joined\n") == 0);
-    ex_free(&r);
-}
-
-TEST_T(example_pool_progress, 30) {
-    ex_result r = ex_run("pool_progress", 20);
-    CHECK(strcmp(r.out, "300 files cleaned, 0 failed, results in input order: yes\n"
-                        "kept 8000 of 12000 lines (expected 8000)\n") == 0);
-    CHECK_EQ(strlen(r.err), 0); /* the bar draws only on a terminal */
     ex_free(&r);
 }
 
