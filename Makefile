@@ -13,7 +13,7 @@ EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC))
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
-.PHONY: all examples test check check-asan check-valgrind check-matrix bench install clean
+.PHONY: all examples test check check-asan check-valgrind check-matrix bench bench-deps bench-plot install clean
 
 all: examples
 
@@ -76,12 +76,56 @@ check-matrix:
 check: check-matrix check-asan check-valgrind
 
 # --- make bench ---------------------------------------------------------------------
-$(B)/mpbench: $(BENCH_SRC) mp.h $(wildcard bench/*.h)
-	@mkdir -p $(B)
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -I. $(BENCH_SRC) -o $@ $(LIBS)
+# build/mpbench: every bench/*.c and bench/*.cpp. The optional peers are compiled in
+# when their headers are found (Boost.Interprocess: libboost-dev; ZeroMQ: libzmq3-dev);
+# otherwise they report themselves skipped. make bench-deps installs them.
+BENCH_CXX_SRC = $(sort $(wildcard bench/*.cpp))
+HAVE_CXX   = $(shell command -v $(CXX) >/dev/null 2>&1 && echo 1 || echo 0)
+HAVE_BOOST = $(shell echo '\#include <boost/interprocess/ipc/message_queue.hpp>' | $(CXX) -x c++ -E - >/dev/null 2>&1 && echo 1 || echo 0)
+HAVE_ZMQ   = $(shell echo '\#include <zmq.h>' | $(CC) -E - >/dev/null 2>&1 && echo 1 || echo 0)
+BENCH_FLAGS = -O2 -g -Wall -Wextra -I. -DMPB_HAVE_BOOST=$(HAVE_BOOST) -DMPB_HAVE_ZMQ=$(HAVE_ZMQ)
+BENCH_OBJ = $(patsubst bench/%.c,$(B)/bench/%.o,$(BENCH_SRC)) \
+            $(if $(filter 1,$(HAVE_CXX)),$(patsubst bench/%.cpp,$(B)/bench/%.o,$(BENCH_CXX_SRC)))
+BENCH_LD  = $(if $(filter 1,$(HAVE_CXX)),$(CXX),$(CC))
+BENCH_LIBS = $(LIBS) -lm $(if $(filter 1,$(HAVE_ZMQ)),-lzmq)
 
+# The flags in a file that changes when they do: installing a peer rebuilds the bench.
+$(B)/bench/flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(BENCH_FLAGS) $(BENCH_LIBS)' | cmp -s - $@ || echo '$(BENCH_FLAGS) $(BENCH_LIBS)' > $@
+
+$(B)/bench/%.o: bench/%.c mp.h $(wildcard bench/*.h) $(B)/bench/flags
+	$(CC) -std=gnu11 $(BENCH_FLAGS) -c $< -o $@
+
+$(B)/bench/%.o: bench/%.cpp $(wildcard bench/*.h) $(B)/bench/flags
+	$(CXX) -std=c++11 $(BENCH_FLAGS) -c $< -o $@
+
+$(B)/mpbench: $(BENCH_OBJ)
+	$(BENCH_LD) $^ -o $@ $(BENCH_LIBS)
+
+.PHONY: FORCE
+FORCE:
+
+# W=workload-or-prefix... limits the run; R=runs (default 5).
 bench: $(B)/mpbench
-	$(B)/mpbench $(W)
+	@[ -n "$(filter 1,$(HAVE_BOOST))" ] || echo "# Boost.Interprocess peer not built: make bench-deps (libboost-dev)"
+	@[ -n "$(filter 1,$(HAVE_ZMQ))" ] || echo "# ZeroMQ peer not built: make bench-deps (libzmq3-dev)"
+	$(B)/mpbench -r $(or $(R),5) -c $(B)/bench.csv -m $(B)/bench.md -p $(B)/bench.dat $(W)
+
+# The optional peers and the plotter, from Debian's packages (as root, else with sudo).
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+bench-deps:
+	@echo "installing the optional peers: libboost-dev libzmq3-dev gnuplot-nox python3"
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y libboost-dev libzmq3-dev gnuplot-nox python3
+
+# docs/bench.png from the last make bench (build/bench.dat).
+bench-plot:
+	@[ -f $(B)/bench.dat ] || { echo "no $(B)/bench.dat: run make bench first"; exit 1; }
+	@command -v gnuplot >/dev/null || { echo "gnuplot not found: make bench-deps"; exit 1; }
+	@mkdir -p docs
+	gnuplot -e "datafile='$(B)/bench.dat'; outfile='docs/bench.png'" bench/plot.gp
+	@echo "wrote docs/bench.png"
 
 install:
 	install -d $(DESTDIR)$(PREFIX)/include

@@ -109,7 +109,7 @@
    CHAPTERS
 
       ERRORS                    every function's failure codes
-      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_free, mp_heap_stats
+      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_free, mp_heap_stats_get
       ON FORK AND THREADS       what crosses a fork, what must precede it
       PROCESSES                 mp_process_*, mp_active_children, mp_current_process
       SYNCHRONIZATION           locks, semaphores, events, conditions, barriers
@@ -285,11 +285,153 @@
 
    CONNECTIONS
 
-      (chapter: conn)
+      mp_pipe gives two connected ends (mp_conn *) that carry whole messages, framed
+      exactly as Python's Connection.send_bytes/recv_bytes: a C process and a Python
+      process can talk over one (Python: Connection(fd) on the inherited fd).
+
+         mp_conn *a, *b;
+         char buf[64];
+         size_t n;
+         mp_pipe(&a, &b, true);                  // duplex: a socketpair
+         if (fork() == 0) {                      // (or mp_process_start)
+             mp_conn_close(a);
+             mp_conn_recv(b, buf, sizeof buf, &n, MP_FOREVER);
+             mp_conn_send(b, buf, n);            // echo
+             _exit(0);
+         }
+         mp_conn_close(b);
+         mp_conn_send(a, "ping", 4);
+         mp_conn_recv(a, buf, sizeof buf, &n, 5.0);   // 5 s timeout
+
+      Wire format: a 4-byte big-endian signed length, then the payload; for 2 GiB and
+      more, length -1 then an 8-byte big-endian length. Message boundaries are kept,
+      empty messages are fine. duplex = false is a pipe(2): a receives, b sends, as
+      Python's Pipe(duplex=False) returns (reader, writer); the wrong direction is
+      MP_EINVAL. mp_conn_open wraps any fd you have (one inherited from Python, a
+      socket, a FIFO). Both ends are close-on-exec; clear FD_CLOEXEC on the one you
+      hand to an exec'd program.
+
+      A conn is a process-private handle (MP_MALLOC), like a FILE *: after a fork each
+      process has its own copy of it and closes its own copy. EOF (MP_ECLOSED) comes
+      once every process has closed the other end, so close the ends you do not use.
+      Like a FILE *, a conn buffers what it has read: received data sits in the copy
+      of the process that read it. Give each receiving end one reader process (if many
+      must share a channel, use mp_queue), and one thread at a time per direction.
+
+      Receiving. mp_conn_recv copies the next message into your buffer; a message
+      larger than the buffer is MP_ETOOBIG with *len = the size needed, and nothing is
+      consumed: receive again with a bigger buffer (or use mp_conn_recv_alloc, or peek
+      at the size with buf NULL, cap 0). A timeout (MP_ETIMEDOUT) loses nothing either,
+      even half way through a big message. mp_conn_poll returns MP_OK once a whole
+      message (or EOF) is there; it never consumes anything. Several small messages are
+      taken in one read(2); big payloads are read straight into your buffer.
+
+      Hostile input. A header announcing more than the conn's limit (default
+      MP_CONN_DEFAULT_MAX, 1 GiB; mp_conn_set_max_message) is refused with MP_ETOOBIG
+      before anything is allocated - raise the limit to take it, or close the conn. A
+      negative length other than -1 is MP_ETOOBIG with *len = SIZE_MAX. A stream cut
+      mid-message is MP_ECLOSED, not a hang.
+
+      Sending. mp_conn_send writes header and payload with one writev (a message of
+      up to PIPE_BUF - 4 bytes is written atomically on a pipe). It blocks while the
+      pipe is full - there is no send timeout - and restarts after signals. A send to
+      an end that no process holds any more is MP_ECLOSED; SIGPIPE never kills the
+      process: sockets send with MSG_NOSIGNAL; for pipes, if SIGPIPE has its default
+      action, the first send installs a handler that swallows the SIGPIPE a failing
+      mp send raises in its own thread and, for any other SIGPIPE, does what the
+      default does (the process dies by SIGPIPE). Ignored, handled or blocked SIGPIPE
+      is left as you set it (a blocked one raised by mp is taken back). If you set
+      SIGPIPE to SIG_DFL later on (mp looks at it once, at the first send on a pipe), a
+      send to a dead reader kills the process, as SIG_DFL asks.
+
+      Waiting on many. mp_wait(fds, n, ready, timeout) is
+      multiprocessing.connection.wait: conns (by mp_conn_fileno), process sentinels
+      (mp_process_sentinel) and any other fd. A conn's fd counts as ready once a whole
+      message or EOF is there - also when the message is already in the conn's buffer
+      and the fd itself is drained; mp keeps a per-process table from fd to conn for
+      that. Do not close a conn another thread is waiting on.
 
    QUEUES
 
-      (chapter: queue)
+      mp_queue is Python's Queue, JoinableQueue and SimpleQueue in one: a bounded
+      queue of byte messages for any number of producer and consumer processes and
+      threads, living in the shared heap. There is no feeder thread and no pipe: put
+      copies the message into a slot of a ring, get copies it out, and neither makes
+      a system call unless the other side sleeps. Create it before or after the
+      fork; hand it to others by pointer (through another queue, say).
+
+          mp_queue_desc d = { .maxsize = 1024 };        // capacity 0: 1 MiB of slots
+          mp_queue *q = mp_queue_create(&d);
+          // producers
+          mp_queue_put(q, &job, sizeof job, MP_FOREVER);
+          // consumers: MP_ECLOSED once the queue is closed and drained
+          size_t n;
+          while (mp_queue_get(q, &job, sizeof job, &n, MP_FOREVER) == MP_OK) {
+              work(&job);
+              mp_queue_task_done(q);                    // for mp_queue_join
+          }
+          // the owner
+          mp_queue_join(q, MP_FOREVER);                 // every job got and done
+          mp_queue_close(q);                            // wakes the consumers
+          ... join them ..., then mp_queue_destroy(q);
+
+      Storage. maxsize slots of capacity / maxsize bytes each (rounded down to 64,
+      at least 64), or with maxsize 0, capacity / 256 slots of 256 bytes. A message
+      up to the slot size less 16 bytes is stored inline; a larger one is copied into
+      a shared-heap block that the slot points to, so any message the heap can hold
+      goes through (MP_ENOMEM when it cannot; MP_ETOOBIG above the heap's size).
+      Messages may be 0 bytes long. maxsize bounds the messages held exactly.
+
+      Zero-copy. For large messages, write and read in place:
+
+          mp_queue_msg m;
+          if (mp_queue_reserve(q, size, &m, MP_FOREVER) == MP_OK) {
+              render(m.data, m.len);                    // m.len may be lowered
+              mp_queue_commit(q, &m);
+          }
+          ...
+          if (mp_queue_claim(q, &m, MP_FOREVER) == MP_OK) {
+              use(m.data, m.len);
+              mp_queue_release(q, &m);
+          }
+
+      Above the slot size m.data is the heap block itself, so the bytes are written
+      once and read once. The thread that reserved must commit (the one that claimed
+      must release). Getters wait behind a reserved message, so commit soon; a
+      claimed message is out of the queue at once, its slot is reused after release.
+
+      Semantics.
+      - Order: messages from one producer thread reach each consumer in the order they
+        were put. Several consumers each see a subsequence of that order.
+      - Timeouts: MP_FOREVER blocks, 0 is put_nowait/get_nowait, otherwise a full (or
+        empty) queue past the deadline is MP_ETIMEDOUT.
+      - mp_queue_get with a buffer too small: MP_ETOOBIG with *len = the size needed;
+        the message stays queued (another getter may take it meanwhile).
+        mp_queue_get_alloc allocates the right size instead.
+      - mp_queue_close: later puts fail with MP_ECLOSED; gets return what is left,
+        then MP_ECLOSED; blocked getters and putters wake up at once.
+      - mp_queue_task_done / mp_queue_join: join returns once every message got has
+        been marked done and none is left in the queue; task_done beyond the messages
+        got is MP_EOVERFLOW. Any process may call either.
+      - qsize, empty and full are snapshots, as in Python.
+      - Waiting: a short spin (adaptive: it shrinks when it does not pay, as on a
+        loaded machine), a few sched_yield calls, then a futex sleep. A burst of
+        puts wakes a sleeping getter with one system call; a put or get makes none
+        when no one sleeps.
+
+      Robustness. A producer or consumer killed at any instant - mid-put, mid-get,
+      mid-copy, between reserve and commit - never wedges the others: each slot in
+      flight names its owner's thread, and a waiter that finds the slot stuck checks
+      every 20 ms whether the owner lives. A dead writer's slot is
+      skipped (its message is lost), a dead reader's slot is freed (the message it
+      was taking is lost). Nothing is duplicated and nothing else is lost or
+      corrupted; the heap block of a lost large message leaks. Sleepers therefore
+      wake every 20 ms to look. A process killed after get but before task_done
+      leaves join waiting, as in Python: give join a timeout if workers may die.
+
+      Limits. maxsize up to 2^30. A recycled thread id (pid_max is often 32768)
+      makes a dead owner look alive until that new thread ends. mp_queue_destroy only
+      when no one uses the queue any more.
 
    THE POOL
 
@@ -603,7 +745,136 @@ MPDEF void mp_barrier_destroy(mp_barrier *b);
 
 // >>decl:conn --------------------------------------------------------------------
 
+typedef struct mp_conn mp_conn;
+enum { MP_CONN_READABLE = 1, MP_CONN_WRITABLE = 2 };
+#define MP_CONN_DEFAULT_MAX ((size_t)1 << 30) /* largest message a conn accepts: 1 GiB */
+
+/* A pair of connected ends, both close-on-exec. duplex: a socketpair, both ends send
+   and receive. !duplex: a pipe(2); a only receives, b only sends (Python's
+   Pipe(duplex=False) returns (reader, writer) in that order). MP_OK; MP_EINVAL (a or b
+   NULL); MP_ESYS (errno EMFILE...); MP_ENOMEM. On failure *a and *b are NULL. */
+MPDEF int mp_pipe(mp_conn **a, mp_conn **b, bool duplex);
+/* Wrap an fd you already have (inherited from Python, a socket, a FIFO...). flags:
+   MP_CONN_READABLE and/or MP_CONN_WRITABLE. The conn owns the fd from then on and closes
+   it in mp_conn_close; its flags (blocking or not, close-on-exec) are left as they are.
+   NULL + errno: EINVAL (bad flags, or an access mode that contradicts them), EBADF,
+   ENOMEM; on failure the fd is still yours. */
+MPDEF mp_conn *mp_conn_open(int fd, int flags);
+/* Send one message: a 4-byte big-endian length then the bytes (len >= 2 GiB: length -1
+   then an 8-byte big-endian length), as Python's Connection.send_bytes. One writev;
+   blocks while the pipe is full (no timeout), restarts on EINTR. MP_OK; MP_ECLOSED (the
+   receiving end is closed everywhere; no SIGPIPE kills the process, see CONNECTIONS);
+   MP_EINVAL (NULL, buf NULL with len > 0, or a receive-only end); MP_ESYS. */
+MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len);
+/* Receive one whole message into buf (cap bytes); *len = its size. MP_OK;
+   MP_ETIMEDOUT (nothing consumed); MP_ECLOSED (EOF: the sending end is closed
+   everywhere, or the stream was cut mid-message); MP_ETOOBIG: the message is larger than
+   cap, *len = the size needed, nothing consumed (receive again with a bigger buffer),
+   or its header announces more than the conn's limit (mp_conn_set_max_message; *len =
+   the size announced, SIZE_MAX for a malformed header), nothing consumed either;
+   MP_EINVAL (NULL c or len, buf NULL with cap > 0, a send-only end); MP_ENOMEM; MP_ESYS.
+   buf NULL with cap 0 peeks at the next message's size (MP_ETOOBIG with *len). */
+MPDEF int mp_conn_recv(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout);
+/* As mp_conn_recv into a buffer of the right size from MP_MALLOC; release it with
+   free() (MP_FREE). *buf is NULL on failure. Same codes but no too-small MP_ETOOBIG. */
+MPDEF int mp_conn_recv_alloc(mp_conn *c, void **buf, size_t *len, double timeout);
+/* Wait until a receive would not block: MP_OK once a whole message, EOF, or a header
+   that will be refused is ready; MP_ETIMEDOUT. Never consumes anything (it reads what
+   arrives into the conn's buffer). MP_EINVAL for NULL or a send-only end; MP_ESYS. */
+MPDEF int mp_conn_poll(mp_conn *c, double timeout);
+/* The conn's fd (for poll(2) or mp_wait), MP_EINVAL for NULL. */
+MPDEF int mp_conn_fileno(const mp_conn *c);
+/* Largest message this end accepts (default MP_CONN_DEFAULT_MAX); a longer header is
+   refused with MP_ETOOBIG before anything is allocated. MP_EINVAL for NULL or max 0. */
+MPDEF int mp_conn_set_max_message(mp_conn *c, size_t max);
+/* Close the fd and free the handle (this process's copy only). NULL is a no-op. */
+MPDEF void mp_conn_close(mp_conn *c);
+/* Wait until at least one of n fds is ready to read: a conn's fd when a whole message
+   (or EOF) is ready, a process sentinel once the process ended, any other fd when
+   poll(2) says POLLIN/POLLHUP. ready[i] says which. Returns how many (> 0),
+   MP_ETIMEDOUT, MP_EINVAL (NULL, n 0, a negative or closed fd), MP_ENOMEM, MP_ESYS. */
+MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout);
+
+
 // >>decl:queue -------------------------------------------------------------------
+
+typedef struct mp_queue mp_queue;
+
+/* Defaults: maxsize 0 (bounded by capacity only); capacity 0 (1 MiB).
+   The ring holds maxsize slots of capacity / maxsize bytes each (rounded down to 64,
+   at least 64), or, with maxsize 0, capacity / 256 slots of 256 bytes. A message up to
+   a slot minus 16 bytes is stored inline; a larger one travels as a shared-heap block
+   handed over by reference (capacity does not count it). */
+typedef struct mp_queue_desc {
+    size_t maxsize;  /* most messages held; at most 2^30 */
+    size_t capacity; /* bytes of slot storage */
+} mp_queue_desc;
+
+/* A message being written or read in place (the zero-copy verbs). data and len are
+   yours to use; the rest belongs to the queue. */
+typedef struct mp_queue_msg {
+    void *data;
+    size_t len;
+    uint64_t priv_[2];
+} mp_queue_msg;
+
+/* A queue in the shared heap; NULL desc means all defaults. Usable by any thread of
+   any process of the family, which may receive it by pointer. NULL + errno: EINVAL
+   (maxsize above 2^30, capacity below 64 or above the heap, a ring that could never
+   fit in the heap), ENOMEM (the heap has no room for it now). */
+MPDEF mp_queue *mp_queue_create(const mp_queue_desc *d);
+
+/* Append a copy of buf[0..len) (len may be 0, buf NULL then). Blocks while the queue is
+   full, up to timeout (0: put_nowait). MP_OK; MP_ETIMEDOUT (full); MP_ECLOSED (queue
+   closed); MP_ETOOBIG (len above the heap's size); MP_ENOMEM (no heap block for a message
+   larger than a slot); MP_EINVAL (q NULL, or buf NULL with len > 0). */
+MPDEF int mp_queue_put(mp_queue *q, const void *buf, size_t len, double timeout);
+
+/* Take the oldest message into buf (cap bytes) and store its size in *len. Blocks while
+   the queue is empty, up to timeout (0: get_nowait). MP_OK; MP_ETIMEDOUT (empty);
+   MP_ECLOSED (closed and drained); MP_ETOOBIG (cap too small: *len is the size needed,
+   the message stays queued); MP_EINVAL (q or len NULL, buf NULL with cap > 0). */
+MPDEF int mp_queue_get(mp_queue *q, void *buf, size_t cap, size_t *len, double timeout);
+
+/* mp_queue_get into a buffer from MP_MALLOC (release it with MP_FREE, free() by default).
+   Same codes, plus MP_ENOMEM when the private buffer cannot be allocated; never
+   MP_ETOOBIG. *buf is NULL on failure. */
+MPDEF int mp_queue_get_alloc(mp_queue *q, void **buf, size_t *len, double timeout);
+
+/* Zero-copy put: claim the next slot and room for len bytes, then write m->data[0..len)
+   and mp_queue_commit (m->len may be lowered before the commit). Getters wait behind a
+   reserved message (FIFO), so commit soon. Codes as mp_queue_put. */
+MPDEF int mp_queue_reserve(mp_queue *q, size_t len, mp_queue_msg *m, double timeout);
+/* Publish a reserved message. MP_OK; MP_EINVAL (NULL, not reserved by this thread, or
+   m->len raised above the reserved size). */
+MPDEF int mp_queue_commit(mp_queue *q, mp_queue_msg *m);
+
+/* Zero-copy get: take the oldest message and read it in place at m->data (m->len
+   bytes), then mp_queue_release. The message is already out of the queue; its slot is
+   reused only after the release. Codes as mp_queue_get (never MP_ETOOBIG). */
+MPDEF int mp_queue_claim(mp_queue *q, mp_queue_msg *m, double timeout);
+/* Give a claimed message's storage back. MP_OK; MP_EINVAL (NULL, or not claimed by this
+   thread). */
+MPDEF int mp_queue_release(mp_queue *q, mp_queue_msg *m);
+
+/* Messages held (approximate while others put and get, as in Python); 0 for NULL. */
+MPDEF size_t mp_queue_qsize(mp_queue *q);
+MPDEF bool mp_queue_empty(mp_queue *q); /* true for NULL */
+MPDEF bool mp_queue_full(mp_queue *q);  /* false for NULL */
+
+/* Later puts fail with MP_ECLOSED; getters drain what is left, then get MP_ECLOSED.
+   Wakes every blocked getter and putter. Repeatable. */
+MPDEF void mp_queue_close(mp_queue *q);
+
+/* JoinableQueue: mark one got message done. MP_OK; MP_EOVERFLOW when called more times
+   than messages were got; MP_EINVAL (NULL). */
+MPDEF int mp_queue_task_done(mp_queue *q);
+/* Wait until every message put has been got and marked done. MP_OK; MP_ETIMEDOUT;
+   MP_EINVAL (NULL). */
+MPDEF int mp_queue_join(mp_queue *q, double timeout);
+
+/* Free the queue and any messages left in it. No one may be using it. */
+MPDEF void mp_queue_destroy(mp_queue *q);
 
 // >>decl:shm ---------------------------------------------------------------------
 
@@ -2005,8 +2276,1133 @@ MPDEF void mp_barrier_destroy(mp_barrier *b) {
 }
 
 // >>conn -------------------------------------------------------------------------
+// Framed messages over an fd, byte-compatible with Python's Connection. The receive
+// side keeps a private buffer: reads take what is there (several small messages in one
+// read), frames are cut from it, and nothing leaves it before a whole message can be
+// handed out - so a too-small buffer, a timeout or a poll never loses a message. Big
+// payloads go straight into the caller's buffer. An fd -> conn table lets mp_wait see
+// messages that are already buffered.
+
+#define MP__CONN_BUF 65536      /* default receive buffer */
+#define MP__CONN_DIRECT 16384   /* a missing payload this big is read into the caller's buffer */
+#define MP__CONN_MORE 1         /* mp__conn_head: the header is not complete yet */
+
+struct mp_conn {
+    int fd;
+    int flags;  /* MP_CONN_READABLE | MP_CONN_WRITABLE */
+    bool sock;  /* send with MSG_NOSIGNAL; recv with MSG_DONTWAIT */
+    bool eof;   /* a read returned 0: nothing more will come */
+    size_t max; /* largest message accepted */
+    char *rbuf; /* received bytes not handed out yet: [rpos, rend) */
+    size_t rcap, rpos, rend;
+};
+
+static pthread_mutex_t mp__conn_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t mp__conn_once = PTHREAD_ONCE_INIT;
+static mp_conn **mp__conn_tab; /* by fd; guarded by mp__conn_mu */
+static size_t mp__conn_ntab;
+
+static void mp__conn_lock(void) { pthread_mutex_lock(&mp__conn_mu); }
+static void mp__conn_unlock(void) { pthread_mutex_unlock(&mp__conn_mu); }
+static void mp__conn_atfork(void) {
+    pthread_atfork(mp__conn_lock, mp__conn_unlock, mp__conn_unlock); /* a whole table in the child */
+}
+
+static bool mp__conn_register(mp_conn *c) {
+    size_t fd = (size_t)c->fd;
+    pthread_once(&mp__conn_once, mp__conn_atfork);
+    mp__conn_lock();
+    if (fd >= mp__conn_ntab) {
+        size_t n = fd * 2 + 64;
+        mp_conn **t = (mp_conn **)MP_MALLOC(n * sizeof *t);
+        if (!t) {
+            mp__conn_unlock();
+            return false;
+        }
+        memset(t, 0, n * sizeof *t);
+        if (mp__conn_ntab) memcpy(t, mp__conn_tab, mp__conn_ntab * sizeof *t);
+        MP_FREE(mp__conn_tab);
+        mp__conn_tab = t;
+        mp__conn_ntab = n;
+    }
+    mp__conn_tab[fd] = c;
+    mp__conn_unlock();
+    return true;
+}
+
+static void mp__conn_unregister(mp_conn *c) {
+    mp__conn_lock();
+    if ((size_t)c->fd < mp__conn_ntab && mp__conn_tab[c->fd] == c) mp__conn_tab[c->fd] = NULL;
+    mp__conn_unlock();
+}
+
+static mp_conn *mp__conn_new(int fd, int flags, bool sock) {
+    mp_conn *c = (mp_conn *)MP_MALLOC(sizeof *c);
+    if (!c) return NULL;
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    c->flags = flags;
+    c->sock = sock;
+    c->max = MP_CONN_DEFAULT_MAX;
+    if (!mp__conn_register(c)) {
+        MP_FREE(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return c;
+}
+
+MPDEF int mp_pipe(mp_conn **a, mp_conn **b, bool duplex) {
+    int fd[2], r;
+    if (!a || !b) return MP_EINVAL;
+    *a = *b = NULL;
+    r = duplex ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) : pipe2(fd, O_CLOEXEC);
+    if (r < 0) return MP_ESYS;
+    int rw = MP_CONN_READABLE | MP_CONN_WRITABLE;
+    *a = mp__conn_new(fd[0], duplex ? rw : MP_CONN_READABLE, duplex);
+    *b = mp__conn_new(fd[1], duplex ? rw : MP_CONN_WRITABLE, duplex);
+    if (*a && *b) return MP_OK;
+    if (*a) mp_conn_close(*a);
+    else close(fd[0]);
+    if (*b) mp_conn_close(*b);
+    else close(fd[1]);
+    *a = *b = NULL;
+    return MP_ENOMEM;
+}
+
+MPDEF mp_conn *mp_conn_open(int fd, int flags) {
+    struct stat st;
+    int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+    if (fd < 0 || !flags || (flags & ~(MP_CONN_READABLE | MP_CONN_WRITABLE))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (fl < 0 || fstat(fd, &st) < 0) return NULL; /* EBADF */
+    if (((flags & MP_CONN_READABLE) && (fl & O_ACCMODE) == O_WRONLY) ||
+        ((flags & MP_CONN_WRITABLE) && (fl & O_ACCMODE) == O_RDONLY)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return mp__conn_new(fd, flags, S_ISSOCK(st.st_mode));
+}
+
+MPDEF int mp_conn_fileno(const mp_conn *c) { return c ? c->fd : MP_EINVAL; }
+
+MPDEF int mp_conn_set_max_message(mp_conn *c, size_t max) {
+    if (!c || !max) return MP_EINVAL;
+    c->max = max;
+    return MP_OK;
+}
+
+MPDEF void mp_conn_close(mp_conn *c) {
+    if (!c) return;
+    mp__conn_unregister(c);
+    close(c->fd); /* no retry on EINTR: Linux has released the fd already */
+    MP_FREE(c->rbuf);
+    MP_FREE(c);
+}
+
+/* Wait for events on one fd until deadline. MP_OK when poll reports anything (errors
+   included: the read or write that follows tells them). */
+static int mp__fd_wait(int fd, short events, int64_t deadline) {
+    for (;;) {
+        struct pollfd p;
+        p.fd = fd;
+        p.events = events;
+        p.revents = 0;
+        int r = poll(&p, 1, mp__poll_ms(deadline));
+        if (r > 0) return MP_OK;
+        if (r < 0 && errno != EINTR) return MP_ESYS;
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+    }
+}
+
+/* --- sending --- */
+
+static size_t mp__conn_header(unsigned char *h, uint64_t n) {
+    int i;
+    if (n <= 0x7fffffffu) {
+        for (i = 0; i < 4; i++) h[i] = (unsigned char)(n >> (24 - 8 * i));
+        return 4;
+    }
+    memset(h, 0xff, 4); /* -1: an 8-byte length follows */
+    for (i = 0; i < 8; i++) h[4 + i] = (unsigned char)(n >> (56 - 8 * i));
+    return 12;
+}
+
+static int mp__conn_writev(mp_conn *c, struct iovec *iov, int cnt) {
+    while (cnt > 0) {
+        ssize_t r;
+        if (c->sock) {
+            struct msghdr m;
+            memset(&m, 0, sizeof m);
+            m.msg_iov = iov;
+            m.msg_iovlen = (size_t)cnt;
+            r = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        } else {
+            r = writev(c->fd, iov, cnt);
+        }
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* an fd made non-blocking */
+                if (mp__fd_wait(c->fd, POLLOUT, MP__NEVER) != MP_OK) return MP_ESYS;
+                continue;
+            }
+            return errno == EPIPE || errno == ECONNRESET ? MP_ECLOSED : MP_ESYS;
+        }
+        size_t done = (size_t)r;
+        while (cnt > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return MP_OK;
+}
+
+/* A pipe has no MSG_NOSIGNAL, and blocking SIGPIPE around every write costs two system
+   calls, a fifth of a pipe round trip. So where SIGPIPE has its default action (kill),
+   mp installs a handler once that does exactly that default - unless the signal is the
+   one a write in mp_conn_send of this very thread just raised (then the write returns
+   EPIPE and we report MP_ECLOSED). Ignored or handled SIGPIPE is left alone. */
+static __thread volatile sig_atomic_t mp__in_pipe_send;
+static pthread_once_t mp__sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void mp__sigpipe(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    if (mp__in_pipe_send && si && si->si_code == SI_USER && si->si_pid == getpid()) return;
+    struct sigaction dfl; /* anyone else's SIGPIPE: what SIG_DFL would have done */
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    raise(sig); /* delivered, fatally, when this handler returns */
+}
+
+static void mp__sigpipe_install(void) {
+    struct sigaction cur, sa;
+    if (sigaction(SIGPIPE, NULL, &cur) != 0) return;
+    if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL) return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = mp__sigpipe;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int mp__conn_writev_pipe(mp_conn *c, struct iovec *iov, int cnt) {
+    pthread_once(&mp__sigpipe_once, mp__sigpipe_install);
+    mp__in_pipe_send = 1;
+    int rc = mp__conn_writev(c, iov, cnt);
+    mp__in_pipe_send = 0;
+    if (rc == MP_ECLOSED) { /* rare path: if this thread blocks SIGPIPE, ours is pending */
+        int e = errno;
+        sigset_t cur, pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        if (pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && sigismember(&cur, SIGPIPE) == 1) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+        }
+        errno = e;
+    }
+    return rc;
+}
+
+MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len) {
+    unsigned char h[12];
+    struct iovec iov[2];
+    if (!c || !(c->flags & MP_CONN_WRITABLE) || (!buf && len)) return MP_EINVAL;
+    iov[0].iov_base = h;
+    iov[0].iov_len = mp__conn_header(h, len);
+    iov[1].iov_base = (void *)(uintptr_t)buf;
+    iov[1].iov_len = len;
+    /* one writev: header and payload leave together, with no copy; on a pipe a message
+       of up to PIPE_BUF bytes with its header is written atomically */
+    return c->sock ? mp__conn_writev(c, iov, 2) : mp__conn_writev_pipe(c, iov, 2);
+}
+
+/* --- receiving --- */
+
+/* Read some bytes (waiting until deadline): > 0 bytes, 0 at EOF, or MP_ETIMEDOUT/ESYS.
+   With no deadline a blocking read is the whole wait: one system call. A pipe with a
+   deadline is polled first (no per-call non-blocking read); a socket tries first. */
+static ssize_t mp__conn_read(mp_conn *c, void *p, size_t n, int64_t deadline) {
+    bool timed = deadline != MP__NEVER, wait = timed && !c->sock;
+    for (;;) {
+        if (wait) {
+            int w = mp__fd_wait(c->fd, POLLIN, deadline);
+            if (w != MP_OK) return w;
+        }
+        ssize_t r = c->sock ? recv(c->fd, p, n, timed ? MSG_DONTWAIT : 0) : read(c->fd, p, n);
+        if (r >= 0) return r;
+        if (errno == ECONNRESET) return 0; /* the peer closed with data unread: EOF too */
+        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return MP_ESYS;
+        wait = errno != EINTR || (timed && !c->sock);
+    }
+}
+
+/* The frame at the head of the buffer: MP_OK with *hdr and *n; MP__CONN_MORE if the
+   header is incomplete; MP_ETOOBIG if it is refused (over the limit, or malformed:
+   *n = UINT64_MAX). */
+static int mp__conn_head(const mp_conn *c, size_t *hdr, uint64_t *n) {
+    const unsigned char *p = (const unsigned char *)c->rbuf + c->rpos;
+    size_t have = c->rend - c->rpos;
+    int i;
+    if (have < 4) return MP__CONN_MORE;
+    uint32_t u = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    *hdr = 4;
+    *n = u;
+    if (u == 0xffffffffu) {
+        if (have < 12) return MP__CONN_MORE;
+        *hdr = 12;
+        for (*n = 0, i = 4; i < 12; i++) *n = *n << 8 | p[i];
+    } else if (u & 0x80000000u) { /* negative and not -1: no sender writes that */
+        *n = UINT64_MAX;
+        return MP_ETOOBIG;
+    }
+    return *n > c->max ? MP_ETOOBIG : MP_OK;
+}
+
+/* Whether a receive would return at once: a whole frame, a refused header, or EOF. */
+static bool mp__conn_ready(const mp_conn *c) {
+    size_t hdr;
+    uint64_t n;
+    int h = mp__conn_head(c, &hdr, &n);
+    if (h == MP_ETOOBIG || c->eof) return true;
+    return h == MP_OK && c->rend - c->rpos - hdr >= n;
+}
+
+/* Make room for want more bytes after rend. */
+static int mp__conn_room(mp_conn *c, size_t want) {
+    if (c->rpos == c->rend) c->rpos = c->rend = 0;
+    if (c->rcap - c->rend >= want && c->rcap > c->rend) return MP_OK;
+    if (c->rpos > 0) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
+        c->rend -= c->rpos;
+        c->rpos = 0;
+        if (c->rcap - c->rend >= want && c->rcap > c->rend) return MP_OK;
+    }
+    if (want > SIZE_MAX / 2 - c->rend) return MP_ENOMEM;
+    size_t cap = c->rend + want < MP__CONN_BUF ? MP__CONN_BUF : c->rend + want;
+    char *b = (char *)MP_MALLOC(cap);
+    if (!b) return MP_ENOMEM;
+    if (c->rend) memcpy(b, c->rbuf, c->rend);
+    MP_FREE(c->rbuf);
+    c->rbuf = b;
+    c->rcap = cap;
+    return MP_OK;
+}
+
+/* After a message left: an empty buffer restarts at 0, and a grown one is given back. */
+static void mp__conn_consumed(mp_conn *c) {
+    if (c->rpos != c->rend) return;
+    c->rpos = c->rend = 0;
+    if (c->rcap > MP__CONN_BUF) {
+        MP_FREE(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
+/* One read of what is there, with room for the rest of the current frame. MP_OK after
+   progress (bytes or EOF), else MP_ETIMEDOUT, MP_ENOMEM, MP_ESYS. */
+static int mp__conn_pump(mp_conn *c, int64_t deadline) {
+    size_t hdr, want = 1, have = c->rend - c->rpos;
+    uint64_t n;
+    if (mp__conn_head(c, &hdr, &n) == MP_OK && hdr + n > have) {
+        if (n > SIZE_MAX / 2) return MP_ENOMEM;
+        want = (size_t)(hdr + n - have);
+        /* grow with what actually arrives, not with what a header promises */
+        size_t step = have < MP__CONN_BUF ? MP__CONN_BUF : have;
+        if (want > step) want = step;
+    }
+    int r = mp__conn_room(c, want);
+    if (r != MP_OK) return r;
+    ssize_t got = mp__conn_read(c, c->rbuf + c->rend, c->rcap - c->rend, deadline);
+    if (got < 0) return (int)got;
+    if (got == 0) c->eof = true;
+    c->rend += (size_t)got;
+    return MP_OK;
+}
+
+/* Wait for the next frame's header: MP_OK with *hdr, *n; else MP_ETOOBIG (refused),
+   MP_ECLOSED, MP_ETIMEDOUT... */
+static int mp__conn_wait_head(mp_conn *c, size_t *hdr, uint64_t *n, int64_t deadline) {
+    for (;;) {
+        int h = mp__conn_head(c, hdr, n);
+        if (h != MP__CONN_MORE) return h;
+        if (c->eof) return MP_ECLOSED;
+        int r = mp__conn_pump(c, deadline);
+        if (r != MP_OK) return r;
+    }
+}
+
+/* Read the rest of a big payload straight into buf. On a timeout or error the part
+   read goes back into the conn's buffer, so the message is not lost. */
+static int mp__conn_direct(mp_conn *c, char *buf, size_t hdr, size_t n, size_t *len,
+                           int64_t deadline) {
+    unsigned char h[12];
+    size_t got = c->rend - c->rpos - hdr;
+    memcpy(h, c->rbuf + c->rpos, hdr);
+    if (got) memcpy(buf, c->rbuf + c->rpos + hdr, got);
+    c->rpos = c->rend = 0;
+    while (got < n) {
+        ssize_t r = mp__conn_read(c, buf + got, n - got, deadline);
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        if (r == 0) {
+            c->eof = true;
+            return MP_ECLOSED; /* cut mid-message: the stream is over */
+        }
+        int e = errno;
+        if (mp__conn_room(c, hdr + got) != MP_OK) return MP_ENOMEM;
+        memcpy(c->rbuf, h, hdr);
+        memcpy(c->rbuf + hdr, buf, got);
+        c->rend = hdr + got;
+        errno = e;
+        return (int)r;
+    }
+    *len = n;
+    mp__conn_consumed(c);
+    return MP_OK;
+}
+
+static int mp__conn_take(mp_conn *c, char *buf, size_t cap, size_t *len, int64_t deadline) {
+    for (;;) {
+        size_t hdr;
+        uint64_t n;
+        int r = mp__conn_wait_head(c, &hdr, &n, deadline);
+        if (r == MP_ETOOBIG) *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+        if (r != MP_OK) return r;
+        if (n > cap) {
+            *len = (size_t)n;
+            return MP_ETOOBIG;
+        }
+        size_t have = c->rend - c->rpos - hdr;
+        if (have >= n) {
+            if (n) memcpy(buf, c->rbuf + c->rpos + hdr, (size_t)n);
+            c->rpos += hdr + (size_t)n;
+            *len = (size_t)n;
+            mp__conn_consumed(c);
+            return MP_OK;
+        }
+        if (n - have >= MP__CONN_DIRECT) return mp__conn_direct(c, buf, hdr, (size_t)n, len, deadline);
+        if (c->eof) return MP_ECLOSED;
+        r = mp__conn_pump(c, deadline);
+        if (r != MP_OK) return r;
+    }
+}
+
+MPDEF int mp_conn_recv(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout) {
+    if (!c || !(c->flags & MP_CONN_READABLE) || !len || (!buf && cap)) return MP_EINVAL;
+    return mp__conn_take(c, (char *)buf, cap, len, mp__deadline(timeout));
+}
+
+MPDEF int mp_conn_recv_alloc(mp_conn *c, void **buf, size_t *len, double timeout) {
+    size_t hdr;
+    uint64_t n;
+    if (buf) *buf = NULL;
+    if (!c || !(c->flags & MP_CONN_READABLE) || !buf || !len) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    int r = mp__conn_wait_head(c, &hdr, &n, deadline);
+    if (r == MP_ETOOBIG) *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+    if (r != MP_OK) return r;
+    char *p = (char *)MP_MALLOC(n ? (size_t)n : 1);
+    if (!p) return MP_ENOMEM;
+    r = mp__conn_take(c, p, (size_t)n, len, deadline);
+    if (r != MP_OK) {
+        MP_FREE(p);
+        return r;
+    }
+    *buf = p;
+    return MP_OK;
+}
+
+MPDEF int mp_conn_poll(mp_conn *c, double timeout) {
+    if (!c || !(c->flags & MP_CONN_READABLE)) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    while (!mp__conn_ready(c)) {
+        int r = mp__conn_pump(c, deadline);
+        if (r != MP_OK) return r;
+    }
+    return MP_OK;
+}
+
+/* --- waiting on many fds --- */
+
+/* One pass: ready[i] for conns with a message buffered, then poll(2) the rest once. */
+static int mp__wait_pass(const int *fds, size_t n, bool *ready, mp_conn **cs,
+                         struct pollfd *p, int64_t deadline) {
+    size_t i;
+    int count = 0;
+    for (i = 0; i < n; i++) {
+        ready[i] = cs[i] && mp__conn_ready(cs[i]);
+        count += ready[i];
+        p[i].fd = fds[i];
+        p[i].events = POLLIN;
+        p[i].revents = 0;
+    }
+    if (count) return count;
+    int r = poll(p, (nfds_t)n, mp__poll_ms(deadline));
+    if (r < 0) return errno == EINTR ? 0 : MP_ESYS;
+    for (i = 0; i < n && r > 0; i++) {
+        if (!p[i].revents) continue;
+        if (p[i].revents & POLLNVAL) return MP_EINVAL;
+        /* a conn counts once a whole message is in; a failed read is left to recv */
+        int pr = cs[i] ? mp__conn_pump(cs[i], mp__now_ns()) : MP_OK;
+        ready[i] = !cs[i] || (pr == MP_OK ? mp__conn_ready(cs[i]) : pr != MP_ETIMEDOUT);
+        count += ready[i];
+    }
+    return count;
+}
+
+MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout) {
+    size_t i;
+    if (!fds || !ready || n == 0 || n > (size_t)INT_MAX) return MP_EINVAL;
+    for (i = 0; i < n; i++)
+        if (fds[i] < 0) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    struct pollfd pstack[16];
+    mp_conn *cstack[16];
+    struct pollfd *p = pstack;
+    mp_conn **cs = cstack;
+    if (n > 16) {
+        p = (struct pollfd *)MP_MALLOC(n * sizeof *p);
+        cs = (mp_conn **)MP_MALLOC(n * sizeof *cs);
+    }
+    int rc = MP_ENOMEM;
+    if (p && cs) {
+        mp__conn_lock(); /* readable conns of this process, by fd */
+        for (i = 0; i < n; i++) {
+            mp_conn *c = (size_t)fds[i] < mp__conn_ntab ? mp__conn_tab[fds[i]] : NULL;
+            cs[i] = c && (c->flags & MP_CONN_READABLE) ? c : NULL;
+        }
+        mp__conn_unlock();
+        do rc = mp__wait_pass(fds, n, ready, cs, p, deadline);
+        while (rc == 0 && mp__now_ns() < deadline);
+        if (rc == 0) rc = MP_ETIMEDOUT;
+    }
+    if (p != pstack) MP_FREE(p);
+    if (cs != cstack) MP_FREE(cs);
+    return rc;
+}
+
 
 // >>queue ------------------------------------------------------------------------
+// A bounded ring of fixed-size slots (after Vyukov's MPMC queue). head and tail are the
+// claims themselves: one word each, position << 24 | tid of the last claimer, moved by
+// one CAS. Each slot's word is the position it serves << 24 | its state. A claimed
+// position is EMPTY (being written) or FULL (being read) until its owner commits; the
+// next claimer, if it is another thread, first marks the previous slot WRITING|tid or
+// READING|tid. So the owner of any slot in flight is always known: from the slot, or
+// from head/tail if it is the last claim. A waiter that finds a slot stuck for
+// MP__LW_POLL_NS checks that owner and, if it died, recovers the slot: a dead writer's
+// slot becomes DEAD (getters skip it), a dead reader's slot EMPTY (its message is lost).
+// A commit first checks the slot is still its own, so a slot recovered from an owner
+// wrongly thought dead is never overwritten. A commit is a plain store: the Dekker
+// fence it would need for the sleeper check is paid by sleepers (see mp__q_publish).
+// Positions wrap at a multiple of the slot count below 2^40.
+
+#define MP__Q_EMPTY 0u
+#define MP__Q_FULL 1u
+#define MP__Q_DEAD 2u
+#define MP__Q_WRITING (1u << 22)
+#define MP__Q_READING (2u << 22)
+#define MP__Q_TID ((1u << 22) - 1) /* PID_MAX_LIMIT is 2^22 */
+#define MP__Q_ST ((1u << 24) - 1)
+#define MP__Q_BIG ((uint64_t)1 << 63) /* in len: the payload is a heap block */
+#define MP__Q_HDR 16
+#define MP__Q_MAGIC 0x6d70517565756521ull
+#define MP__Q_SPIN_MAX 160 /* polls, ~8 pauses apart at most: some 30 us */
+#define MP__Q_SPIN_MIN 4
+#define MP__Q_YIELDS 4
+#define MP__Q_BLOCKED 1
+#define MP__SC __ATOMIC_SEQ_CST
+
+/* An eventcount. A sleeper sets waiting, re-checks, then sleeps on seq; the first
+   waker to find waiting set clears it, bumps seq and wakes all. So a burst of puts
+   makes one system call for a sleeping getter, however long it takes to run. */
+typedef struct mp__q_ev {
+    uint32_t seq;
+    uint32_t waiting;
+} mp__q_ev;
+
+typedef struct mp__q_slot {
+    uint64_t word;
+    uint64_t len; /* | MP__Q_BIG when data holds a block pointer */
+} mp__q_slot;
+
+struct mp_queue { /* one line each for the read-mostly part, tail, head and waiters */
+    char *slots;
+    void *raw;
+    uint64_t magic, nslots, stride, inline_max, wrap;
+    uint32_t closed, pow2;
+    char pad0_[64 - 7 * 8 - 2 * 4];
+    uint64_t tail;
+    uint32_t put_spin; /* the putters' spin budget (polls) */
+    char pad1_[64 - 8 - 4];
+    uint64_t head, skipped; /* skipped: DEAD positions passed; got = head - skipped */
+    uint32_t get_spin;
+    char pad2_[64 - 2 * 8 - 4];
+    mp__q_ev not_empty;
+    char pad3_[64 - sizeof(mp__q_ev)];
+    mp__q_ev not_full;
+    char pad4_[64 - sizeof(mp__q_ev)];
+    uint64_t done, passed; /* passed: positions the head passed, not wrapped */
+    mp__q_ev joiners;
+    char pad5_[64 - 2 * 8 - sizeof(mp__q_ev)];
+};
+
+typedef struct mp__q_waiter {
+    double timeout;
+    int64_t deadline; /* set the first time the call has to wait */
+    uint64_t word;    /* the stuck word seen, its owner, and since when */
+    uint32_t owner;
+    int64_t since;
+} mp__q_waiter;
+
+static bool mp__q_ok(const mp_queue *q) { return q && q->magic == MP__Q_MAGIC; }
+static uint64_t mp__q_word(uint64_t pos, uint32_t st) { return pos << 24 | st; }
+static uint64_t mp__q_pos(uint64_t w) { return w >> 24; }
+static uint32_t mp__q_st(uint64_t w) { return (uint32_t)w & MP__Q_ST; }
+
+static uint64_t mp__q_next(const mp_queue *q, uint64_t p, uint64_t k) {
+    return p + k >= q->wrap ? p + k - q->wrap : p + k;
+}
+
+/* a - b for positions on the wrapping circle: > 0 ahead, < 0 behind. */
+static int64_t mp__q_dist(const mp_queue *q, uint64_t a, uint64_t b) {
+    int64_t d = (int64_t)a - (int64_t)b, m = (int64_t)q->wrap;
+    return d < -m / 2 ? d + m : d >= m / 2 ? d - m : d;
+}
+
+static mp__q_slot *mp__q_at(const mp_queue *q, uint64_t pos) {
+    uint64_t i = q->pow2 ? pos & (q->nslots - 1) : pos % q->nslots;
+    return (mp__q_slot *)(q->slots + i * q->stride);
+}
+
+static void *mp__q_payload(mp__q_slot *s, uint64_t lenw) {
+    void *p = (char *)s + MP__Q_HDR;
+    if (lenw & MP__Q_BIG) memcpy(&p, p, sizeof p);
+    return p;
+}
+
+/* Publishing a slot state and then looking for sleepers is a store followed by a load:
+   the Dekker pattern, which needs a full fence between them - on every put and get.
+   Instead the rare side pays: a process that registered for membarrier's global
+   expedited barrier publishes with a plain store, and a sleeper, after raising its
+   flag, forces a barrier on every registered process's running threads before it looks
+   again. Without membarrier, publishing falls back to an exchange (a full fence). */
+#define MP__MB_GLOBAL_EXPEDITED 2          /* MEMBARRIER_CMD_GLOBAL_EXPEDITED */
+#define MP__MB_REGISTER_GLOBAL_EXPEDITED 4 /* MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED */
+static pid_t mp__q_mb_pid; /* the process that registered: a forked child registers anew */
+static int mp__q_mb_ok;
+
+static bool mp__q_mb(void) {
+    if (__atomic_load_n(&mp__q_mb_pid, __ATOMIC_ACQUIRE) == mp__g.pid)
+        return __atomic_load_n(&mp__q_mb_ok, __ATOMIC_RELAXED) != 0;
+    int ok = syscall(SYS_membarrier, MP__MB_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+    __atomic_store_n(&mp__q_mb_ok, ok, __ATOMIC_RELAXED);
+    __atomic_store_n(&mp__q_mb_pid, mp__g.pid, __ATOMIC_RELEASE);
+    return ok != 0;
+}
+
+static void mp__q_publish(uint64_t *word, uint64_t w) {
+    if (mp__q_mb()) __atomic_store_n(word, w, __ATOMIC_RELEASE);
+    else __atomic_exchange_n(word, w, MP__SC);
+    __atomic_signal_fence(MP__SC); /* the compiler must not hoist the sleeper check */
+}
+
+static void mp__q_wake(mp__q_ev *ev) {
+    if (!__atomic_load_n(&ev->waiting, MP__SC) ||
+        !__atomic_exchange_n(&ev->waiting, 0, MP__SC))
+        return;
+    __atomic_fetch_add(&ev->seq, 1, MP__SC);
+    mp__futex_wake(&ev->seq, INT_MAX); /* every sleeper re-checks: no lost wakeups */
+}
+
+/* Sleep on ev until woken or until wake, unless *word moved from w or the queue closed
+   once we are registered. */
+static void mp__q_sleep(mp__q_ev *ev, const uint64_t *word, uint64_t w, const uint32_t *closed,
+                        int64_t wake) {
+    uint32_t seq = mp__load(&ev->seq);
+    __atomic_store_n(&ev->waiting, 1, MP__SC);
+    if (mp__q_mb() && syscall(SYS_membarrier, MP__MB_GLOBAL_EXPEDITED, 0, 0) != 0) {
+        int64_t soon = mp__now_ns() + 1000000; /* cannot fence the publishers: poll */
+        if (soon < wake) wake = soon;
+    }
+    if ((!word || __atomic_load_n(word, MP__SC) == w) && !__atomic_load_n(closed, MP__SC))
+        mp__futex_wait(&ev->seq, seq, wake);
+}
+
+/* Messages got so far: the positions the head passed, less the dead ones skipped.
+   passed follows the wrapping head forward by the distance it moved, which is right as
+   long as it is brought up to date within every half wrap: getters do so every
+   MP__Q_REFRESH positions. skipped is read first, so a skip under way can only make
+   this one too high for an instant (it counts the position before the skip). */
+#define MP__Q_REFRESH ((uint64_t)1 << 36)
+static uint64_t mp__q_got(mp_queue *q) {
+    uint64_t sk = __atomic_load_n(&q->skipped, MP__SC);
+    uint64_t h = mp__q_pos(__atomic_load_n(&q->head, MP__SC));
+    uint64_t g = mp__load(&q->passed);
+    int64_t d;
+    while ((d = mp__q_dist(q, h, g % q->wrap)) > 0 && !mp__cas(&q->passed, &g, g + (uint64_t)d))
+        continue;
+    return (d > 0 ? g + (uint64_t)d : g) - sk;
+}
+
+static bool mp__q_cas(uint64_t *w, uint64_t from, uint64_t to) {
+    return __atomic_compare_exchange_n(w, &from, to, false, MP__SC, __ATOMIC_RELAXED);
+}
+
+/* Before a claim passes another thread's: name that thread in the slot it holds. */
+static void mp__q_mark(mp_queue *q, uint64_t claim, uint32_t me, bool reading) {
+    uint32_t owner = (uint32_t)claim & MP__Q_TID;
+    if (owner == me || owner == 0) return;
+    uint64_t p = mp__q_pos(claim), prev = p ? p - 1 : q->wrap - 1;
+    mp__q_slot *s = mp__q_at(q, prev);
+    uint64_t w = mp__load(&s->word);
+    uint32_t st = mp__q_st(w), tag = reading ? MP__Q_READING : MP__Q_WRITING;
+    bool unmarked = reading ? (st == MP__Q_FULL || st == MP__Q_DEAD) : st == MP__Q_EMPTY;
+    if (mp__q_pos(w) == prev && unmarked) mp__q_cas(&s->word, w, mp__q_word(prev, tag | owner));
+}
+
+/* Claim the tail position; MP__Q_BLOCKED with the slot and word seen if full. */
+static int mp__q_try_put(mp_queue *q, uint32_t me, uint64_t *pos, mp__q_slot **sp,
+                         uint64_t *seen) {
+    uint64_t t = mp__load(&q->tail);
+    for (;;) {
+        uint64_t p = mp__q_pos(t);
+        mp__q_slot *s = mp__q_at(q, p);
+        uint64_t w = mp__load(&s->word);
+        int64_t d = mp__q_dist(q, mp__q_pos(w), p);
+        *pos = p, *sp = s, *seen = w;
+        if (d > 0) { /* the slot lapped since we read the tail: read it again */
+            t = mp__load(&q->tail);
+            continue;
+        }
+        if (d < 0) return MP__Q_BLOCKED; /* still the last lap's message: full */
+        mp__q_mark(q, t, me, false);
+        if (__atomic_compare_exchange_n(&q->tail, &t, mp__q_word(mp__q_next(q, p, 1), me),
+                                         false, MP__SC, __ATOMIC_ACQUIRE))
+            return MP_OK;
+    }
+}
+
+/* Claim the head position if it holds a message. With check_cap, a message above cap
+   is left alone: MP_ETOOBIG with *lenw. MP__Q_BLOCKED with the word seen if empty. */
+static int mp__q_try_get(mp_queue *q, uint32_t me, size_t cap, bool check_cap,
+                         uint64_t *pos, mp__q_slot **sp, uint64_t *seen, uint64_t *lenw) {
+    uint64_t h = mp__load(&q->head);
+    for (;;) {
+        uint64_t p = mp__q_pos(h);
+        mp__q_slot *s = mp__q_at(q, p);
+        uint64_t w = mp__load(&s->word);
+        uint32_t st = mp__q_st(w);
+        int64_t d = mp__q_dist(q, mp__q_pos(w), p);
+        *pos = p, *sp = s, *seen = w;
+        if (d > 0) { /* the slot lapped since we read the head: read it again */
+            h = mp__load(&q->head);
+            continue;
+        }
+        if (d < 0 || (st != MP__Q_FULL && st != MP__Q_DEAD)) return MP__Q_BLOCKED;
+        *lenw = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+        if (st == MP__Q_FULL && check_cap && (*lenw & ~MP__Q_BIG) > cap) {
+            if (mp__load(&s->word) == w && mp__load(&q->head) == h) return MP_ETOOBIG;
+            h = mp__load(&q->head);
+            continue;
+        }
+        mp__q_mark(q, h, me, true);
+        uint64_t np = mp__q_next(q, p, 1);
+        if (__atomic_compare_exchange_n(&q->head, &h, mp__q_word(np, me), false, MP__SC,
+                                        __ATOMIC_ACQUIRE)) {
+            if ((np & ((MP__Q_REFRESH)-1)) == 0) mp__q_got(q); /* see mp__q_got */
+            return MP_OK;
+        }
+    }
+}
+
+/* Give slot s (position pos, claimed as word w) to the next lap. false if it was taken
+   from us: recovered as if we had died (only possible with a recycled tid). */
+static bool mp__q_free_slot(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w, uint32_t me) {
+    uint64_t nw = mp__q_word(mp__q_next(q, pos, q->nslots), MP__Q_EMPTY);
+    uint64_t cur = mp__load(&s->word);
+    /* ours: as claimed (w), or marked READING|me by a later claimer, which does so only
+       by CAS from w, so a plain store cannot undo anything but that mark */
+    if (cur != w && cur != mp__q_word(pos, MP__Q_READING | me)) return false;
+    mp__q_publish(&s->word, nw);
+    mp__q_wake(&q->not_full);
+    return true;
+}
+
+/* Getters pass a dead writer's slot; it counts as neither got nor pending. */
+static void mp__q_skip(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w, uint32_t me) {
+    if (!mp__q_free_slot(q, s, pos, w, me)) return;
+    __atomic_fetch_add(&q->skipped, 1, MP__SC);
+    mp__q_wake(&q->joiners);
+}
+
+/* Who holds the slot word w, or 0: no one, or unknown. */
+static uint32_t mp__q_owner(mp_queue *q, uint64_t w) {
+    uint32_t st = mp__q_st(w);
+    if (st & (MP__Q_WRITING | MP__Q_READING)) return st & MP__Q_TID;
+    uint64_t claim = mp__load(st == MP__Q_EMPTY ? &q->tail : &q->head);
+    return mp__q_pos(claim) == mp__q_next(q, mp__q_pos(w), 1) ? (uint32_t)claim & MP__Q_TID : 0;
+}
+
+/* The owner of w died: a writer's slot becomes DEAD, a reader's EMPTY for the next lap. */
+static void mp__q_recover(mp_queue *q, mp__q_slot *s, uint64_t w) {
+    uint32_t st = mp__q_st(w);
+    uint64_t p = mp__q_pos(w);
+    if (st == MP__Q_EMPTY || (st & MP__Q_WRITING)) {
+        if (mp__q_cas(&s->word, w, mp__q_word(p, MP__Q_DEAD))) mp__q_wake(&q->not_empty);
+    } else if (mp__q_cas(&s->word, w, mp__q_word(mp__q_next(q, p, q->nslots), MP__Q_EMPTY))) {
+        mp__q_wake(&q->not_full);
+    }
+}
+
+/* Poll w for a while. The pause between polls grows: a getter at the heels of a putter
+   would otherwise pull the very line being written on every check, and both crawl. The
+   budget adapts: it grows while spinning pays, halves when it ends in sleep (as on a
+   loaded machine, where the other side is not running and spinning only delays it). */
+static bool mp__q_spin(mp__q_slot *s, uint64_t w, uint32_t *budget) {
+    uint32_t n = __atomic_load_n(budget, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t k = 0; k < (i < 3 ? 1u << i : 8u); k++) mp__cpu_relax();
+        if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) == w) continue;
+        uint32_t more = n + 8 < MP__Q_SPIN_MAX ? n + 8 : MP__Q_SPIN_MAX;
+        if (more != n) __atomic_store_n(budget, more, __ATOMIC_RELAXED);
+        return true;
+    }
+    uint32_t less = n / 2 > MP__Q_SPIN_MIN ? n / 2 : MP__Q_SPIN_MIN;
+    if (less != n) __atomic_store_n(budget, less, __ATOMIC_RELAXED);
+    return false;
+}
+
+/* Wait for the word w of slot s to change: spin a little, then sleep on ev, at most
+   MP__LW_POLL_NS at a time, to check on the owner of a stuck slot. MP_OK to retry, or
+   MP_ETIMEDOUT. */
+static int mp__q_block(mp_queue *q, mp__q_ev *ev, mp__q_slot *s, uint64_t w, mp__q_waiter *wt) {
+    if (wt->timeout == 0) return MP_ETIMEDOUT;
+    if (!wt->deadline && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
+        return MP_OK;
+    /* A few yields before sleeping: when the other side waits for this very CPU (more
+       processes than CPUs), it runs at once, and neither side pays for a futex wake */
+    for (int i = 0; !wt->deadline && i < MP__Q_YIELDS; i++) {
+        sched_yield();
+        if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) != w) return MP_OK;
+    }
+    int64_t now = mp__now_ns();
+    if (!wt->deadline) wt->deadline = mp__deadline(wt->timeout);
+    if (now >= wt->deadline) return MP_ETIMEDOUT;
+    uint32_t owner = mp__q_owner(q, w);
+    if (w != wt->word || owner != wt->owner) {
+        wt->word = w, wt->owner = owner, wt->since = now;
+    } else if (owner && now - wt->since >= MP__LW_POLL_NS && !mp__tid_alive(owner)) {
+        mp__q_recover(q, s, w);
+        return MP_OK;
+    }
+    int64_t wake = now + MP__LW_POLL_NS < wt->deadline ? now + MP__LW_POLL_NS : wt->deadline;
+    mp__q_sleep(ev, &s->word, w, &q->closed, wake);
+    return MP_OK;
+}
+
+static int mp__q_put_slot(mp_queue *q, uint64_t *pos, mp__q_slot **sp, double timeout) {
+    uint32_t me = mp__tid();
+    mp__q_waiter wt = {timeout, 0, 0, 0, 0};
+    for (;;) {
+        uint64_t w;
+        if (__atomic_load_n(&q->closed, MP__SC)) return MP_ECLOSED;
+        if (mp__q_try_put(q, me, pos, sp, &w) == MP_OK) break;
+        int r = mp__q_block(q, &q->not_full, *sp, w, &wt);
+        if (r) return r;
+    }
+    /* A claim after close must not outlive the getters' last look: see mp__q_get_slot */
+    if (!__atomic_load_n(&q->closed, MP__SC)) return MP_OK;
+    mp__q_publish(&(*sp)->word, mp__q_word(*pos, MP__Q_DEAD)); /* ours: see mp__q_commit */
+    mp__q_wake(&q->not_empty);
+    return MP_ECLOSED;
+}
+
+static int mp__q_get_slot(mp_queue *q, size_t cap, bool check_cap, uint64_t *pos,
+                          mp__q_slot **sp, uint64_t *seen, uint64_t *lenw, double timeout) {
+    uint32_t me = mp__tid();
+    mp__q_waiter wt = {timeout, 0, 0, 0, 0};
+    for (;;) {
+        uint64_t w;
+        bool closed = __atomic_load_n(&q->closed, MP__SC) != 0;
+        int r = mp__q_try_get(q, me, cap, check_cap, pos, sp, &w, lenw);
+        if (r == MP_OK && mp__q_st(w) == MP__Q_DEAD) {
+            mp__q_skip(q, *sp, *pos, w, me);
+            continue;
+        }
+        *seen = w;
+        if (r != MP__Q_BLOCKED) return r;
+        /* closed was read before the slot and the tail: a put that claims after this
+           look will see closed and give up */
+        if (closed && (mp__q_pos(w) != *pos ||
+                       mp__q_pos(__atomic_load_n(&q->tail, MP__SC)) == *pos))
+            return MP_ECLOSED;
+        r = mp__q_block(q, &q->not_empty, *sp, w, &wt);
+        if (r) return r;
+    }
+}
+
+static void mp__q_commit(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t lenw, uint32_t me) {
+    uint64_t cur = mp__load(&s->word);
+    __atomic_store_n(&s->len, lenw, __ATOMIC_RELAXED);
+    /* the slot is EMPTY, or WRITING|me if someone marked it (by CAS from EMPTY, so the
+       plain store below can only overwrite that mark). Anything else: it was recovered
+       as if we had died, and the message is dropped rather than the slot corrupted */
+    if (cur != mp__q_word(pos, MP__Q_EMPTY) && cur != mp__q_word(pos, MP__Q_WRITING | me)) return;
+    mp__q_publish(&s->word, mp__q_word(pos, MP__Q_FULL));
+    mp__q_wake(&q->not_empty);
+}
+
+static void mp__q_finish_get(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t w,
+                             uint64_t lenw) {
+    void *blk = (lenw & MP__Q_BIG) ? mp__q_payload(s, lenw) : NULL;
+    if (mp__q_free_slot(q, s, pos, w, mp__tid()) && blk) mp_free(blk);
+}
+
+/* A heap block for a message too big for a slot. */
+static int mp__q_block_for(mp_queue *q, size_t len, void **blk) {
+    *blk = NULL;
+    if (len <= q->inline_max) return MP_OK;
+    if (len > mp__g.heap->size) return MP_ETOOBIG;
+    *blk = mp_alloc(len);
+    return *blk ? MP_OK : MP_ENOMEM;
+}
+
+MPDEF mp_queue *mp_queue_create(const mp_queue_desc *d) {
+    mp__heap *h = mp__heap_get();
+    size_t maxsize = d ? d->maxsize : 0;
+    size_t cap = d && d->capacity ? d->capacity : ((size_t)1 << 20);
+    if (!h) return NULL;
+    if (maxsize > ((size_t)1 << 30) || cap < 64 || cap > h->size) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t stride = maxsize ? (cap / maxsize) & ~(size_t)63 : (cap < 256 ? cap & ~(size_t)63 : 256);
+    if (stride < 64) stride = 64;
+    size_t n = maxsize ? maxsize : cap / stride;
+    if (n > ((size_t)1 << 30) || stride > (h->size - sizeof(mp_queue) - 64) / n) {
+        errno = EINVAL; /* the ring could never fit in the heap */
+        return NULL;
+    }
+    void *raw = mp_alloc(sizeof(mp_queue) + 64 + n * stride);
+    if (!raw) return NULL;
+    mp_queue *q = (mp_queue *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+    memset(q, 0, sizeof *q);
+    q->slots = (char *)q + sizeof *q;
+    q->raw = raw;
+    q->nslots = n, q->stride = stride, q->inline_max = stride - MP__Q_HDR;
+    q->pow2 = (n & (n - 1)) == 0;
+    q->wrap = (((uint64_t)1 << 40) / n) * n;
+    q->put_spin = q->get_spin = MP__Q_SPIN_MAX;
+    for (size_t i = 0; i < n; i++) {
+        mp__q_slot *s = mp__q_at(q, i);
+        s->word = mp__q_word(i, MP__Q_EMPTY);
+        s->len = 0;
+    }
+    mp__store(&q->magic, MP__Q_MAGIC);
+    return q;
+}
+
+MPDEF int mp_queue_put(mp_queue *q, const void *buf, size_t len, double timeout) {
+    uint64_t pos;
+    mp__q_slot *s;
+    void *blk;
+    if (!mp__q_ok(q) || (!buf && len)) return MP_EINVAL;
+    int r = mp__q_block_for(q, len, &blk);
+    if (r) return r;
+    if (blk) memcpy(blk, buf, len); /* before the claim: getters never wait on this copy */
+    r = mp__q_put_slot(q, &pos, &s, timeout);
+    if (r) {
+        mp_free(blk);
+        return r;
+    }
+    if (blk) memcpy((char *)s + MP__Q_HDR, &blk, sizeof blk);
+    else if (len) memcpy((char *)s + MP__Q_HDR, buf, len);
+    mp__q_commit(q, s, pos, len | (blk ? MP__Q_BIG : 0), mp__tid());
+    return MP_OK;
+}
+
+MPDEF int mp_queue_get(mp_queue *q, void *buf, size_t cap, size_t *len, double timeout) {
+    uint64_t pos, w, lenw = 0;
+    mp__q_slot *s;
+    if (!mp__q_ok(q) || !len || (!buf && cap)) return MP_EINVAL;
+    int r = mp__q_get_slot(q, cap, true, &pos, &s, &w, &lenw, timeout);
+    *len = r == MP_OK || r == MP_ETOOBIG ? (size_t)(lenw & ~MP__Q_BIG) : 0;
+    if (r) return r;
+    if (*len) memcpy(buf, mp__q_payload(s, lenw), *len);
+    mp__q_finish_get(q, s, pos, w, lenw);
+    return MP_OK;
+}
+
+MPDEF int mp_queue_get_alloc(mp_queue *q, void **buf, size_t *len, double timeout) {
+    uint64_t pos, w, lenw = 0;
+    mp__q_slot *s;
+    size_t cap = 256;
+    int r = MP_OK;
+    if (buf) *buf = NULL;
+    if (!mp__q_ok(q) || !buf || !len) return MP_EINVAL;
+    *len = 0;
+    void *b = MP_MALLOC(cap); /* before the claim: a claimed message cannot go back */
+    while (b && (r = mp__q_get_slot(q, cap, true, &pos, &s, &w, &lenw, timeout)) == MP_ETOOBIG) {
+        MP_FREE(b);
+        cap = (size_t)(lenw & ~MP__Q_BIG);
+        b = MP_MALLOC(cap);
+    }
+    if (!b) return MP_ENOMEM;
+    if (r) {
+        MP_FREE(b);
+        return r;
+    }
+    *len = (size_t)(lenw & ~MP__Q_BIG);
+    if (*len) memcpy(b, mp__q_payload(s, lenw), *len);
+    mp__q_finish_get(q, s, pos, w, lenw);
+    *buf = b;
+    return MP_OK;
+}
+
+MPDEF int mp_queue_reserve(mp_queue *q, size_t len, mp_queue_msg *m, double timeout) {
+    uint64_t pos;
+    mp__q_slot *s;
+    void *blk;
+    if (!mp__q_ok(q) || !m) return MP_EINVAL;
+    int r = mp__q_block_for(q, len, &blk);
+    if (!r) r = mp__q_put_slot(q, &pos, &s, timeout);
+    if (r) {
+        mp_free(blk);
+        return r;
+    }
+    /* name ourselves in the slot: our next claim will not, since it is ours too */
+    uint64_t mine = mp__q_word(pos, MP__Q_WRITING | mp__tid());
+    mp__q_cas(&s->word, mp__q_word(pos, MP__Q_EMPTY), mine);
+    if (blk) memcpy((char *)s + MP__Q_HDR, &blk, sizeof blk);
+    __atomic_store_n(&s->len, len | (blk ? MP__Q_BIG : 0), __ATOMIC_RELAXED);
+    m->data = blk ? blk : (char *)s + MP__Q_HDR;
+    m->len = len;
+    m->priv_[0] = pos;
+    m->priv_[1] = mine;
+    return MP_OK;
+}
+
+/* The slot of a reserved or claimed message, if m really holds it in this thread. */
+static mp__q_slot *mp__q_msg_slot(mp_queue *q, mp_queue_msg *m, uint32_t state) {
+    if (!mp__q_ok(q) || !m || m->priv_[0] >= q->wrap) return NULL;
+    mp__q_slot *s = mp__q_at(q, m->priv_[0]);
+    uint64_t w = mp__load(&s->word);
+    if (m->priv_[1] != mp__q_word(m->priv_[0], state | mp__tid())) return NULL;
+    return w == m->priv_[1] ? s : NULL;
+}
+
+MPDEF int mp_queue_commit(mp_queue *q, mp_queue_msg *m) {
+    mp__q_slot *s = mp__q_msg_slot(q, m, MP__Q_WRITING);
+    if (!s) return MP_EINVAL;
+    uint64_t lenw = s->len;
+    if (m->len > (lenw & ~MP__Q_BIG)) return MP_EINVAL;
+    mp__q_commit(q, s, m->priv_[0], m->len | (lenw & MP__Q_BIG), mp__tid());
+    m->priv_[1] = 0;
+    return MP_OK;
+}
+
+MPDEF int mp_queue_claim(mp_queue *q, mp_queue_msg *m, double timeout) {
+    uint64_t pos, w, lenw = 0;
+    mp__q_slot *s;
+    if (!mp__q_ok(q) || !m) return MP_EINVAL;
+    int r = mp__q_get_slot(q, 0, false, &pos, &s, &w, &lenw, timeout);
+    if (r) return r;
+    /* name ourselves in the slot, as reserve does */
+    mp__q_cas(&s->word, w, mp__q_word(pos, MP__Q_READING | mp__tid()));
+    m->data = mp__q_payload(s, lenw);
+    m->len = (size_t)(lenw & ~MP__Q_BIG);
+    m->priv_[0] = pos;
+    m->priv_[1] = mp__q_word(pos, MP__Q_READING | mp__tid());
+    return MP_OK;
+}
+
+MPDEF int mp_queue_release(mp_queue *q, mp_queue_msg *m) {
+    mp__q_slot *s = mp__q_msg_slot(q, m, MP__Q_READING);
+    if (!s) return MP_EINVAL;
+    uint64_t pos = m->priv_[0];
+    m->priv_[1] = 0;
+    mp__q_finish_get(q, s, pos, mp__q_word(pos, MP__Q_READING | mp__tid()), s->len);
+    return MP_OK;
+}
+
+MPDEF size_t mp_queue_qsize(mp_queue *q) {
+    if (!mp__q_ok(q)) return 0;
+    uint64_t h = mp__q_pos(mp__load(&q->head)), t = mp__q_pos(mp__load(&q->tail));
+    int64_t d = mp__q_dist(q, t, h);
+    return d <= 0 ? 0 : (uint64_t)d > q->nslots ? (size_t)q->nslots : (size_t)d;
+}
+
+MPDEF bool mp_queue_empty(mp_queue *q) { return mp_queue_qsize(q) == 0; }
+
+MPDEF bool mp_queue_full(mp_queue *q) {
+    return mp__q_ok(q) && mp_queue_qsize(q) >= q->nslots;
+}
+
+MPDEF void mp_queue_close(mp_queue *q) {
+    if (!mp__q_ok(q)) return;
+    __atomic_store_n(&q->closed, 1, MP__SC);
+    mp__q_wake(&q->not_empty);
+    mp__q_wake(&q->not_full);
+}
+
+
+MPDEF int mp_queue_task_done(mp_queue *q) {
+    if (!mp__q_ok(q)) return MP_EINVAL;
+    uint64_t d = mp__load(&q->done);
+    do {
+        if (d >= mp__q_got(q)) return MP_EOVERFLOW;
+    } while (!mp__cas(&q->done, &d, d + 1));
+    mp__q_wake(&q->joiners);
+    return MP_OK;
+}
+
+/* Every message got is done, and none waits in the ring. */
+static bool mp__q_joined(mp_queue *q) {
+    if (__atomic_load_n(&q->done, MP__SC) != mp__q_got(q)) return false;
+    uint64_t t = mp__q_pos(mp__load(&q->tail));
+    for (uint64_t p = mp__q_pos(mp__load(&q->head)); p != t; p = mp__q_next(q, p, 1)) {
+        uint64_t w = mp__load(&mp__q_at(q, p)->word);
+        if (mp__q_pos(w) == p && mp__q_st(w) == MP__Q_FULL) return false;
+    }
+    return true;
+}
+
+MPDEF int mp_queue_join(mp_queue *q, double timeout) {
+    if (!mp__q_ok(q)) return MP_EINVAL;
+    int64_t deadline = mp__deadline(timeout);
+    for (;;) {
+        uint32_t seq = mp__load(&q->joiners.seq);
+        __atomic_store_n(&q->joiners.waiting, 1, MP__SC);
+        if (mp__q_joined(q)) return MP_OK;
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+        mp__futex_wait(&q->joiners.seq, seq, deadline);
+    }
+}
+
+MPDEF void mp_queue_destroy(mp_queue *q) {
+    if (!mp__q_ok(q)) return;
+    q->magic = 0;
+    for (uint64_t i = 0; i < q->nslots; i++) {
+        mp__q_slot *s = mp__q_at(q, i);
+        if (mp__q_st(s->word) == MP__Q_FULL && (s->len & MP__Q_BIG))
+            mp_free(mp__q_payload(s, s->len));
+    }
+    mp_free(q->raw);
+}
 
 // >>shm --------------------------------------------------------------------------
 

@@ -1,0 +1,435 @@
+/* Queue workloads (BENCHMARKS.md): queue_1p1c_64B, queue_2p2c_64B, pingpong_64B and
+   queue_1MiB for mp.h and its peers: raw pipe(2), POSIX mq and a process-shared
+   mutex+condvar ring (copy under the lock, signal only when someone waits). Every
+   system moves the same messages through the same harness: workers are forked, wait
+   for a common start, and the consumers check that every message arrived once. */
+#define _GNU_SOURCE
+#include "../mp.h"
+#include "bench.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { SMALL = 64, NSMALL = 1000000, BOUND = 1024, NPING = 100000 };
+enum { BIG = 1 << 20, NBIG = 2000, BIGBOUND = 8, MAXW = 4 };
+#define STOP UINT64_MAX
+
+/* A channel: one of the systems compared, opened before the fork. */
+typedef struct chan chan;
+typedef struct {
+    const char *name;
+    chan *(*open)(size_t msgsize, size_t bound); /* NULL: cannot run (b_skip said why) */
+    void (*send)(chan *c, const void *buf, size_t len);
+    void (*recv)(chan *c, void *buf, size_t len); /* exactly len bytes, one message */
+    void (*close)(chan *c);
+} chan_ops;
+
+static void *b_shared(size_t n) {
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    memset(p, 0, n);
+    return p;
+}
+
+static void b_die(const char *what) {
+    perror(what);
+    _exit(99);
+}
+
+/* ---- mp.h ---- */
+struct chan {
+    mp_queue *q;
+};
+static chan *mp_open(size_t msgsize, size_t bound) {
+    (void)msgsize;
+    mp_init(NULL);
+    mp_queue_desc d = {bound, 0};
+    chan *c = (chan *)mp_alloc(sizeof *c);
+    c->q = mp_queue_create(&d);
+    if (!c->q) b_die("mp_queue_create");
+    return c;
+}
+static void mp_send(chan *c, const void *buf, size_t len) {
+    if (mp_queue_put(c->q, buf, len, MP_FOREVER) != MP_OK) b_die("mp_queue_put");
+}
+static void mp_recv(chan *c, void *buf, size_t len) {
+    size_t n;
+    if (mp_queue_get(c->q, buf, len, &n, MP_FOREVER) != MP_OK || n != len) b_die("mp_queue_get");
+}
+static void mp_close(chan *c) {
+    mp_queue_destroy(c->q);
+    mp_free(c);
+}
+static const chan_ops ops_mp = {"mp.h", mp_open, mp_send, mp_recv, mp_close};
+
+/* ---- raw pipe(2) ---- */
+typedef struct { int fd[2]; } pipe_chan;
+static chan *pipe_open(size_t msgsize, size_t bound) {
+    pipe_chan *c = (pipe_chan *)malloc(sizeof *c);
+    if (pipe(c->fd) < 0) b_die("pipe");
+    /* the pipe gets the same room as the others' bound, as far as the kernel allows */
+    size_t want = msgsize * bound;
+    if (want > 65536) fcntl(c->fd[1], F_SETPIPE_SZ, (int)(want > (1 << 20) ? 1 << 20 : want));
+    return (chan *)c;
+}
+static void pipe_send(chan *ch, const void *buf, size_t len) {
+    pipe_chan *c = (pipe_chan *)ch;
+    const char *p = (const char *)buf;
+    while (len) {
+        ssize_t r = write(c->fd[1], p, len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) b_die("write");
+        p += r, len -= (size_t)r;
+    }
+}
+static void pipe_recv(chan *ch, void *buf, size_t len) {
+    pipe_chan *c = (pipe_chan *)ch;
+    char *p = (char *)buf;
+    while (len) {
+        ssize_t r = read(c->fd[0], p, len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) b_die("read");
+        p += r, len -= (size_t)r;
+    }
+}
+static void pipe_close(chan *ch) {
+    pipe_chan *c = (pipe_chan *)ch;
+    close(c->fd[0]);
+    close(c->fd[1]);
+    free(c);
+}
+static const chan_ops ops_pipe = {"raw pipe(2)", pipe_open, pipe_send, pipe_recv, pipe_close};
+
+/* ---- POSIX mq ---- */
+typedef struct { mqd_t mq; char name[64]; } mq_chan;
+static char mq_note[160];
+
+/* The mq limits as found, put back at exit. */
+static long mq_saved[2] = {-1, -1};
+static const char *const mq_files[2] = {"msg_max", "msgsize_max"};
+
+static long mq_read(int i) {
+    char path[96];
+    long cur = 0;
+    snprintf(path, sizeof path, "/proc/sys/fs/mqueue/%s", mq_files[i]);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    if (fscanf(f, "%ld", &cur) != 1) cur = 0;
+    fclose(f);
+    return cur;
+}
+
+static bool mq_write(int i, long v) {
+    char path[96];
+    snprintf(path, sizeof path, "/proc/sys/fs/mqueue/%s", mq_files[i]);
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    fprintf(f, "%ld\n", v);
+    return fclose(f) == 0;
+}
+
+static void mq_restore(void) {
+    for (int i = 0; i < 2; i++)
+        if (mq_saved[i] >= 0) mq_write(i, mq_saved[i]);
+}
+
+/* Raise limit i (0 msg_max, 1 msgsize_max) to want if it is lower and we may (root);
+   the value now. The queue's bytes count against RLIMIT_MSGQUEUE: raise that too. */
+static long mq_limit(int i, long want) {
+    long cur = mq_read(i);
+    struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+    setrlimit(RLIMIT_MSGQUEUE, &rl); /* fails quietly when not root */
+    if (cur >= want) return cur;
+    if (mq_saved[0] < 0 && mq_saved[1] < 0) atexit(mq_restore);
+    if (mq_saved[i] < 0) mq_saved[i] = cur;
+    return mq_write(i, want) ? want : cur;
+}
+
+static chan *mq_open_(size_t msgsize, size_t bound) {
+    long maxmsg = mq_limit(0, (long)bound), maxsize = mq_limit(1, (long)msgsize);
+    if (maxsize < (long)msgsize) {
+        b_skip("msgsize_max below the message size and not writable");
+        return NULL;
+    }
+    if (maxmsg < (long)bound)
+        snprintf(mq_note, sizeof mq_note, "# POSIX mq: msg_max %ld (< %zu, not writable): bounded at %ld\n",
+                 maxmsg, bound, maxmsg);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MSGQUEUE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        /* the kernel charges each queue about maxmsg * (msgsize + a pointer) */
+        long fit = (long)(rl.rlim_cur / (msgsize + 2 * sizeof(void *)));
+        static char why[160];
+        if (fit < 1) {
+            snprintf(why, sizeof why, "RLIMIT_MSGQUEUE is %lu bytes, below one %zu-byte message, "
+                     "and cannot be raised here", (unsigned long)rl.rlim_cur, msgsize);
+            b_skip(why);
+            return NULL;
+        }
+        if (fit < maxmsg && fit < (long)bound) {
+            maxmsg = fit;
+            snprintf(mq_note, sizeof mq_note, "# POSIX mq: RLIMIT_MSGQUEUE %lu bytes: bounded at %ld\n",
+                     (unsigned long)rl.rlim_cur, fit);
+        }
+    }
+    mq_chan *c = (mq_chan *)malloc(sizeof *c);
+    static int seq;
+    snprintf(c->name, sizeof c->name, "/mpbench.%d.%d", (int)getpid(), seq++);
+    struct mq_attr a;
+    memset(&a, 0, sizeof a);
+    a.mq_maxmsg = maxmsg < (long)bound ? maxmsg : (long)bound;
+    a.mq_msgsize = (long)msgsize;
+    c->mq = mq_open(c->name, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+    if (c->mq == (mqd_t)-1) {
+        free(c);
+        b_skip("mq_open failed (RLIMIT_MSGQUEUE?)");
+        return NULL;
+    }
+    mq_unlink(c->name);
+    return (chan *)c;
+}
+static void mq_send_(chan *ch, const void *buf, size_t len) {
+    mq_chan *c = (mq_chan *)ch;
+    while (mq_send(c->mq, (const char *)buf, len, 0) < 0)
+        if (errno != EINTR) b_die("mq_send");
+}
+static void mq_recv_(chan *ch, void *buf, size_t len) {
+    mq_chan *c = (mq_chan *)ch;
+    ssize_t r;
+    while ((r = mq_receive(c->mq, (char *)buf, len, NULL)) < 0)
+        if (errno != EINTR) b_die("mq_receive");
+    if ((size_t)r != len) b_die("mq_receive size");
+}
+static void mq_close_(chan *ch) {
+    mq_chan *c = (mq_chan *)ch;
+    mq_close(c->mq);
+    free(c);
+}
+static const chan_ops ops_mq = {"POSIX mq", mq_open_, mq_send_, mq_recv_, mq_close_};
+
+/* ---- process-shared mutex + condvar ring ---- */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    size_t head, tail, count, bound, msgsize, mapped;
+    int wait_put, wait_get;
+    char data[];
+} ring_chan;
+static chan *ring_open(size_t msgsize, size_t bound) {
+    size_t n = sizeof(ring_chan) + msgsize * bound;
+    ring_chan *c = (ring_chan *)b_shared(n);
+    pthread_mutexattr_t ma;
+    pthread_condattr_t ca;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&c->mu, &ma);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    pthread_cond_init(&c->not_empty, &ca);
+    pthread_cond_init(&c->not_full, &ca);
+    c->bound = bound, c->msgsize = msgsize, c->mapped = n;
+    return (chan *)c;
+}
+static void ring_send(chan *ch, const void *buf, size_t len) {
+    ring_chan *c = (ring_chan *)ch;
+    pthread_mutex_lock(&c->mu);
+    while (c->count == c->bound) {
+        c->wait_put++;
+        pthread_cond_wait(&c->not_full, &c->mu);
+        c->wait_put--;
+    }
+    memcpy(c->data + c->tail * c->msgsize, buf, len);
+    c->tail = (c->tail + 1) % c->bound;
+    c->count++;
+    if (c->wait_get) pthread_cond_signal(&c->not_empty);
+    pthread_mutex_unlock(&c->mu);
+}
+static void ring_recv(chan *ch, void *buf, size_t len) {
+    ring_chan *c = (ring_chan *)ch;
+    pthread_mutex_lock(&c->mu);
+    while (c->count == 0) {
+        c->wait_get++;
+        pthread_cond_wait(&c->not_empty, &c->mu);
+        c->wait_get--;
+    }
+    memcpy(buf, c->data + c->head * c->msgsize, len);
+    c->head = (c->head + 1) % c->bound;
+    c->count--;
+    if (c->wait_put) pthread_cond_signal(&c->not_full);
+    pthread_mutex_unlock(&c->mu);
+}
+static void ring_close(chan *ch) {
+    ring_chan *c = (ring_chan *)ch;
+    munmap(c, c->mapped);
+}
+static const chan_ops ops_ring = {"mutex+condvar ring", ring_open, ring_send, ring_recv, ring_close};
+
+/* ---- the harness ---- */
+typedef struct {
+    int ready, go;
+    double t0, t_end[MAXW];
+    uint64_t count[MAXW], sum[MAXW];
+} b_sync;
+
+typedef struct {
+    const chan_ops *ops;
+    chan *c;
+    b_sync *s;
+    size_t msgsize;
+    uint64_t n; /* messages per producer */
+    int id;
+} b_job;
+
+static void b_start(b_sync *s) {
+    __atomic_fetch_add(&s->ready, 1, __ATOMIC_SEQ_CST);
+    while (!__atomic_load_n(&s->go, __ATOMIC_ACQUIRE)) sched_yield();
+}
+
+static void b_producer(b_job *j) {
+    char *m = (char *)calloc(1, j->msgsize);
+    b_start(j->s);
+    for (uint64_t i = 0; i < j->n; i++) {
+        memcpy(m, &i, sizeof i);
+        m[8] = (char)j->id;
+        j->ops->send(j->c, m, j->msgsize);
+    }
+    uint64_t stop = STOP;
+    memcpy(m, &stop, sizeof stop);
+    j->ops->send(j->c, m, j->msgsize);
+    free(m);
+}
+
+static void b_consumer(b_job *j) {
+    char *m = (char *)calloc(1, j->msgsize);
+    uint64_t count = 0, sum = 0, seq;
+    b_start(j->s);
+    for (;;) {
+        j->ops->recv(j->c, m, j->msgsize);
+        memcpy(&seq, m, sizeof seq);
+        if (seq == STOP) break;
+        count++, sum += seq;
+    }
+    j->s->t_end[j->id] = b_now();
+    j->s->count[j->id] = count, j->s->sum[j->id] = sum;
+    free(m);
+}
+
+static pid_t b_spawn(void (*fn)(b_job *), b_job j) {
+    pid_t pid = fork();
+    if (pid < 0) b_die("fork");
+    if (pid == 0) {
+        fn(&j);
+        _exit(0);
+    }
+    return pid;
+}
+
+/* np producers of n/np messages each, nc consumers; each producer ends with one STOP,
+   each consumer stops at its first, so np must equal nc. msg/s, or NAN. */
+static double b_stream(const chan_ops *ops, int np, size_t msgsize, uint64_t n, size_t bound) {
+    pid_t pids[2 * MAXW];
+    chan *c = ops->open(msgsize, bound);
+    if (!c) return NAN;
+    b_sync *s = (b_sync *)b_shared(sizeof *s);
+    int k = 0;
+    for (int i = 0; i < np; i++) {
+        b_job j = {ops, c, s, msgsize, n / (uint64_t)np, i};
+        pids[k++] = b_spawn(b_consumer, j);
+        pids[k++] = b_spawn(b_producer, j);
+    }
+    while (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) < k) sched_yield();
+    s->t0 = b_now();
+    __atomic_store_n(&s->go, 1, __ATOMIC_RELEASE);
+    bool ok = true;
+    for (int i = 0; i < k; i++) {
+        int st;
+        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {}
+        ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    uint64_t per = n / (uint64_t)np, count = 0, sum = 0;
+    double end = s->t0;
+    for (int i = 0; i < np; i++) {
+        count += s->count[i], sum += s->sum[i];
+        if (s->t_end[i] > end) end = s->t_end[i];
+    }
+    double r = NAN;
+    if (!ok || count != per * (uint64_t)np || sum != (uint64_t)np * (per * (per - 1) / 2))
+        fprintf(stderr, "# %s: lost or duplicated messages (%llu of %llu)\n", ops->name,
+                (unsigned long long)count, (unsigned long long)(per * (uint64_t)np));
+    else
+        r = (double)count / (end - s->t0);
+    ops->close(c);
+    munmap(s, sizeof *s);
+    if (mq_note[0]) {
+        fputs(mq_note, stdout);
+        mq_note[0] = 0;
+    }
+    return r != r ? b_skip("the run failed") : r;
+}
+
+static void b_echo(b_job *j) {
+    chan **cc = (chan **)j->c;
+    char m[SMALL];
+    b_start(j->s);
+    for (uint64_t i = 0; i < j->n; i++) {
+        j->ops->recv(cc[0], m, SMALL);
+        j->ops->send(cc[1], m, SMALL);
+    }
+}
+
+/* Round trips through two channels; microseconds per round trip. */
+static double b_pingpong(const chan_ops *ops) {
+    chan *cc[2] = {ops->open(SMALL, 1), NULL};
+    if (!cc[0] || !(cc[1] = ops->open(SMALL, 1))) return NAN;
+    b_sync *s = (b_sync *)b_shared(sizeof *s);
+    b_job j = {ops, (chan *)cc, s, SMALL, NPING, 0};
+    pid_t pid = b_spawn(b_echo, j);
+    while (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) < 1) sched_yield();
+    __atomic_store_n(&s->go, 1, __ATOMIC_RELEASE);
+    char m[SMALL] = {1};
+    double t0 = b_now();
+    for (int i = 0; i < NPING; i++) {
+        ops->send(cc[0], m, SMALL);
+        ops->recv(cc[1], m, SMALL);
+    }
+    double t = b_now() - t0;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    ops->close(cc[0]);
+    ops->close(cc[1]);
+    munmap(s, sizeof *s);
+    return t / NPING * 1e6;
+}
+
+#define B_STREAMS(tag, ops)                                                            \
+    BENCH(q1_##tag, "queue_1p1c_64B", ops.name, "msg/s", 1) {                          \
+        return b_stream(&ops, 1, SMALL, NSMALL, BOUND);                                \
+    }                                                                                  \
+    BENCH(q2_##tag, "queue_2p2c_64B", ops.name, "msg/s", 1) {                          \
+        return b_stream(&ops, 2, SMALL, NSMALL, BOUND);                                \
+    }                                                                                  \
+    BENCH(qbig_##tag, "queue_1MiB", ops.name, "GB/s", 1) {                             \
+        return b_stream(&ops, 1, BIG, NBIG, BIGBOUND) * BIG / 1e9;                     \
+    }
+
+B_STREAMS(mp, ops_mp)
+B_STREAMS(pipe, ops_pipe)
+B_STREAMS(mq, ops_mq)
+B_STREAMS(ring, ops_ring)
+
+/* The raw pipe round trip belongs to the connections' bench. */
+BENCH(ping_mp, "pingpong_64B", "mp.h", "us", -1) { return b_pingpong(&ops_mp); }
+BENCH(ping_mq, "pingpong_64B", "POSIX mq", "us", -1) { return b_pingpong(&ops_mq); }
+BENCH(ping_ring, "pingpong_64B", "mutex+condvar ring", "us", -1) { return b_pingpong(&ops_ring); }
