@@ -258,7 +258,6 @@ TEST_T(example_pool_progress, 30) {
     ex_free(&r);
 }
 
-#ifdef EX_PENDING /* the examples of sections not in main yet: built with -DEX_PENDING */
 TEST_T(example_pipe, 30) {
     ex_result r = ex_run("pipe", 20);
     CHECK(ex_line(r.out, "answerer got: hello\n"));
@@ -343,7 +342,6 @@ TEST_T(example_pipeline, 40) {
     CHECK(r.secs >= 0.9); /* the last partial batch waits for its second */
     ex_free(&r);
 }
-#endif
 
 /* ---- every snippet in README.md and mp.h's doc block is cut from an example ---- */
 
@@ -375,7 +373,6 @@ static bool ex_same(const char *a, const char *b, bool trim) {
 static bool ex_snippet_ok(const char *name, char **lines, int n, bool trim) {
     char path[256];
     snprintf(path, sizeof path, "examples/%s", name);
-    if (access(path, R_OK) != 0) snprintf(path, sizeof path, "examples/pending/%s", name);
     char *text = ex_slurp(path);
     int fn;
     char **file = ex_split(text, &fn);
