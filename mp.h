@@ -507,7 +507,42 @@
 
    ROBUSTNESS
 
-      (chapter: robustness)
+      What happens when a process of the family dies at any instant, SIGKILL
+      included. The common mechanism: every operation in flight names its owner's
+      thread id in the shared word it holds (a lock word, a queue slot, a pool task).
+      A waiter that finds such a word unchanged for 20 ms asks the kernel whether that
+      thread still exists (kill(tid, 0), and /proc/<tid>/stat so that an unreaped
+      zombie counts as dead) and, if not, repairs the word and goes on. Sleepers wake
+      every 20-100 ms to look, so no death is missed for lack of a wakeup.
+
+      object          a process dies inside it              what the others see
+      ------          ----------------------                -------------------
+      mp_lock/rlock   holding it                            next acquirer: MP_EOWNERDEAD,
+                                                            lock held, within ~20-40 ms
+      shared heap     inside mp_alloc/mp_free               at most that block leaks
+      mp_condition    waiting, or holding its lock          the dead absorb no notify;
+                                                            wait returns MP_EOWNERDEAD
+      mp_barrier      waiting or running the action         MP_EBROKEN within ~100-200 ms
+      mp_semaphore    after acquiring                       its unit is lost (no owner:
+                                                            as in Python)
+      mp_queue        mid-put, mid-get, mid-copy,           at most the message it was
+                      between reserve and commit            moving is lost; none
+                                                            duplicated or corrupted
+      mp_conn         peer process gone                     MP_ECLOSED (EOF); no SIGPIPE
+      mp_pool         worker killed or crashing mid-task    that task: MP_EWORKERDIED
+                                                            with the exit code; the
+                                                            worker is replaced
+      mp_process      parent killed                         daemon children die too
+                                                            (PR_SET_PDEATHSIG)
+
+      Limits. Thread ids are recycled: if the kernel hands a dead owner's id to a new
+      thread before anyone noticed the death (all pid_max ids must be used first;
+      pid_max is often 32768), the owner looks alive until that new thread ends. A
+      lock's data may be half-updated when MP_EOWNERDEAD is returned: repairing it is
+      the caller's job. A party that never arrives at a barrier, a process that never
+      calls task_done, a semaphore unit never released: these look the same as slow
+      progress, so give such waits a timeout. The tests kill processes at random
+      instants in loops (tests/test_*.c, make torture) to show all of the above.
 
    LICENSE
 
