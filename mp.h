@@ -1354,7 +1354,7 @@ static struct {
     pid_t pid;
     mp_process *self;
     mp_process *children;
-    unsigned started; /* children started by this process, for their names */
+    unsigned created; /* processes created by this process, for their names */
     bool atexit_done;
     bool have_pidfd;  /* else sentinels are pipes whose write end the child holds */
     int sentinel_w;   /* that write end, in a child started without pidfd support */
@@ -1529,7 +1529,19 @@ static void mp__atfork_child(void) {
     mp__g.pid = getpid();
     mp__tls_tid = 0;
     mp__g.children = NULL;
-    mp__g.started = 0;
+    mp__g.created = 0;
+}
+
+/* Python names a process when it is created: Process-N, N counting this process's
+   creations; a grandchild is Process-N:M. */
+static void mp__name_process(mp_process *p) {
+    unsigned n;
+    pthread_mutex_lock(&mp__g.mu);
+    n = ++mp__g.created;
+    pthread_mutex_unlock(&mp__g.mu);
+    const char *parent = mp__g.self ? mp__g.self->ident : "";
+    snprintf(p->ident, sizeof p->ident, "%.27s%s%u", parent, *parent ? ":" : "", n);
+    if (!p->name[0]) snprintf(p->name, sizeof p->name, "Process-%s", p->ident);
 }
 
 MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
@@ -1546,6 +1558,7 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
     p->sentinel = -1;
     p->creator = mp__g.pid;
     if (d->name) snprintf(p->name, sizeof p->name, "%s", d->name);
+    mp__name_process(p);
     return p;
 }
 
@@ -1574,15 +1587,6 @@ static void mp__child_run(mp_process *p) {
     _exit(rc & 0xff);
 }
 
-static void mp__name_child(mp_process *p) {
-    unsigned n;
-    pthread_mutex_lock(&mp__g.mu);
-    n = ++mp__g.started;
-    pthread_mutex_unlock(&mp__g.mu);
-    const char *parent = mp__g.self ? mp__g.self->ident : "";
-    snprintf(p->ident, sizeof p->ident, "%.27s%s%u", parent, *parent ? ":" : "", n);
-    if (!p->name[0]) snprintf(p->name, sizeof p->name, "Process-%s", p->ident);
-}
 
 MPDEF int mp_process_start(mp_process *p) {
     if (!p || !mp__heap_get()) return p ? MP_ESYS : MP_EINVAL;
@@ -1590,7 +1594,6 @@ MPDEF int mp_process_start(mp_process *p) {
     pthread_mutex_lock(&mp__g.mu);
     if (!mp__g.atexit_done) mp__g.atexit_done = atexit(mp__atexit) == 0;
     pthread_mutex_unlock(&mp__g.mu);
-    mp__name_child(p);
     pid_t parent = mp__g.pid;
     bool main_thread = mp__tid() == (uint32_t)parent;
     p->parent = parent;

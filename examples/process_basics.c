@@ -55,7 +55,8 @@ int main(void) {
     mp_process_desc s = { .target = nap, .arg = (void *)(intptr_t)10, .name = "sleeper" };
     mp_process *r = mp_process_create(&s);
     if (!r) { perror("mp_process_create"); return 1; }
-    printf("before start: pid %d, alive %d\n", (int)mp_process_pid(r), mp_process_is_alive(r));
+    printf("before start: %s pid %d, alive %d\n", mp_process_name(r), (int)mp_process_pid(r),
+           mp_process_is_alive(r));
     if ((rc = mp_process_start(r)) != MP_OK) return fail("start", rc);
     printf("after start: %s pid %d, alive %d\n", mp_process_name(r), (int)mp_process_pid(r),
            mp_process_is_alive(r));

@@ -146,7 +146,7 @@ TEST_T(example_process_basics, 30) {
     CHECK_EQ(parent, main_pid);
     CHECK(ex_line(r.out, "Process-1: exitcode 0\n"));
     CHECK(ex_line(r.out, "three: exitcode 3\n"));
-    CHECK(ex_line(r.out, "before start: pid 0, alive 0\n"));
+    CHECK(ex_line(r.out, "before start: sleeper pid 0, alive 0\n"));
     CHECK((l = ex_line(r.out, "after start: sleeper pid ")) &&
           sscanf(l, "after start: sleeper pid %d, alive 1", &pid) == 1 && pid > 0);
     CHECK(ex_line(r.out, "join(0.2): timed out, alive 1\n"));
