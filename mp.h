@@ -19,20 +19,81 @@
 
    Build with -pthread. Linux only. No other dependency.
 
-   QUICK START (cut from examples/process_basics.c)
+   QUICK START (cut from examples/process_basics.c; build it with
+   cc -std=c11 -Wall -Wextra -Werror -I. examples/process_basics.c -pthread)
+
+      #define MP_IMPLEMENTATION
+      #include "mp.h" // first: it sets up the feature macros the implementation needs
+      #include <signal.h>
+      #include <stdint.h>
+      #include <stdio.h>
+      #include <unistd.h>
 
       static int worker(void *arg) {
-          printf("worker %s: pid %d, parent %d\n", (const char *)arg,
-                 (int)getpid(), (int)mp_parent_pid());
+          printf("worker %s (%s): pid %d, parent %d\n", (const char *)arg,
+                 mp_process_name(mp_current_process()), (int)getpid(), (int)mp_parent_pid());
           return 0;                                  // the exit code
       }
       ...
-      mp_process_desc d = { .target = worker, .arg = "one" };
-      mp_process *p = mp_process_create(&d);
-      mp_process_start(p);
-      mp_process_join(p, MP_FOREVER);
-      printf("exitcode %d\n", mp_process_exitcode(p));
-      mp_process_destroy(p);
+          mp_process_desc d = { .target = worker, .arg = "one" };
+          mp_process *p = mp_process_create(&d);
+          if (!p) { perror("mp_process_create"); return 1; }
+          if ((rc = mp_process_start(p)) != MP_OK) return fail("start", rc);
+          if ((rc = mp_process_join(p, MP_FOREVER)) != MP_OK) return fail("join", rc);
+          printf("%s: exitcode %d\n", mp_process_name(p), mp_process_exitcode(p));
+          mp_process_destroy(p);
+
+   A SHORT TOUR (twelve complete programs are in examples/; README.md maps every
+   Python name to its mp.h counterpart)
+
+      Python's verbs become mp_<type>_<verb>; keyword arguments a *_desc struct whose
+      zero fields mean "default"; timeouts are double seconds (MP_FOREVER blocks, 0
+      tries once); failures are negative MP_E... codes (mp_strerror gives the text).
+      Objects live in the shared heap, so a pointer works in every process forked
+      after mp_init (or the first mp call). Messages are bytes: copy a struct in,
+      copy it out.
+
+      Shared data and a lock (cut from examples/shared_value_array.c):
+
+          typedef struct {          // a counter and the lock that guards it
+              volatile long value;  // volatile: every read and write really happens
+              mp_lock *lock;
+          ...
+                      rc = mp_lock_acquire(c->lock, MP_FOREVER);
+                      if (rc != MP_OK && rc != MP_EOWNERDEAD) return 1;
+                  }
+                  long v = c->value;   // read, think a little (as Python would), write back
+                  for (volatile int k = 0; k < 10; k++) {}
+                  c->value = v + 1;
+                  if (c->use_lock) mp_lock_release(c->lock);
+
+      A bounded queue between processes (cut from examples/queue_producers.c):
+
+          int rc = mp_queue_put(q, msg, (size_t)len, MP_FOREVER);   // waits while 3 are held
+          ...
+          int rc = mp_queue_get(q, msg, sizeof msg, &len, MP_FOREVER);
+          ...
+          mp_queue_desc qd = { .maxsize = 3 };
+          if (!(q = mp_queue_create(&qd)) || !(print_lock = mp_lock_create())) {
+
+      A pool (cut from examples/pool_squares.c):
+
+          static int square(const void *in, void *out) {
+              int x = *(const int *)in;
+              *(int *)out = x * x;
+              return 0;
+          }
+          ...
+          mp_pool_desc pd = { .processes = 5 };
+          mp_pool *pool = mp_pool_create(&pd);
+          ...
+          mp_map_desc md = { .fn = square, .in = numbers, .in_size = sizeof(int),
+                             .out = squares, .out_size = sizeof(int), .n = 10 };
+          int rc = mp_pool_map(pool, &md);
+          ...
+          mp_pool_close(pool);                 // no more tasks
+          if ((rc = mp_pool_join(pool, MP_FOREVER)) != MP_OK) return fail("mp_pool_join", rc);
+          mp_pool_destroy(pool);
 
    CONFIGURATION MACROS (define before including mp.h with MP_IMPLEMENTATION)
 
@@ -1303,7 +1364,7 @@ static struct {
     pid_t pid;
     mp_process *self;
     mp_process *children;
-    unsigned started; /* children started by this process, for their names */
+    unsigned created; /* processes created by this process, for their names */
     bool atexit_done;
     bool have_pidfd;  /* else sentinels are pipes whose write end the child holds */
     int sentinel_w;   /* that write end, in a child started without pidfd support */
@@ -1484,7 +1545,19 @@ static void mp__atfork_child(void) {
     mp__g.pid = getpid();
     mp__tls_tid = 0;
     mp__g.children = NULL;
-    mp__g.started = 0;
+    mp__g.created = 0;
+}
+
+/* Python names a process when it is created: Process-N, N counting this process's
+   creations; a grandchild is Process-N:M. */
+static void mp__name_process(mp_process *p) {
+    unsigned n;
+    pthread_mutex_lock(&mp__g.mu);
+    n = ++mp__g.created;
+    pthread_mutex_unlock(&mp__g.mu);
+    const char *parent = mp__g.self ? mp__g.self->ident : "";
+    snprintf(p->ident, sizeof p->ident, "%.27s%s%u", parent, *parent ? ":" : "", n);
+    if (!p->name[0]) snprintf(p->name, sizeof p->name, "Process-%s", p->ident);
 }
 
 MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
@@ -1501,6 +1574,7 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
     p->sentinel = -1;
     p->creator = mp__g.pid;
     if (d->name) snprintf(p->name, sizeof p->name, "%s", d->name);
+    mp__name_process(p);
     return p;
 }
 
@@ -1529,15 +1603,6 @@ static void mp__child_run(mp_process *p) {
     _exit(rc & 0xff);
 }
 
-static void mp__name_child(mp_process *p) {
-    unsigned n;
-    pthread_mutex_lock(&mp__g.mu);
-    n = ++mp__g.started;
-    pthread_mutex_unlock(&mp__g.mu);
-    const char *parent = mp__g.self ? mp__g.self->ident : "";
-    snprintf(p->ident, sizeof p->ident, "%.27s%s%u", parent, *parent ? ":" : "", n);
-    if (!p->name[0]) snprintf(p->name, sizeof p->name, "Process-%s", p->ident);
-}
 
 MPDEF int mp_process_start(mp_process *p) {
     if (!p || !mp__heap_get()) return p ? MP_ESYS : MP_EINVAL;
@@ -1545,7 +1610,6 @@ MPDEF int mp_process_start(mp_process *p) {
     pthread_mutex_lock(&mp__g.mu);
     if (!mp__g.atexit_done) mp__g.atexit_done = atexit(mp__atexit) == 0;
     pthread_mutex_unlock(&mp__g.mu);
-    mp__name_child(p);
     pid_t parent = mp__g.pid;
     bool main_thread = mp__tid() == (uint32_t)parent;
     p->parent = parent;

@@ -33,6 +33,10 @@ static mp_process *start(mp_target_fn fn, intptr_t arg, bool daemon) {
 TEST(process_exitcodes_like_python) {
     mp_process_desc d = {ret_arg, (void *)7, "seven", false};
     mp_process *p = mp_process_create(&d);
+    mp_process_desc anon = {ret_arg, NULL, NULL, false};
+    mp_process *named_at_create = mp_process_create(&anon);
+    CHECK(strncmp(mp_process_name(named_at_create), "Process-", 8) == 0); /* before start */
+    mp_process_destroy(named_at_create);
     CHECK_EQ(mp_process_exitcode(p), MP_EXITCODE_NONE);
     CHECK(!mp_process_is_alive(p));
     CHECK_EQ(mp_process_pid(p), 0);
