@@ -11,15 +11,19 @@
    What counts:
    - lost: a queue message put (or possibly put) and never got, a pipe message without
      its echo, a pool task failed with MP_EWORKERDIED. Allowed: one per killed process
-     that was moving one (a producer inside put, a consumer between get and recording,
-     a pipe pair with a message in flight, a pool worker).
+     that was moving one (a producer inside put, a consumer inside get or not done
+     recording what it got, a pipe pair with a message in flight, a pool worker).
    - duplicated: a queue message got twice; a pipe message seen twice by the server.
    - corrupted: wrong bytes or checksum; the lock's guarded pair seen inconsistent after
      MP_OK (a missed MP_EOWNERDEAD); a condition wait woken without a notify; a barrier
      passed before its action ran; a pool result with wrong bytes; any return code the
      contract does not allow for that call.
-   - hangs: a call still inside after its timeout plus 10 s; a survivor that does not
-     exit within 20 s of being told to stop.
+   - hangs: a call still inside after its timeout plus 10 s; a pipe peer that has not
+     left 10 s after its peer died; a SIGKILLed process not reapable within 10 s; a
+     survivor that does not exit within 20 s of being told to stop.
+   - slowest kill-to-reap (information): a SIGKILLed process can wait in the kernel
+     (exit_mmap, for the shared heap mapping's i_mmap lock) for seconds when many
+     processes fork and exit at once.
    - stalls: a kind of participant that made no progress for a whole stall window
      while the run went on (a wedge that timeouts alone would hide).
    - leftover children: processes still alive at the end (this is a subreaper, so
@@ -646,7 +650,6 @@ static void account_kill(slot *s) {
         O.killed_allocating++;
         if (s->moving) O.killed_moving++, O.lost_allowance++;
     }
-    (void)s;
 }
 
 static int pool_worker_pids(pid_t owner, pid_t *out, int cap) {
