@@ -47,18 +47,23 @@ check-asan: $(B)/runner-asan examples
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples $(B)/runner-asan $(T)
 
+# Valgrind writes one log per process into build/valgrind/ (so the examples' own
+# stderr stays theirs); a process with an error exits 99 and fails its test, and the
+# logs that hold errors are printed at the end.
 VALGRIND := valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=yes \
-	--child-silent-after-fork=no
+	--child-silent-after-fork=no --log-file=$(abspath $(B))/valgrind/%p.log
 
 # Excluded under valgrind: SIGTERM sent to a child in the instant after fork is
 # sometimes lost in valgrind's fork emulation (seen in 4 of 4 valgrind runs of the process tests, never natively,
 # never under ASan, never with a plain fork+kill loop outside the suite).
 VG_EXCLUDE := -x process_hundred_terminated_right_after_start
 
-check-valgrind: $(B)/runner-vg
+check-valgrind: $(B)/runner-vg examples
+	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind
 	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples \
-	$(VALGRIND) $(B)/runner-vg $(VG_EXCLUDE) $(T)
+	$(VALGRIND) $(B)/runner-vg $(VG_EXCLUDE) $(T) || \
+	{ grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' $(B)/valgrind/*.log | xargs -r cat; exit 1; }
 
 # gcc and clang, C99 and C11, and the whole header compiled as C++.
 check-matrix:
