@@ -747,14 +747,16 @@ static int nproc_limit(rlim_t soft) {
    replaced goes on with those it has, waits (not hangs: timeouts work) when it has
    none, and recovers once the limit allows. */
 static int pool_nproc_scenario(void *arg) {
-    (void)arg;
+    int *phase = (int *)arg; /* where we are, for the parent if we get stuck */
     if (setgid(65534) < 0 || setuid(65534) < 0) return 10;
     if (nproc_limit(4) < 0) return 11;
     mp_pool_desc pd;
     memset(&pd, 0, sizeof pd);
     pd.processes = 2;
+    *phase = 1;
     mp_pool *a = mp_pool_create(&pd); /* 3 of 4 */
     if (!a) return 12;
+    *phase = 2;
     pd.processes = 4;
     errno = 0;
     if (mp_pool_create(&pd) != NULL || errno != EAGAIN) return 13;
@@ -767,12 +769,14 @@ static int pool_nproc_scenario(void *arg) {
     memset(&d, 0, sizeof d);
     d.fn = slow_square, d.in = in, d.in_size = sizeof(long), d.out = out;
     d.out_size = sizeof(long), d.n = N, d.chunksize = 1;
+    *phase = 3;
     /* one worker dies and cannot be replaced: the other does everything */
     if (nproc_limit(2) < 0) return 15;
     kill(w[0], SIGKILL);
     if (mp_pool_map(a, &d) != MP_OK) return 16;
     for (int i = 0; i < N; i++)
         if (out[i] != (long)i * i) return 17;
+    *phase = 4;
     /* both dead, none can start: imap waits with working timeouts, then recovers */
     if (nproc_limit(1) < 0) return 18;
     int n = pool_worker_pids(w, 8);
@@ -785,6 +789,7 @@ static int pool_nproc_scenario(void *arg) {
     long v;
     int rc = mp_imap_next(it, &v, &idx, 0.5);
     if (rc != MP_ETIMEDOUT && rc != MP_EWORKERDIED) return 20;
+    *phase = 5;
     if (nproc_limit(4) < 0) return 21;
     size_t got = rc == MP_EWORKERDIED;
     while ((rc = mp_imap_next(it, &v, &idx, 20)) != MP_ECLOSED) {
@@ -794,6 +799,7 @@ static int pool_nproc_scenario(void *arg) {
     }
     mp_imap_destroy(it);
     if (got != N) return 24;
+    *phase = 6;
     mp_pool_close(a);
     if (mp_pool_join(a, 20) != MP_OK) return 25;
     mp_pool_destroy(a);
@@ -802,10 +808,24 @@ static int pool_nproc_scenario(void *arg) {
 
 TEST(faults_nproc_limit_pool_create_and_replacement) {
     mp_init(NULL);
-    pid_t pid = t_fork(pool_nproc_scenario, NULL);
-    int st = t_wait(pid);
+    int *phase = (int *)mp_calloc(1, sizeof *phase);
+    CHECK(phase != NULL);
+    pid_t pid = t_fork(pool_nproc_scenario, phase);
+    const char *sc = getenv("MP_TEST_TIMEOUT_SCALE");
+    double limit = 30 * (sc && atof(sc) > 1 ? atof(sc) : 1), t0 = t_now();
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (t_now() - t0 > limit) { /* say where it hangs instead of timing out silently */
+            fprintf(stderr, "  nproc scenario stuck in phase %d\n", *phase);
+            kill(pid, SIGKILL);
+            st = t_wait(pid);
+            CHECK(!"nproc scenario finished in time");
+        }
+        usleep(10000);
+    }
     CHECK(WIFEXITED(st));
     CHECK_EQ(WEXITSTATUS(st), 0);
+    mp_free(phase);
 }
 
 /* --- hostile sizes: products that overflow, lengths near SIZE_MAX ------------------- */
