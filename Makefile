@@ -13,7 +13,8 @@ EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC))
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
-.PHONY: all examples test check check-asan check-valgrind check-matrix bench bench-deps bench-plot install clean
+.PHONY: all examples test check check-asan check-valgrind check-matrix bench bench-deps bench-plot install clean \
+	torture torture-short fuzz
 
 all: examples
 
@@ -78,7 +79,36 @@ check-matrix:
 	done
 	@echo "compile matrix clean"
 
-check: check-matrix check-asan check-valgrind
+check: check-matrix check-asan check-valgrind torture-short
+
+# --- make torture: SIGKILL at random instants (TORTURE_SECONDS, default 300) ---------
+TORTURE_SECONDS ?= 300
+
+$(B)/torture: tests/torture/torture.c mp.h
+	@mkdir -p $(B)
+	$(CC) $(STD) $(WARN) $(OPT) -I. $< -o $@ $(LIBS)
+
+torture: $(B)/torture
+	TORTURE_SECONDS=$(TORTURE_SECONDS) $(B)/torture
+
+torture-short: $(B)/torture
+	TORTURE_SECONDS=20 $(B)/torture
+
+# --- make fuzz: libFuzzer on the connection framing (needs clang's libFuzzer runtime) -
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+
+$(B)/fuzz_conn: fuzz/fuzz_conn.c mp.h
+	@mkdir -p $(B)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -I. $< -o $@ -pthread
+
+# New inputs go to build/fuzz-corpus; fuzz/corpus holds the seeds (and past findings).
+fuzz: $(B)/fuzz_conn
+	@mkdir -p $(B)/fuzz-corpus
+	$(B)/fuzz_conn -max_total_time=$(FUZZ_SECONDS) -max_len=131072 -timeout=10 \
+	  -malloc_limit_mb=64 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(B)/ \
+	  $(B)/fuzz-corpus fuzz/corpus
 
 # --- make bench ---------------------------------------------------------------------
 # build/mpbench: every bench/*.c and bench/*.cpp. The optional peers are compiled in

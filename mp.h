@@ -156,8 +156,10 @@
 
       Allocation takes a size class (32-byte steps up to 512 bytes, then four classes
       per power of two), pops a free block of that class or cuts a new one from the
-      top; no system call. Freed blocks are reused for their class; memory is not
-      given back to the system while the family lives. The heap lock is an mp lock:
+      top; no system call. Freed blocks are reused for their class, and once the top
+      is used up a free block of a larger class serves a smaller request whole (blocks
+      are never split or merged: memory freed in small classes cannot serve a larger
+      request). Memory is not given back to the system while the family lives. The heap lock is an mp lock:
       a process killed inside mp_alloc/mp_free leaks at most the block it was moving,
       and the others go on.
 
@@ -504,6 +506,14 @@
       products; a result above max_result fails with MP_ETOOBIG. Workers are forked
       by the owner at creation and when replacing, so they see the owner's memory as
       it was then: pass data through the inputs, the initializer or the shared heap.
+
+      Signals: workers are forked, so they inherit the owner's signal dispositions
+      as they were at creation. Ctrl-C sends SIGINT to the whole process group:
+      workers that still have the default action die, their tasks fail with
+      MP_EWORKERDIED and they are replaced (the owner's own handler, if any, runs;
+      its waits never return EINTR). To ride through SIGINT, install the handler
+      before mp_pool_create, or ignore SIGINT in an initializer. A user's SIGCHLD
+      handler that reaps children is harmless: worker deaths are still seen.
 
    ROBUSTNESS
 
@@ -1417,19 +1427,25 @@ static mp__heap *mp__heap_get(void) {
 static void *mp__heap_take(mp__heap *h, unsigned c) {
     char *base = (char *)h;
     mp__block *b = NULL;
-    if (h->free_head[c]) {
-        b = (mp__block *)(base + h->free_head[c]);
-        mp__store(&h->free_head[c], b->next); /* the commit: b now belongs to us */
-        h->free_bytes -= mp__class_size(c);
+    unsigned k = c;
+    /* region used up: a free block of a larger class serves, whole, rather than failing
+       while freed memory sits on other lists */
+    if (!h->free_head[c] && mp__class_size(c) > h->size - h->top)
+        while (k + 1 < MP__NCLASS && !h->free_head[k]) k++;
+    if (h->free_head[k]) {
+        b = (mp__block *)(base + h->free_head[k]);
+        mp__store(&h->free_head[k], b->next); /* the commit: b now belongs to us */
+        h->free_bytes -= mp__class_size(k);
     } else {
         size_t sz = mp__class_size(c);
         if (sz > h->size - h->top) return NULL;
         b = (mp__block *)(base + h->top);
         mp__store(&h->top, h->top + sz); /* the commit */
+        k = c;
     }
     b->state = MP__BLK_USED;
-    b->cls = c;
-    h->in_use += mp__class_size(c);
+    b->cls = k;
+    h->in_use += mp__class_size(k);
     h->blocks++;
     return (char *)b + MP__BLK_HDR;
 }
@@ -2603,10 +2619,10 @@ static ssize_t mp__conn_read(mp_conn *c, void *p, size_t n, int64_t deadline) {
    header is incomplete; MP_ETOOBIG if it is refused (over the limit, or malformed:
    *n = UINT64_MAX). */
 static int mp__conn_head(const mp_conn *c, size_t *hdr, uint64_t *n) {
-    const unsigned char *p = (const unsigned char *)c->rbuf + c->rpos;
     size_t have = c->rend - c->rpos;
     int i;
-    if (have < 4) return MP__CONN_MORE;
+    if (have < 4) return MP__CONN_MORE; /* before touching rbuf: it may still be NULL */
+    const unsigned char *p = (const unsigned char *)c->rbuf + c->rpos;
     uint32_t u = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     *hdr = 4;
     *n = u;
@@ -4222,7 +4238,7 @@ static mp__job *mp__job_create(mp_pool *p, const mp_map_desc *d, bool imap) {
     size_t cs = d->chunksize;
     if (!cs) cs = imap ? 1 : (d->n + 4 * (size_t)p->nproc - 1) / (4 * (size_t)p->nproc);
     if (d->n / cs >= 0xfffffff0u) cs = d->n / 0xfffffff0u + 1; /* chunk numbers are 32-bit */
-    size_t nc = (d->n + cs - 1) / cs;
+    size_t nc = d->n / cs + (d->n % cs != 0); /* (n + cs - 1) / cs overflows for a huge cs */
     size_t meta = sizeof(mp__job) + nc * sizeof(mp__chunk) + nc * sizeof(uint32_t);
     mp__job *j = (mp__job *)mp_calloc(1, meta);
     if (!j) return NULL;

@@ -57,6 +57,23 @@ static bool ex_slow(void) {
     return s && *s == '1';
 }
 
+/* Remove valgrind's own lines ("==pid== ...", "--pid-- ...") from s: under check-valgrind
+   the examples and their children are traced, and --track-fds reports go to stderr. */
+static void ex_drop_valgrind_lines(char *s) {
+    char *w = s;
+    while (*s) {
+        char *end = strchr(s, '\n');
+        size_t n = end ? (size_t)(end - s) + 1 : strlen(s);
+        char *q = s + 2;
+        bool vg = (s[0] == '=' || s[0] == '-') && s[1] == s[0] && *q >= '0' && *q <= '9';
+        while (vg && *q >= '0' && *q <= '9') q++;
+        vg = vg && q[0] == s[0] && q[1] == s[0];
+        if (!vg) memmove(w, s, n), w += n;
+        s += n;
+    }
+    *w = 0;
+}
+
 /* Run example name with a time limit; fail the test on timeout or on processes left. */
 static ex_result ex_run(const char *name, double limit) {
     const char *scale = getenv("MP_TEST_TIMEOUT_SCALE");
@@ -104,6 +121,7 @@ static ex_result ex_run(const char *name, double limit) {
     if (!gone) kill(-pid, SIGKILL);
     r.out = ex_slurp(o);
     r.err = ex_slurp(e);
+    if (ex_slow()) ex_drop_valgrind_lines(r.err);
     unlink(o), unlink(e);
     bool status_ok = WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0;
     if (timed_out || !gone || !status_ok || *r.err)
