@@ -1639,18 +1639,29 @@ MPDEF int mp_process_start(mp_process *p) {
 }
 
 /* Reap p if it ended. true once reaped. */
-static bool mp__reap(mp_process *p) {
-    int st;
-    if (p->state != MP__P_STARTED) return p->state == MP__P_REAPED;
+/* ECHILD: another thread of ours may have just reaped p (its state follows at once);
+   otherwise a SIGCHLD handler or SIG_IGN took the status behind our back. */
+static bool mp__reaped_elsewhere(mp_process *p) {
+    for (int i = 0; i < 100; i++) {
+        if (mp__load(&p->state) == MP__P_REAPED) return true;
+        usleep(100);
+    }
+    p->exitcode = MP_EXITCODE_LOST;
+    mp__store(&p->state, MP__P_REAPED);
+    return true;
+}
+
+/* Reap p if it ended (block: wait until it does). true once reaped. */
+static bool mp__reap(mp_process *p, bool block) {
+    int st = 0, state = mp__load(&p->state);
+    if (state != MP__P_STARTED) return state == MP__P_REAPED;
     pid_t r;
-    do r = waitpid(p->pid, &st, WNOHANG);
+    do r = waitpid(p->pid, &st, block ? 0 : WNOHANG);
     while (r < 0 && errno == EINTR);
     if (r == 0) return false;
-    if (r < 0) p->exitcode = MP_EXITCODE_LOST; /* ECHILD: reaped behind our back */
-    else if (WIFEXITED(st)) p->exitcode = WEXITSTATUS(st);
-    else if (WIFSIGNALED(st)) p->exitcode = -WTERMSIG(st);
-    else return false;
-    p->state = MP__P_REAPED;
+    if (r < 0) return mp__reaped_elsewhere(p);
+    p->exitcode = WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+    mp__store(&p->state, MP__P_REAPED);
     return true;
 }
 
@@ -1661,8 +1672,12 @@ static bool mp__ours(const mp_process *p) {
 MPDEF int mp_process_join(mp_process *p, double timeout) {
     if (!mp__ours(p)) return MP_EINVAL;
     int64_t deadline = mp__deadline(timeout);
+    if (deadline == MP__NEVER) { /* a plain blocking waitpid: one wakeup, no poll */
+        mp__reap(p, true);
+        return MP_OK;
+    }
     bool pipe_eof = false;
-    while (!mp__reap(p)) {
+    while (!mp__reap(p, false)) {
         if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
         int ms = mp__poll_ms(deadline);
         /* A sentinel pipe can outlive the child in a plain fork() of it, and reads EOF
@@ -1678,13 +1693,13 @@ MPDEF int mp_process_join(mp_process *p, double timeout) {
 MPDEF bool mp_process_is_alive(mp_process *p) {
     if (!p || p->state != MP__P_STARTED) return false;
     if (p->creator != mp__g.pid) return kill(p->pid, 0) == 0;
-    return !mp__reap(p);
+    return !mp__reap(p, false);
 }
 
 static int mp__signal(mp_process *p, int sig) {
     if (!p || p->state == MP__P_CREATED) return MP_EINVAL;
     if (p->state == MP__P_REAPED) return MP_OK;
-    if (p->creator == mp__g.pid && mp__reap(p)) return MP_OK;
+    if (p->creator == mp__g.pid && mp__reap(p, false)) return MP_OK;
     if (kill(p->pid, sig) < 0 && errno != ESRCH) return MP_ESYS;
     return MP_OK;
 }
@@ -1694,7 +1709,7 @@ MPDEF int mp_process_kill(mp_process *p) { return mp__signal(p, SIGKILL); }
 
 MPDEF int mp_process_exitcode(mp_process *p) {
     if (!p) return MP_EXITCODE_NONE;
-    if (p->state == MP__P_STARTED && p->creator == mp__g.pid) mp__reap(p);
+    if (p->state == MP__P_STARTED && p->creator == mp__g.pid) mp__reap(p, false);
     return p->exitcode;
 }
 
@@ -1711,7 +1726,7 @@ MPDEF int mp_process_destroy(mp_process *p) {
     if (!p) return MP_OK;
     if (p == mp__g.self) return MP_EINVAL;
     if (p->state != MP__P_CREATED) {
-        if (p->creator != mp__g.pid || !mp__reap(p)) return MP_EINVAL;
+        if (p->creator != mp__g.pid || !mp__reap(p, false)) return MP_EINVAL;
         pthread_mutex_lock(&mp__g.mu);
         mp_process **pp = &mp__g.children;
         while (*pp && *pp != p) pp = &(*pp)->next_child;
@@ -1729,7 +1744,7 @@ MPDEF size_t mp_active_children(mp_process **out, size_t cap) {
     size_t n = 0;
     pthread_mutex_lock(&mp__g.mu);
     for (mp_process *c = mp__g.children; c; c = c->next_child) {
-        if (mp__reap(c)) continue;
+        if (mp__reap(c, false)) continue;
         if (out && n < cap) out[n] = c;
         n++;
     }
@@ -1744,7 +1759,7 @@ static void mp__exit_children(void) {
     mp_process *list = mp__g.children;
     pthread_mutex_unlock(&mp__g.mu);
     for (c = list; c; c = c->next_child)
-        if (c->daemon && !mp__reap(c)) kill(c->pid, SIGTERM);
+        if (c->daemon && !mp__reap(c, false)) kill(c->pid, SIGTERM);
     for (c = list; c; c = c->next_child) mp_process_join(c, MP_FOREVER);
 }
 

@@ -3,6 +3,7 @@
 #include "test.h"
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -417,4 +418,31 @@ TEST(process_user_sigchld_handlers) {
     mp_process_destroy(p);
     sa.sa_handler = SIG_DFL;
     sigaction(SIGCHLD, &sa, NULL);
+}
+
+/* Two threads joining one process: both see the real exit code (the one whose waitpid
+   finds the child already reaped must not call it lost). */
+static void *join_forever(void *arg) {
+    mp_process *p = (mp_process *)arg;
+    return (void *)(intptr_t)(mp_process_join(p, MP_FOREVER) == MP_OK ? mp_process_exitcode(p) : -1000);
+}
+static void *join_polling(void *arg) {
+    mp_process *p = (mp_process *)arg;
+    while (mp_process_join(p, 0.001) == MP_ETIMEDOUT) {}
+    return (void *)(intptr_t)mp_process_exitcode(p);
+}
+
+TEST(process_join_from_two_threads) {
+    for (int round = 0; round < 20; round++) {
+        mp_process *p = start(sleep_ms, 5, false);
+        pthread_t a, b;
+        void *ra, *rb;
+        pthread_create(&a, NULL, join_forever, p);
+        pthread_create(&b, NULL, join_polling, p);
+        pthread_join(a, &ra);
+        pthread_join(b, &rb);
+        CHECK_EQ((intptr_t)ra, 0);
+        CHECK_EQ((intptr_t)rb, 0);
+        mp_process_destroy(p);
+    }
 }
