@@ -60,7 +60,7 @@ VALGRIND := valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=fu
 VG_EXCLUDE := -x process_hundred_terminated_right_after_start
 
 check-valgrind: $(B)/runner-vg examples
-	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind
+	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind && chmod 1777 $(B)/valgrind # tests run some children as nobody
 	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples \
 	$(VALGRIND) $(B)/runner-vg $(VG_EXCLUDE) $(T) || \
 	{ grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' $(B)/valgrind/*.log | xargs -r cat; exit 1; }
