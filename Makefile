@@ -47,12 +47,15 @@ check-asan: $(B)/runner-asan examples
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples $(B)/runner-asan $(T)
 
-# Valgrind writes one log per process into build/valgrind/ (so the examples' own
-# stderr stays theirs); a process with an error exits 99 and fails its test, and the
-# logs that hold errors are printed at the end.
+# Valgrind writes one log per process into VG_LOGDIR (so the examples' own stderr stays
+# theirs); a process with an error exits 99 and fails its test, and the logs that hold
+# errors are printed at the end. Some tests run children as user nobody, so the
+# directory sits in /tmp, world-writable: the checkout may be in a directory nobody
+# cannot enter.
+VG_LOGDIR ?= /tmp/mp-valgrind
 VALGRIND := valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=yes \
-	--child-silent-after-fork=no --log-file=$(abspath $(B))/valgrind/%p.log
+	--child-silent-after-fork=no --log-file=$(VG_LOGDIR)/%p.log
 
 # Excluded under valgrind: SIGTERM sent to a child in the instant after fork is
 # sometimes lost in valgrind's fork emulation (seen in 4 of 4 valgrind runs of the process tests, never natively,
@@ -60,10 +63,10 @@ VALGRIND := valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=fu
 VG_EXCLUDE := -x process_hundred_terminated_right_after_start
 
 check-valgrind: $(B)/runner-vg examples
-	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind && chmod 1777 $(B)/valgrind # tests run some children as nobody
+	@rm -rf $(VG_LOGDIR) && mkdir -p $(VG_LOGDIR) && chmod 1777 $(VG_LOGDIR)
 	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples \
 	$(VALGRIND) $(B)/runner-vg $(VG_EXCLUDE) $(T) || \
-	{ grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' $(B)/valgrind/*.log | xargs -r cat; exit 1; }
+	{ grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' $(VG_LOGDIR)/*.log | xargs -r cat; exit 1; }
 
 # gcc and clang, C99 and C11, and the whole header compiled as C++.
 check-matrix:
