@@ -728,6 +728,14 @@ static void b_summary_md(const b_case *m, const b_case *p, void *ctx) {
     last_m = m, last_p = p;
 }
 
+/* The most runs any pair got (the time budget may have cut rounds short). */
+static int b_most_runs(void) {
+    int most = 0;
+    for (int i = 0; i < b_ncases; i++)
+        if (b_cases[i].n > most) most = b_cases[i].n;
+    return most;
+}
+
 static void b_write_md(const char *path, const char *cmdline) {
     FILE *f = fopen(path, "w");
     char a[64], lo_s[64], hi_s[64];
@@ -735,9 +743,7 @@ static void b_write_md(const char *path, const char *cmdline) {
         fprintf(stderr, "mpbench: %s: %s\n", path, strerror(errno));
         return;
     }
-    int most = 0;
-    for (int i = 0; i < b_ncases; i++)
-        if (b_cases[i].n > most) most = b_cases[i].n;
+    int most = b_most_runs();
     fprintf(f, "Measured on %s, %s, with `%s`: medians of up to %d runs, spread min..max.\n\n",
             b_machine, b_date, cmdline, most);
     fprintf(f, "| workload | mp.h | peers: median (mp.h's ratio; > 1: mp.h better) |\n|---|---|---|\n");
@@ -780,9 +786,7 @@ static void b_write_plot(const char *path) {
         fprintf(stderr, "mpbench: %s: %s\n", path, strerror(errno));
         return;
     }
-    int most = 0;
-    for (int i = 0; i < b_ncases; i++)
-        if (b_cases[i].n > most) most = b_cases[i].n;
+    int most = b_most_runs();
     fprintf(f, "# title: %s, %s; medians of up to %d runs\n", b_machine, b_date, most);
     for (int pass = 0; pass < 2; pass++) {
         int row = 0;

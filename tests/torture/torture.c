@@ -213,22 +213,28 @@ static void run_lock(slot *s) {
 
 /* --- condition: one notifier, waiters that must never wake without a notify -------- */
 
+/* Take the condition's lock, counting timeouts and dead owners; false: try again. */
+static bool cond_acquire(slot *s) {
+    call_begin(s, 10);
+    int rc = mp_condition_acquire(S->cond, 10);
+    call_end(s);
+    if (rc == MP_ETIMEDOUT) {
+        bump(&S->timeouts);
+        return false;
+    }
+    if (rc == MP_EOWNERDEAD) bump(&S->owner_dead);
+    else if (rc != MP_OK) {
+        unexpected("mp_condition_acquire", rc);
+        return false;
+    }
+    return true;
+}
+
 static void run_notifier(slot *s) {
     while (!stopping()) {
-        call_begin(s, 10);
-        int rc = mp_condition_acquire(S->cond, 10);
-        call_end(s);
-        if (rc == MP_ETIMEDOUT) {
-            bump(&S->timeouts);
-            continue;
-        }
-        if (rc == MP_EOWNERDEAD) bump(&S->owner_dead);
-        else if (rc != MP_OK) {
-            unexpected("mp_condition_acquire", rc);
-            continue;
-        }
+        if (!cond_acquire(s)) continue;
         S->ccount++;
-        rc = rnd() % 2 ? mp_condition_notify_all(S->cond) : mp_condition_notify(S->cond, 1);
+        int rc = rnd() % 2 ? mp_condition_notify_all(S->cond) : mp_condition_notify(S->cond, 1);
         if (rc != MP_OK) unexpected("mp_condition_notify", rc);
         rc = mp_condition_release(S->cond);
         if (rc != MP_OK) unexpected("mp_condition_release", rc);
@@ -239,21 +245,10 @@ static void run_notifier(slot *s) {
 
 static void run_cwait(slot *s) {
     while (!stopping()) {
-        call_begin(s, 10);
-        int rc = mp_condition_acquire(S->cond, 10);
-        call_end(s);
-        if (rc == MP_ETIMEDOUT) {
-            bump(&S->timeouts);
-            continue;
-        }
-        if (rc == MP_EOWNERDEAD) bump(&S->owner_dead);
-        else if (rc != MP_OK) {
-            unexpected("mp_condition_acquire", rc);
-            continue;
-        }
+        if (!cond_acquire(s)) continue;
         uint64_t seen = S->ccount;
         call_begin(s, 1);
-        rc = mp_condition_wait(S->cond, 1.0);
+        int rc = mp_condition_wait(S->cond, 1.0);
         call_end(s);
         if (rc == MP_OK) {
             if (S->ccount == seen) {
