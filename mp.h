@@ -1238,16 +1238,21 @@ static bool mp__tid_alive(uint32_t tid) {
 #define MP__LW_POLL_NS 20000000 /* 20 ms */
 #define MP__SPIN 100
 
-/* The last owner this thread found alive, and when: a thread that keeps trying (timeout
-   0) looks at a given owner once per poll interval, not on every try. */
-static __thread uint32_t mp__tls_live_tid;
-static __thread int64_t mp__tls_live_at;
+/* The last owners this thread found alive, and when: a thread that keeps trying
+   (timeout 0) looks at a given owner once per poll interval, not on every try. A few
+   of them, since a poller of a busy queue meets several writers in turn. */
+#define MP__LIVE_SEEN 4
+static __thread uint32_t mp__tls_live_tid[MP__LIVE_SEEN];
+static __thread int64_t mp__tls_live_at[MP__LIVE_SEEN];
+static __thread unsigned mp__tls_live_next;
 
 static bool mp__owner_alive(uint32_t tid, int64_t now) {
-    if (tid == mp__tls_live_tid && now - mp__tls_live_at < MP__LW_POLL_NS) return true;
+    for (int i = 0; i < MP__LIVE_SEEN; i++)
+        if (mp__tls_live_tid[i] == tid && now - mp__tls_live_at[i] < MP__LW_POLL_NS) return true;
     if (!mp__tid_alive(tid)) return false;
-    mp__tls_live_tid = tid;
-    mp__tls_live_at = now;
+    unsigned i = mp__tls_live_next++ % MP__LIVE_SEEN;
+    mp__tls_live_tid[i] = tid;
+    mp__tls_live_at[i] = now;
     return true;
 }
 
@@ -3159,25 +3164,28 @@ static bool mp__q_spin(mp__q_slot *s, uint64_t w, uint32_t *budget) {
    MP__LW_POLL_NS at a time, to check on the owner of a stuck slot. MP_OK to retry, or
    MP_ETIMEDOUT. */
 static int mp__q_block(mp_queue *q, mp__q_ev *ev, mp__q_slot *s, uint64_t w, mp__q_waiter *wt) {
-    if (wt->timeout == 0) return MP_ETIMEDOUT;
-    if (!wt->deadline && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
+    bool first = !wt->deadline && wt->timeout != 0;
+    if (first && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
         return MP_OK;
     /* A few yields before sleeping: when the other side waits for this very CPU (more
        processes than CPUs), it runs at once, and neither side pays for a futex wake */
-    for (int i = 0; !wt->deadline && i < MP__Q_YIELDS; i++) {
+    for (int i = 0; first && i < MP__Q_YIELDS; i++) {
         sched_yield();
         if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) != w) return MP_OK;
     }
     int64_t now = mp__now_ns();
-    if (!wt->deadline) wt->deadline = mp__deadline(wt->timeout);
-    if (now >= wt->deadline) return MP_ETIMEDOUT;
+    if (!wt->deadline) wt->deadline = wt->timeout == 0 ? now : mp__deadline(wt->timeout);
     uint32_t owner = mp__q_owner(q, w);
-    if (w != wt->word || owner != wt->owner) {
-        wt->word = w, wt->owner = owner, wt->since = now;
-    } else if (owner && now - wt->since >= MP__LW_POLL_NS && !mp__tid_alive(owner)) {
+    if (w != wt->word || owner != wt->owner) wt->word = w, wt->owner = owner, wt->since = now;
+    /* look at the owner after a poll interval, and before giving up: a caller that polls
+       with short timeouts (timeout 0 included) must also find a dead owner. Each thread
+       looks at a given live owner at most once per interval (mp__owner_alive) */
+    bool look = now >= wt->deadline || now - wt->since >= MP__LW_POLL_NS;
+    if (owner && look && !mp__owner_alive(owner, now)) {
         mp__q_recover(q, s, w);
         return MP_OK;
     }
+    if (now >= wt->deadline) return MP_ETIMEDOUT;
     int64_t wake = now + MP__LW_POLL_NS < wt->deadline ? now + MP__LW_POLL_NS : wt->deadline;
     mp__q_sleep(ev, &s->word, w, &q->closed, wake);
     return MP_OK;
