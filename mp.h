@@ -351,7 +351,9 @@
       (mp_process_sentinel) and any other fd. A conn's fd counts as ready once a whole
       message or EOF is there - also when the message is already in the conn's buffer
       and the fd itself is drained; mp keeps a per-process table from fd to conn for
-      that. Do not close a conn another thread is waiting on.
+      that. Every fd ready at the call is reported, as Python's wait returns every
+      ready object, so a conn its peer floods never starves the others. Do not close a
+      conn another thread is waiting on.
 
    QUEUES
 
@@ -836,7 +838,8 @@ MPDEF int mp_conn_set_max_message(mp_conn *c, size_t max);
 MPDEF void mp_conn_close(mp_conn *c);
 /* Wait until at least one of n fds is ready to read: a conn's fd when a whole message
    (or EOF) is ready, a process sentinel once the process ended, any other fd when
-   poll(2) says POLLIN/POLLHUP. ready[i] says which. Returns how many (> 0),
+   poll(2) says POLLIN/POLLHUP. ready[i] says which: every fd ready at the call is
+   reported (a conn with messages buffered never hides the others). Returns how many (> 0),
    MP_ETIMEDOUT, MP_EINVAL (NULL, n 0, a negative or closed fd), MP_ENOMEM, MP_ESYS. */
 MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout);
 
@@ -2811,7 +2814,9 @@ MPDEF int mp_conn_poll(mp_conn *c, double timeout) {
 
 /* --- waiting on many fds --- */
 
-/* One pass: ready[i] for conns with a message buffered, then poll(2) the rest once. */
+/* One pass: ready[i] for conns with a message buffered, then poll(2) the rest once -
+   without waiting if some are ready already, so that every ready fd is reported and a
+   conn whose peer floods it never hides the others. */
 static int mp__wait_pass(const int *fds, size_t n, bool *ready, mp_conn **cs,
                          struct pollfd *p, int64_t deadline) {
     size_t i;
@@ -2823,12 +2828,12 @@ static int mp__wait_pass(const int *fds, size_t n, bool *ready, mp_conn **cs,
         p[i].events = POLLIN;
         p[i].revents = 0;
     }
-    if (count) return count;
-    int r = poll(p, (nfds_t)n, mp__poll_ms(deadline));
-    if (r < 0) return errno == EINTR ? 0 : MP_ESYS;
+    int r = poll(p, (nfds_t)n, count ? 0 : mp__poll_ms(deadline));
+    if (r < 0) return errno == EINTR ? count : MP_ESYS;
     for (i = 0; i < n && r > 0; i++) {
         if (!p[i].revents) continue;
         if (p[i].revents & POLLNVAL) return MP_EINVAL;
+        if (ready[i]) continue;
         /* a conn counts once a whole message is in; a failed read is left to recv */
         int pr = cs[i] ? mp__conn_pump(cs[i], mp__now_ns()) : MP_OK;
         ready[i] = !cs[i] || (pr == MP_OK ? mp__conn_ready(cs[i]) : pr != MP_ETIMEDOUT);
