@@ -267,7 +267,9 @@
       (the timeout breaks it for everyone, as in Python; timeout 0 breaks it at once
       unless the caller is the last party), or when a waiter died: sleepers check each
       other's thread ids every 100 ms, so a party killed inside mp_barrier_wait breaks
-      the barrier for the others within about 100-200 ms. A broken barrier stays broken
+      the barrier for the others within about 100-200 ms, and the arrival that would
+      complete the round checks the parties it is about to release (a dead one has not
+      arrived: that arrival gets MP_EBROKEN too, and the action does not run). A broken barrier stays broken
       (new callers get MP_EBROKEN at once) until mp_barrier_reset. A party that never
       arrives cannot be told from a slow one: use a timeout. Rounds follow one another
       without a drain phase; a waiter must run again within 64 rounds of its release to
@@ -2304,6 +2306,11 @@ MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index) {
     if (i + 1 < b->parties) {
         mp__lw_release(&b->lock);
         return mp__barrier_sleep(b, w, deadline);
+    }
+    mp__barrier_reap(b, w); /* a party that died waiting has not arrived: no release */
+    if (b->word != w) {
+        mp__lw_release(&b->lock);
+        return MP_EBROKEN;
     }
     if (b->action) b->action(b->arg); /* with the lock held, as Python does */
     b->count = 0;
