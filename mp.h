@@ -935,7 +935,8 @@ enum { MP_SHM_CREATE = 1, MP_SHM_EXCL = 2 };
    shared memory object and map it. name: "/x" or "x" (no other '/'), up to 200 bytes.
    size: bytes wanted; 0 opens an existing object at its current size. An existing
    object smaller than size is grown when MP_SHM_CREATE is given, else EINVAL.
-   NULL + errno on failure (EINVAL, EEXIST, ENOENT, ENOSPC, EMFILE...). */
+   NULL + errno on failure (EINVAL, EEXIST, ENOENT, ENOSPC, EMFILE...); a failed call
+   removes the object if it created it, never one that existed before. */
 MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags);
 MPDEF void *mp_shm_data(mp_shm *m);   /* NULL for NULL */
 MPDEF size_t mp_shm_size(mp_shm *m);  /* 0 for NULL */
@@ -3534,6 +3535,21 @@ static int mp__shm_size_fd(int fd, size_t size, bool create, size_t *out) {
     return 0;
 }
 
+/* shm_open that tells whether this call created the object: with MP_SHM_CREATE alone,
+   an exclusive create first, then a plain open of the one someone else made (again if
+   it is unlinked in between). */
+static int mp__shm_open_fd(const char *nm, int flags, bool *created) {
+    for (;;) {
+        int excl = (flags & MP_SHM_CREATE) ? O_CREAT | O_EXCL : 0;
+        int fd = shm_open(nm, O_RDWR | O_CLOEXEC | excl, 0600);
+        if (fd >= 0 || !excl || errno != EEXIST || (flags & MP_SHM_EXCL)) {
+            *created = fd >= 0 && excl;
+            return fd;
+        }
+        if ((fd = shm_open(nm, O_RDWR | O_CLOEXEC, 0600)) >= 0 || errno != ENOENT) return fd;
+    }
+}
+
 MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags) {
     char nm[256];
     if (!mp__shm_name(name, nm, sizeof nm) || (flags & ~(MP_SHM_CREATE | MP_SHM_EXCL)) ||
@@ -3541,11 +3557,10 @@ MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags) {
         errno = EINVAL;
         return NULL;
     }
-    int oflags = O_RDWR | O_CLOEXEC | ((flags & MP_SHM_CREATE) ? O_CREAT : 0) |
-                 ((flags & MP_SHM_EXCL) ? O_EXCL : 0);
     mp_shm *m = (mp_shm *)MP_MALLOC(sizeof *m);
     if (!m) return NULL;
-    int fd = shm_open(nm, oflags, 0600), e;
+    bool created = false;
+    int fd = mp__shm_open_fd(nm, flags, &created), e;
     if (fd < 0) goto fail;
     if (mp__shm_size_fd(fd, size, (flags & MP_SHM_CREATE) != 0, &m->size) < 0) goto fail;
     m->data = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -3556,7 +3571,7 @@ fail:
     e = errno;
     if (fd >= 0) {
         close(fd);
-        if (flags & MP_SHM_EXCL) shm_unlink(nm); /* we created it: leave nothing behind */
+        if (created) shm_unlink(nm); /* a create that fails leaves nothing behind */
     }
     MP_FREE(m);
     errno = e;
