@@ -822,7 +822,9 @@ MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len);
    or its header announces more than the conn's limit (mp_conn_set_max_message; *len =
    the size announced, SIZE_MAX for a malformed header), nothing consumed either;
    MP_EINVAL (NULL c or len, buf NULL with cap > 0, a send-only end); MP_ENOMEM; MP_ESYS.
-   buf NULL with cap 0 peeks at the next message's size (MP_ETOOBIG with *len). */
+   buf NULL with cap 0 peeks at the next message's size: MP_ETOOBIG with *len, for an
+   empty message too (*len 0), and nothing is consumed; to take an empty message, give
+   any non-NULL buf with cap 0. */
 MPDEF int mp_conn_recv(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout);
 /* As mp_conn_recv into a buffer of the right size from MP_MALLOC; release it with
    free() (MP_FREE). *buf is NULL on failure. Same codes but no too-small MP_ETOOBIG. */
@@ -2766,7 +2768,7 @@ static int mp__conn_take(mp_conn *c, char *buf, size_t cap, size_t *len, int64_t
         int r = mp__conn_wait_head(c, &hdr, &n, deadline);
         if (r == MP_ETOOBIG) *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
         if (r != MP_OK) return r;
-        if (n > cap) {
+        if (n > cap || !buf) { /* no buffer: a peek, which consumes nothing, even 0 bytes */
             *len = (size_t)n;
             return MP_ETOOBIG;
         }

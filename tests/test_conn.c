@@ -305,10 +305,18 @@ TEST(conn_too_small_buffer_then_retry) {
     CHECK(intact(big, 100));
     CHECK_EQ(mp_conn_recv(r, small, sizeof small, &len, 1), MP_OK);
     CHECK(len == 4 && memcmp(small, "next", 4) == 0);
-    /* an empty message fits any buffer, even none */
+    /* a peek at an empty message consumes nothing either; any buffer takes it */
     CHECK_EQ(mp_conn_send(w, NULL, 0), MP_OK);
-    CHECK_EQ(mp_conn_recv(r, NULL, 0, &len, 1), MP_OK);
+    CHECK_EQ(mp_conn_send(w, "z", 1), MP_OK);
+    len = 99;
+    CHECK_EQ(mp_conn_recv(r, NULL, 0, &len, 1), MP_ETOOBIG);
     CHECK_EQ(len, 0);
+    CHECK_EQ(mp_conn_recv(r, NULL, 0, &len, 1), MP_ETOOBIG); /* still there */
+    CHECK_EQ(len, 0);
+    CHECK_EQ(mp_conn_recv(r, small, 0, &len, 1), MP_OK);
+    CHECK_EQ(len, 0);
+    CHECK_EQ(mp_conn_recv(r, small, sizeof small, &len, 1), MP_OK);
+    CHECK(len == 1 && small[0] == 'z');
 
     /* a big one: refused while only its header is in, then taken whole */
     pid_t pid = fork();
