@@ -628,7 +628,8 @@ MPDEF const char *mp_strerror(int code);
 MPDEF int mp_cpu_count(void);
 
 /* Blocks of the shared heap, 16-byte aligned, valid in every process of the family.
-   NULL with errno ENOMEM when the heap is exhausted or size is 0 or absurd.
+   NULL with errno EINVAL for size 0, ENOMEM when the heap is exhausted or the size is
+   above what it can ever hold (mp_calloc: also when n * size overflows).
    mp_calloc zeroes; mp_free(NULL) does nothing; a pointer not from mp_alloc or freed
    twice is ignored (detected by the block header). */
 MPDEF void *mp_alloc(size_t size);
@@ -671,7 +672,8 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d);
    by this process. MP_ESYS: fork failed (errno EAGAIN at RLIMIT_NPROC). */
 MPDEF int mp_process_start(mp_process *p);
 /* Wait for the process to end and reap it. Repeatable. MP_OK, MP_ETIMEDOUT, or
-   MP_EINVAL (NULL, never started, not our child). */
+   MP_EINVAL (NULL, never started, not our child, or destroyed - detected as long as
+   the record's memory was not reused). */
 MPDEF int mp_process_join(mp_process *p, double timeout);
 MPDEF bool mp_process_is_alive(mp_process *p);
 /* SIGTERM / SIGKILL. MP_OK (also when it already ended), MP_EINVAL if not started. */
@@ -684,13 +686,16 @@ MPDEF const char *mp_process_name(const mp_process *p);
 /* An fd (pidfd) readable once the process ended; owned by p. MP_EINVAL if not
    started or not our child. */
 MPDEF int mp_process_sentinel(mp_process *p);
-/* Free the record. MP_OK; MP_EINVAL if it is still running or not ours (nothing freed).
-   mp_process_destroy(NULL) is MP_OK. */
+/* Free the record. MP_OK; MP_EINVAL if it is still running, not ours, already destroyed
+   (where detectable) or the current process's own record (nothing freed).
+   mp_process_destroy(NULL) is MP_OK. Every other call on a destroyed record is
+   MP_EINVAL (false, MP_EXITCODE_NONE) where detectable, as for the sync objects. */
 MPDEF int mp_process_destroy(mp_process *p);
 /* Reap ended children of this process, store up to cap of the live ones in out, and
    return how many are alive. */
 MPDEF size_t mp_active_children(mp_process **out, size_t cap);
-/* This process's record: the one it was started from, or "MainProcess". */
+/* This process's record: the one it was started from, or "MainProcess" (made in the
+   shared heap on first call: NULL with errno ENOMEM if the heap is full then). */
 MPDEF mp_process *mp_current_process(void);
 /* The pid of the process that started this one (getppid() in the main process). */
 MPDEF pid_t mp_parent_pid(void);
@@ -776,7 +781,8 @@ MPDEF int mp_condition_notify_all(mp_condition *c);
 MPDEF void mp_condition_destroy(mp_condition *c);
 
 /* A barrier for parties participants; action(arg), if given, is run by the last one to
-   arrive, before the others are released. NULL + errno EINVAL (parties 0), ENOMEM. */
+   arrive, before the others are released. NULL + errno EINVAL (parties 0 or above
+   2^24), ENOMEM. */
 MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), void *arg);
 /* Wait until parties callers have arrived. MP_OK and *index (if not NULL) = arrival
    order 0..parties-1 (the last, parties-1, ran the action). MP_EBROKEN: the barrier is or
@@ -1537,7 +1543,10 @@ MPDEF int mp_heap_stats_get(mp_heap_stats *out) {
 
 enum { MP__P_CREATED, MP__P_STARTED, MP__P_REAPED };
 
+#define MP__PROCESS_MAGIC 0x6d705072u
+
 struct mp_process {
+    uint32_t magic; /* MP__PROCESS_MAGIC; 0 once destroyed */
     mp_target_fn target;
     void *arg;
     bool daemon;
@@ -1561,6 +1570,9 @@ static void mp__atfork_child(void) {
     mp__g.created = 0;
 }
 
+/* A live record: not NULL, and not destroyed (as long as its memory was not reused). */
+static bool mp__p_ok(const mp_process *p) { return p && p->magic == MP__PROCESS_MAGIC; }
+
 /* Python names a process when it is created: Process-N, N counting this process's
    creations; a grandchild is Process-N:M. */
 static void mp__name_process(mp_process *p) {
@@ -1580,6 +1592,7 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
     }
     mp_process *p = (mp_process *)mp_calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->magic = MP__PROCESS_MAGIC;
     p->target = d->target;
     p->arg = d->arg;
     p->daemon = d->daemon;
@@ -1618,7 +1631,7 @@ static void mp__child_run(mp_process *p) {
 
 
 MPDEF int mp_process_start(mp_process *p) {
-    if (!p || !mp__heap_get()) return p ? MP_ESYS : MP_EINVAL;
+    if (!mp__p_ok(p) || !mp__heap_get()) return mp__p_ok(p) ? MP_ESYS : MP_EINVAL;
     if (p->state != MP__P_CREATED || p->creator != mp__g.pid) return MP_EINVAL;
     pthread_mutex_lock(&mp__g.mu);
     if (!mp__g.atexit_done) mp__g.atexit_done = atexit(mp__atexit) == 0;
@@ -1679,7 +1692,7 @@ static bool mp__reap(mp_process *p, bool block) {
 }
 
 static bool mp__ours(const mp_process *p) {
-    return p && p->state != MP__P_CREATED && p->creator == mp__g.pid && mp__g.pid;
+    return mp__p_ok(p) && p->state != MP__P_CREATED && p->creator == mp__g.pid && mp__g.pid;
 }
 
 MPDEF int mp_process_join(mp_process *p, double timeout) {
@@ -1704,13 +1717,13 @@ MPDEF int mp_process_join(mp_process *p, double timeout) {
 }
 
 MPDEF bool mp_process_is_alive(mp_process *p) {
-    if (!p || p->state != MP__P_STARTED) return false;
+    if (!mp__p_ok(p) || p->state != MP__P_STARTED) return false;
     if (p->creator != mp__g.pid) return kill(p->pid, 0) == 0;
     return !mp__reap(p, false);
 }
 
 static int mp__signal(mp_process *p, int sig) {
-    if (!p || p->state == MP__P_CREATED) return MP_EINVAL;
+    if (!mp__p_ok(p) || p->state == MP__P_CREATED) return MP_EINVAL;
     if (p->state == MP__P_REAPED) return MP_OK;
     if (p->creator == mp__g.pid && mp__reap(p, false)) return MP_OK;
     if (kill(p->pid, sig) < 0 && errno != ESRCH) return MP_ESYS;
@@ -1721,7 +1734,7 @@ MPDEF int mp_process_terminate(mp_process *p) { return mp__signal(p, SIGTERM); }
 MPDEF int mp_process_kill(mp_process *p) { return mp__signal(p, SIGKILL); }
 
 MPDEF int mp_process_exitcode(mp_process *p) {
-    if (!p) return MP_EXITCODE_NONE;
+    if (!mp__p_ok(p)) return MP_EXITCODE_NONE;
     if (p->state == MP__P_STARTED && p->creator == mp__g.pid) mp__reap(p, false);
     return p->exitcode;
 }
@@ -1737,7 +1750,7 @@ MPDEF int mp_process_sentinel(mp_process *p) {
 
 MPDEF int mp_process_destroy(mp_process *p) {
     if (!p) return MP_OK;
-    if (p == mp__g.self) return MP_EINVAL;
+    if (!mp__p_ok(p) || p == mp__g.self) return MP_EINVAL;
     if (p->state != MP__P_CREATED) {
         if (p->creator != mp__g.pid || !mp__reap(p, false)) return MP_EINVAL;
         pthread_mutex_lock(&mp__g.mu);
@@ -1749,6 +1762,7 @@ MPDEF int mp_process_destroy(mp_process *p) {
     } else if (p->creator != mp__g.pid) {
         return MP_EINVAL;
     }
+    p->magic = 0;
     mp_free(p);
     return MP_OK;
 }
@@ -1780,6 +1794,7 @@ MPDEF mp_process *mp_current_process(void) {
     if (mp__g.self || !mp__heap_get()) return mp__g.self;
     mp_process *p = (mp_process *)mp_calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->magic = MP__PROCESS_MAGIC;
     p->state = MP__P_STARTED;
     p->exitcode = MP_EXITCODE_NONE;
     p->sentinel = -1;

@@ -1038,3 +1038,13 @@ TEST(sync_barrier_last_arrival_does_not_release_a_dead_party) {
         shared_free(s);
     }
 }
+
+TEST(sync_barrier_parties_limit_is_einval) {
+    errno = 0;
+    CHECK(mp_barrier_create((1u << 24) + 1, NULL, NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    mp_barrier *b = mp_barrier_create(1u << 10, NULL, NULL);
+    CHECK(b != NULL);
+    CHECK_EQ(mp_barrier_parties(b), 1u << 10);
+    mp_barrier_destroy(b);
+}
