@@ -501,8 +501,8 @@
       are woken only when asleep; the owner likewise sleeps on an eventcount only
       after a short spin.
 
-      Progress: d->progress(done, total, arg) is called by the owner as chunks
-      finish (done == total last). mp_progress_bar is a ready-made one that draws
+      Progress: d->progress(done, total, arg) is called by the owner with done 0 as
+      the job starts, then as chunks finish (done == total last). mp_progress_bar is a ready-made one that draws
       "label: 45%|#########           | 450/1000 [00:02<00:03, 210.5/s]" on stderr
       when stderr is a terminal (the C answer to tqdm(pool.imap(...))).
 
@@ -999,8 +999,9 @@ typedef struct mp_map_desc {
     size_t n;
     size_t chunksize; /* items per task */
     bool unordered;   /* imap: yield in completion order (imap_unordered) */
-    void (*progress)(size_t done, size_t total, void *arg); /* called by the owner as
-                         items finish; the last call has done == total */
+    void (*progress)(size_t done, size_t total, void *arg); /* called by the owner with
+                         done 0 when the job starts, then as items finish; the last
+                         call has done == total */
     void *progress_arg;
     mp_map_failure *failure; /* map: where to report the first failure (optional) */
 } mp_map_desc;
@@ -1087,8 +1088,10 @@ MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out);
 
 /* A ready-made progress callback (mp_map_desc.progress): draws a bar on stderr -
    label (progress_arg, a const char * or NULL), percent, done/total, rate, time
-   left - at most 10 times a second, and only when stderr is a terminal. One bar at a
-   time per process. */
+   left - at most 10 times a second, and only when stderr is a terminal. Rate and time
+   left are averages over the whole run, timed from the call with done 0 that starts
+   it (or from the first call, if there was none); the final line (done == total)
+   shows the run's true average. One bar at a time per process. */
 MPDEF void mp_progress_bar(size_t done, size_t total, void *arg);
 
 
@@ -4396,6 +4399,7 @@ MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d) {
     if ((rc = mp__job_submit(p, j)) == MP_OK) {
         mp__job_at a = {j, 0};
         size_t done = 0;
+        if (d->progress) d->progress(0, d->n, d->progress_arg); /* the start: rates need it */
         while (a.k < j->nchunks) {
             mp__pool_wait(p, mp__job_order_ready, &a, MP__NEVER);
             for (uint32_t c; a.k < j->nchunks && (c = mp__load(&j->order[a.k])) != 0; a.k++)
@@ -4442,6 +4446,7 @@ MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d) {
         errno = EINVAL;
         return NULL;
     }
+    if (it->progress && d->n) it->progress(0, d->n, it->progress_arg);
     return it;
 }
 
@@ -4589,11 +4594,13 @@ static void mp__fmt_time(char *buf, size_t cap, double s) {
     else snprintf(buf, cap, "%02u:%02u", t / 60, t % 60);
 }
 
+/* The rate and time left come from the whole run so far: from the call with done 0 that
+   starts a run (the pool makes one), so the final line shows the true average. */
 MPDEF void mp_progress_bar(size_t done, size_t total, void *arg) {
     static int64_t t0, last;
     static size_t prev;
     int64_t now = mp__now_ns();
-    if (!t0 || done < prev) t0 = now, last = 0;
+    if (!t0 || done == 0 || done < prev) t0 = now, last = 0;
     prev = done;
     bool end = done >= total;
     if (!end && now - last < 100000000) return;
