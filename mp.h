@@ -97,7 +97,9 @@
 
    CONFIGURATION MACROS (define before including mp.h with MP_IMPLEMENTATION)
 
-      MP_STATIC               make every public function static (private to one file)
+      MP_STATIC               make every public function static (private to one file;
+                              with gcc and clang the ones you do not call raise no
+                              unused-function warning, -Wall -Werror builds stay clean)
       MP_ASSERT(x)            internal invariant checks (default: assert(x))
       MP_MALLOC(n), MP_FREE(p)
                               process-private memory (handles such as mp_conn, mp_shm,
@@ -580,7 +582,9 @@
 #define MP_VERSION_STRING "0.1.0"
 
 #ifndef MPDEF
-#ifdef MP_STATIC
+#if defined(MP_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define MPDEF static __attribute__((unused)) /* a private copy uses only a few */
+#elif defined(MP_STATIC)
 #define MPDEF static
 #else
 #define MPDEF extern
@@ -2950,8 +2954,7 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     char *slots;
     void *raw;
     uint64_t magic, nslots, stride, inline_max, wrap;
-    uint32_t closed, pow2;
-    char pad0_[64 - 7 * 8 - 2 * 4];
+    uint32_t closed, pow2; /* the read-mostly line is exactly full: no padding here */
     uint64_t tail;
     uint32_t put_spin; /* the putters' spin budget (polls) */
     char pad1_[64 - 8 - 4];
@@ -2966,6 +2969,10 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     mp__q_ev joiners;
     char pad5_[64 - 2 * 8 - sizeof(mp__q_ev)];
 };
+
+/* Each part on its own cache line (checked, as a zero-size pad would not be ISO C). */
+typedef char mp__q_layout_[offsetof(struct mp_queue, tail) == 64 &&
+                           offsetof(struct mp_queue, head) == 128 ? 1 : -1];
 
 typedef struct mp__q_waiter {
     double timeout;
