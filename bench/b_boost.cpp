@@ -171,7 +171,8 @@ BENCH(boost_pingpong, "pingpong_64B", "Boost message_queue", "us", -1) {
     try {
         bi::message_queue q1(bi::create_only, n1, 1, 64), q2(bi::create_only, n2, 1, 64);
         pp_job j = {&q1, &q2, N + 1};
-        pid_t pid = pb_fork(pp_echo, &j, 0);
+        b_party(0);
+        pid_t pid = pb_fork(pp_echo, &j, 1);
         bi::message_queue::size_type got;
         unsigned prio;
         q1.send(msg, sizeof msg, 0); /* the first round trip waits for the child */

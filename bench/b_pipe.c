@@ -20,6 +20,9 @@ static void b_reap(pid_t pid) {
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
 }
 
+/* The parent is party 0, the echo party 1 (see bench.h); pingpong_64B is declared
+   two-party in b_queue.c. */
+
 /* down: parent -> child, up: child -> parent (the same conns when duplex). */
 static double b_mp_pingpong(bool duplex) {
     mp_conn *down_r, *down_w, *up_r, *up_w;
@@ -34,7 +37,8 @@ static double b_mp_pingpong(bool duplex) {
         mp_conn_close(down_w);
         return b_skip("mp_pipe failed");
     }
-    pid_t pid = fork();
+    b_party(0);
+    pid_t pid = b_fork_party(1);
     if (pid == 0) { /* echo until EOF */
         mp_conn_close(down_w);
         if (!duplex) mp_conn_close(up_r);
@@ -73,7 +77,8 @@ static bool b_full(int fd, char *p, size_t n, bool out) {
 /* fds: [0] parent reads, [1] parent writes, [2] child reads, [3] child writes. */
 static double b_raw_pingpong(int fd[4]) {
     char buf[MSG];
-    pid_t pid = fork();
+    b_party(0);
+    pid_t pid = b_fork_party(1);
     if (pid == 0) {
         close(fd[0]);
         if (fd[1] != fd[0]) close(fd[1]);

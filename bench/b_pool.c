@@ -96,3 +96,45 @@ BENCH(pool_imap_mp, "pool_imap_chunk1", "mp.h", "items/s", +1) {
     free(in);
     return got == N ? N / dt : b_skip("imap lost items");
 }
+
+/* pool_map_cpu: a CPU-bound map, about 20 us of work per item (a dependent chain of
+   multiplies: no memory traffic), with 1, 2, ... as many workers as CPUs; the driver
+   reports the parallel efficiency T1 / (N * TN) from the medians. The pool starts,
+   and its workers run a first small map, before the clock. */
+enum { CPU_ITEMS = 16000, CPU_ITERS = 12000 };
+
+static uint64_t b_burn(uint64_t x) {
+    for (int i = 0; i < CPU_ITERS; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        x ^= x >> 29;
+    }
+    return x;
+}
+
+static int b_burn_item(const void *in, void *out) {
+    *(uint64_t *)out = b_burn(*(const int64_t *)in);
+    return 0;
+}
+
+BENCH_SCALE(pool_cpu_mp, "pool_map_cpu", "mp.h", "items/s", +1, 0) {
+    int64_t *in = b_iota(CPU_ITEMS);
+    uint64_t *out = (uint64_t *)calloc(CPU_ITEMS, sizeof *out);
+    mp_pool_desc pd = {n, NULL, NULL, 0, 0};
+    mp_pool *p = in && out ? mp_pool_create(&pd) : NULL;
+    if (!p) return b_skip("no memory or no pool");
+    mp_map_desc d = {b_burn_item, in, 8, out, 8, (size_t)(4 * n), 1, false, NULL, NULL, NULL};
+    if (mp_pool_map(p, &d) != MP_OK) return b_fail("map failed");
+    d.n = CPU_ITEMS, d.chunksize = 0;
+    double t0 = b_now();
+    int rc = mp_pool_map(p, &d);
+    double dt = b_now() - t0;
+    for (size_t i = 0; rc == MP_OK && i < CPU_ITEMS; i += 997)
+        if (out[i] != b_burn((uint64_t)i)) rc = MP_EINVAL;
+    b_pool_end(p);
+    free(in);
+    free(out);
+    if (rc != MP_OK) return b_fail("map failed or gave a wrong result");
+    b_note("%d items of %.1f us each (measured at this N: N * time / items)", CPU_ITEMS,
+           n * dt / CPU_ITEMS * 1e6);
+    return CPU_ITEMS / dt;
+}
