@@ -134,7 +134,7 @@ BENCH_SCALE(pool_cpu_mp, "pool_map_cpu", "mp.h", "items/s", +1, 0) {
     free(in);
     free(out);
     if (rc != MP_OK) return b_fail("map failed or gave a wrong result");
-    b_note("%d items of %.1f us each (measured at this N: N * time / items)", CPU_ITEMS,
+    b_note("%d items, %.1f us of CPU each (N x wall time / items)", CPU_ITEMS,
            n * dt / CPU_ITEMS * 1e6);
     return CPU_ITEMS / dt;
 }

@@ -1,7 +1,10 @@
 # make bench-plot: the comparison of the last make bench (build/bench.dat, written by
-# mpbench -p) as horizontal bars, one group per workload, on a log scale: each bar is
-# a system's speed relative to the fastest system measured for that workload (for
-# times, speed = 1/time), labelled with its own figure and mp.h's ratio to it.
+# mpbench -p). Top: horizontal bars, one group per workload and placement (cross: the
+# parties on different CPUs; shared: on one CPU), on a log scale: each bar is a
+# system's speed relative to the fastest system measured in that group (for times,
+# speed = 1/time), labelled with its own figure and mp.h's ratio to it. Bottom: the
+# scale curves: queue_NpNc_64B (msg/s against N producers and N consumers, mp.h
+# beside the peers) and pool_map_cpu (parallel efficiency against N workers).
 #   gnuplot -e "datafile='build/bench.dat'; outfile='docs/bench.png'" bench/plot.gp
 if (!exists("datafile")) datafile = "build/bench.dat"
 if (!exists("outfile")) outfile = "docs/bench.png"
@@ -13,9 +16,20 @@ stats datafile index 0 using 2 nooutput
 kmin = floor(log10(STATS_min))
 if (kmin > -2) kmin = -2
 xmin = 10**kmin
+# the scale blocks after the bars' two, in this order, when the run measured them
+has_q = int(system("grep -c '^# queue_NpNc_64B ' " . datafile))
+has_p = int(system("grep -c '^# pool_map_cpu ' " . datafile))
+qi = 2
+pi = 2 + has_q
+curves_h = 360
+bars_h = 150 + rows * 19
+height = bars_h + curves_h
 
-set terminal pngcairo size 1100, 150 + rows * 19 font "Sans,10"
+set terminal pngcairo size 1100, height font "Sans,10"
 set output outfile
+set multiplot
+set origin 0, 1.0 * curves_h / height
+set size 1, 1.0 * bars_h / height
 set title "mp.h beside the peers: speed relative to the fastest system of each workload (log scale; longer is faster)\n{/*0.9 ".machine."}" noenhanced
 set title enhanced
 set logscale x
@@ -40,3 +54,45 @@ plot datafile index 0 using (sqrt(xmin*$2)):1:(xmin):2:($1-0.4):($1+0.4):3:ytic(
      NaN with boxes lc rgb "#1f77b4" title "mp.h", \
      NaN with boxes lc rgb "#ff7f0e" title "peers", \
      NaN with boxes lc rgb "#bbbbbb" title "limits (spinning, no blocking)"
+
+# ---- the scale curves ----
+reset
+set termoption noenhanced
+set datafile columnheaders
+set size 0.5, 0.95 * curves_h / height
+set lmargin 10
+set rmargin 3
+set grid lc rgb "#dddddd"
+set border 3
+set xtics nomirror
+set ytics nomirror
+set key bottom right font ",9" noenhanced
+set logscale x 2
+set xlabel "N producers and N consumers (processes; oversubscribed past 1 per CPU)"
+set ylabel "M msg/s (higher is better)"
+set title "queue_NpNc_64B: 1,000,000 messages of 64 B, parties cross (alternating CPUs)" font ",10"
+set origin 0, 0
+set yrange [0:*]
+set xrange [0.8:20]
+set xtics (1, 2, 4, 8, 16)
+colour(k) = k == 2 ? "#1f77b4" : k == 3 ? "#ff7f0e" : k == 4 ? "#2ca02c" : "#9467bd"
+if (has_q) {
+    plot for [k=2:*] datafile index qi using 1:(column(k) / 1e6) with linespoints lw 2 pt 7 \
+         lc rgb colour(k) title columnhead(k)
+}
+set origin 0.5, 0
+unset logscale x
+nmax = 2
+if (has_p) { stats datafile index pi using 1 nooutput; nmax = STATS_max }
+set xrange [0.5:nmax + 0.5]
+set xtics 1
+set xlabel "N workers (1 .. mp_cpu_count())"
+set ylabel "parallel efficiency T1 / (N x TN)"
+set title "pool_map_cpu: a CPU-bound map, about 20 us per item" font ",10"
+set yrange [0:1.15]
+if (has_p) {
+    plot datafile index pi using 1:"efficiency" with linespoints lw 2 pt 7 lc rgb "#1f77b4" title "mp.h", \
+         0.9 with lines dt 2 lc rgb "#888888" title "target 0.9", \
+         1 with lines lc rgb "#cccccc" title "ideal"
+}
+unset multiplot
