@@ -1190,7 +1190,7 @@ static void b_usage(void) {
             "               [-m out.md] [-p out.dat] [-l] [-v] [workload-or-prefix...]\n"
             "  -r  runs of each pair, interleaved (default 5, at most %d)\n"
             "  -t  time limit of one run (default 60 s)\n"
-            "  -b  after 3 runs, stop starting rounds that would end past this (default 210 s)\n"
+            "  -b  after 3 runs, stop starting rounds that would end past this (default 360 s)\n"
             "  -s  only systems whose name contains this\n"
             "  workload-or-prefix: a prefix of workload/N=n/placement (\"pingpong\", \"queue_1p1c_64B/shared\")\n"
             "  -l  list the pairs and exit;  -v  print every run\n",
@@ -1199,7 +1199,7 @@ static void b_usage(void) {
 
 int main(int argc, char **argv) {
     int runs = 5, opt;
-    double timeout = 60, budget = 210;
+    double timeout = 60, budget = 360;
     const char *csv = NULL, *md = NULL, *plot = NULL, *sys = NULL;
     bool list = false, verbose = false;
     char cmdline[1024] = "mpbench";
