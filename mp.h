@@ -831,7 +831,9 @@ MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), vo
 /* Wait until parties callers have arrived. MP_OK and *index (if not NULL) = arrival
    order 0..parties-1 (the last, parties-1, ran the action). MP_EBROKEN: the barrier is or
    got broken while waiting: abort, reset, a waiter's timeout (which breaks it for
-   everyone, as in Python), or a waiter that died; it stays broken until reset. */
+   everyone, as in Python), or a waiter that died; it stays broken until reset.
+   MP_EPERM: a barrier with an action, waited on from another program than its
+   creator's (a named heap): the action is a function of that program only. */
 MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index);
 /* Break the barrier: waiters and later callers get MP_EBROKEN until reset. */
 MPDEF void mp_barrier_abort(mp_barrier *b);
@@ -1166,6 +1168,7 @@ MPDEF void mp_progress_bar(size_t done, size_t total, void *arg);
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <sys/auxv.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -1289,6 +1292,20 @@ static bool mp__tid_alive(uint32_t tid) {
     buf[n] = 0;
     const char *p = strrchr(buf, ')'); /* "tid (comm) S ...": comm may hold anything */
     return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+/* This program image: the kernel's AT_RANDOM bytes, new at every exec and kept across
+   fork. Function pointers are valid only within one image (programs attached to one
+   named heap are different images, even of one binary, since ASLR moves them). */
+static uint64_t mp__image(void) {
+    static uint64_t id;
+    if (!id) {
+        const void *r = (const void *)getauxval(AT_RANDOM);
+        uint64_t v = 0;
+        if (r) memcpy(&v, r, sizeof v);
+        __atomic_store_n(&id, v | 1, __ATOMIC_RELAXED);
+    }
+    return id;
 }
 
 /* The robust lock word: 0 free, else the owner's tid | MP__LW_WAITERS when someone
@@ -2630,6 +2647,7 @@ struct mp_barrier {
     uint64_t ok_bits;
     void (*action)(void *);
     void *arg;
+    uint64_t image; /* the creator's program (mp__image): only it may run action */
     /* then uint32_t tids[parties]: who arrived, by index */
 };
 
@@ -2646,6 +2664,7 @@ MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), vo
     b->parties = parties;
     b->action = action;
     b->arg = arg;
+    b->image = mp__image();
     return b;
 }
 
@@ -2718,6 +2737,7 @@ static int mp__barrier_sleep(mp_barrier *b, uint32_t w, int64_t deadline) {
 
 MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index) {
     if (!mp__magic_ok(b, MP__BARRIER_MAGIC)) return MP_EINVAL;
+    if (b->action && b->image != mp__image()) return MP_EPERM; /* its action is not ours */
     int64_t deadline = mp__deadline(timeout);
     mp__barrier_lock(b);
     uint32_t w = b->word, i = b->count;

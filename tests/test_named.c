@@ -259,6 +259,8 @@ TEST_T(named_three_programs_exchange_exactly_once, 120) {
     run_exchange("three", 2, (uint32_t)t_scale(500000));
 }
 
+static void no_op(void *arg) { (void)arg; }
+
 TEST(named_lock_and_condition_between_programs) {
     char name[64];
     heap_name(name, sizeof name, "lock");
@@ -280,6 +282,16 @@ TEST(named_lock_and_condition_between_programs) {
     CHECK_EQ(exit_code(s), 0);
     CHECK_EQ(exit_code(w), 0); /* woken by another program's notify */
     CHECK_EQ(*counter, (uint64_t)(2 * n + 7));
+    /* a barrier: between programs; one with an action (a function of this program
+       only) is refused to the others with MP_EPERM */
+    mp_barrier *bar = mp_barrier_create(2, NULL, NULL), *bact = mp_barrier_create(2, no_op, NULL);
+    CHECK_EQ(mp_name_set("bar", bar), MP_OK);
+    CHECK_EQ(mp_name_set("bar_action", bact), MP_OK);
+    pid_t x = peer(name, "barrier", 0, 0), y = peer(name, "barrier", 0, 0);
+    CHECK_EQ(exit_code(x), 0);
+    CHECK_EQ(exit_code(y), 0);
+    CHECK_EQ(exit_code(peer(name, "barrier", 1, 0)), 0);
+    CHECK_EQ(mp_barrier_n_waiting(bact), 0); /* the refused one never arrived */
     CHECK_EQ(mp_heap_unlink(name), MP_OK);
 }
 
@@ -472,4 +484,53 @@ TEST(named_heap_permissions) {
     init_name = name;
     CHECK_EQ(exit_code(t_fork(attach_as_nobody_ok, NULL)), 0);
     CHECK_EQ(mp_heap_unlink(name), MP_OK);
+}
+
+/* A full /dev/shm: MP_ENOMEM at mp_init, and NULL/ENOMEM from mp_alloc as the heap
+   grows - never a SIGBUS. /dev/shm is replaced by an 8 MiB tmpfs in a mount namespace
+   of the child's own (root only; skipped otherwise). */
+#include <sched.h>
+#include <sys/mount.h>
+
+static int small_dev_shm(void) {
+    if (unshare(CLONE_NEWNS) != 0) return -1;
+    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -1;
+    return mount("mp-test", "/dev/shm", "tmpfs", 0, "size=8m") == 0 ? 0 : -1;
+}
+
+static int full_shm_child(void *arg) {
+    (void)arg;
+    if (small_dev_shm() != 0) return 77;
+    mp_config c = {.name = "/mp-test-full", .heap_size = 64 << 20};
+    if (mp_init(&c) != MP_OK) return 1;
+    size_t got = 0;
+    void *p;
+    while ((p = mp_alloc(256 << 10)) != NULL) { /* touch all of it: it must be backed */
+        memset(p, 1, 256 << 10);
+        got += 256 << 10;
+    }
+    if (errno != ENOMEM || got < (2 << 20) || got > (8 << 20)) return 2;
+    return 0;
+}
+
+static int full_at_create_child(void *arg) {
+    (void)arg;
+    if (small_dev_shm() != 0) return 77;
+    int fd = open("/dev/shm/filler", O_RDWR | O_CREAT, 0600);
+    if (fd < 0 || posix_fallocate(fd, 0, 7 << 20) != 0) return 3; /* 1 MiB left */
+    close(fd);
+    mp_config c = {.name = "/mp-test-full2", .heap_size = 64 << 20};
+    int rc = mp_init(&c);
+    if (rc != MP_ENOMEM) return 4;
+    return access("/dev/shm/mp-test-full2", F_OK) == 0 ? 5 : 0; /* nothing left behind */
+}
+
+TEST(named_full_dev_shm_is_enomem_not_sigbus) {
+    int a = exit_code(t_fork(full_shm_child, NULL));
+    if (a == 77) {
+        printf("SKIP named_full_dev_shm_is_enomem_not_sigbus: no mount namespace here\n");
+        return;
+    }
+    CHECK_EQ(a, 0);
+    CHECK_EQ(exit_code(t_fork(full_at_create_child, NULL)), 0);
 }

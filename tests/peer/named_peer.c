@@ -6,6 +6,8 @@
      named_peer HEAP lockinc N        N increments of "counter" under "lock"
      named_peer HEAP condwait V       wait on "cond" until "counter" >= V
      named_peer HEAP condset V        set "counter" to V under the lock, notify_all
+     named_peer HEAP barrier K        K 0: wait on "bar" (MP_OK); 1: on "bar_action",
+                                      whose action is the test's function (MP_EPERM)
    Exit 0 on success; 2-9 say what went wrong. */
 #define MP_IMPLEMENTATION
 #include "../../mp.h"
@@ -124,6 +126,12 @@ static int condition(bool set, uint64_t v) {
     return rc == MP_OK ? 0 : 9;
 }
 
+static int barrier(unsigned long k) {
+    mp_barrier *b = (mp_barrier *)find(k ? "bar_action" : "bar");
+    int rc = mp_barrier_wait(b, 30, NULL);
+    return rc == (k ? MP_EPERM : MP_OK) ? 0 : 9;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: named_peer HEAP ROLE ARG [ARG]\n");
@@ -143,5 +151,6 @@ int main(int argc, char **argv) {
     if (!strcmp(role, "lockinc")) return lockinc((long)a);
     if (!strcmp(role, "condwait")) return condition(false, a);
     if (!strcmp(role, "condset")) return condition(true, a);
+    if (!strcmp(role, "barrier")) return barrier(a);
     return 2;
 }
