@@ -118,6 +118,7 @@
       CONNECTIONS               mp_pipe, mp_conn_*, mp_wait
       QUEUES                    mp_queue_*
       NAMED SHARED MEMORY       mp_shm_*
+      UNRELATED PROGRAMS        mp_name_*, the named heap (mp_config.name), mp_heap_unlink
       THE POOL                  mp_pool_*, mp_imap_*, mp_async_*
       ROBUSTNESS                what happens when a process dies mid-operation
 
@@ -149,7 +150,8 @@
    THE SHARED HEAP
 
       mp_init reserves one MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE region (it happens
-      by itself on first use). Every process forked afterwards sees it at the same
+      by itself on first use; a named heap, shared by unrelated programs, is a shared
+      memory object instead: see UNRELATED PROGRAMS). Every process forked afterwards sees it at the same
       address, so a pointer into the heap means the same thing in every process of the
       family: an object a child creates after the fork can be handed to its parent or
       siblings through a queue. All mp objects but connections and named shared memory
@@ -199,7 +201,70 @@
       mp_shm_open(name, size, flags) maps a POSIX shared memory object (shm_open)
       that processes not forked from one another can share by name. Created with
       mode 0600 and sized with posix_fallocate, so a full /dev/shm is an error at
-      open time (errno ENOSPC), not a SIGBUS later.
+      open time (errno ENOSPC), not a SIGBUS later. These are raw bytes; to share mp
+      objects (queues, locks...) between such programs, use a named heap.
+
+   UNRELATED PROGRAMS
+
+      Names. mp_name_set(name, obj) registers any object of the heap (a queue, a lock,
+      a block of your own) under a name of 1 to 255 bytes; mp_name_get(name) finds it
+      from any process; mp_name_del removes the name. mp_name_setdefault registers
+      unless the name is taken and returns the object the name stands for, so two
+      processes that race to create one object agree on it. The registry is robust: a
+      process killed inside a call leaves it consistent.
+
+      The named heap. mp_init with cfg.name creates the heap as a POSIX shared memory
+      object of that name, or attaches to it if it exists, so programs not forked from
+      one another - a daemon and its tools, two services - share every kind of mp
+      object at memory speed, and find them through the registry (cut from
+      examples/named_heap.c):
+
+          mp_config cfg = { .name = argv[2] };   // create or attach the named heap
+          int rc = mp_init(&cfg);
+          ...
+          mp_queue *q = (mp_queue *)mp_name_get("jobs");
+          if (q) return q;
+          mp_queue *mine = mp_queue_create(NULL);
+          if (!mine) return NULL;
+          q = (mp_queue *)mp_name_setdefault("jobs", mine);   // another may have won the race
+          if (q != mine) mp_queue_destroy(mine);
+
+      - Same address everywhere. The creator maps the heap at an address it records in
+        the heap's header; every program that attaches maps it at that address
+        (MAP_FIXED_NOREPLACE, checked), so a pointer into the heap means the same in
+        every program - also programs built from different sources. The address is one
+        of 1024 slots, 16 GiB apart from 32 TiB up, picked by a hash of the name: far
+        from where Linux puts programs, libraries, stacks and mmap (near 0x55... and
+        0x7f...) and above ASan's shadow. If it is taken in the creator, the next slot
+        serves; if it is taken in a program that attaches, mp_init fails with MP_ESYS
+        and errno EEXIST (nothing else is changed: that program can go on without it).
+      - Safe attach. Creation and attach are serialized by an flock on the object,
+        which the kernel drops when its holder dies: a creator killed half way through
+        is found by the next program (the header's magic is written last), which
+        formats the heap anew instead of hanging. A heap of another layout version is
+        MP_EINVAL with errno EPROTO; asking for a heap_size other than the heap's is
+        MP_EINVAL with errno ERANGE (heap_size 0 takes the heap's own).
+      - Permissions. The object is created with mode 0600 (cfg.mode for another, e.g.
+        0660 for a group; applied exactly, whatever the umask). A program the mode
+        forbids gets MP_ESYS with errno EACCES.
+      - Memory. The object is backed as the heap's top grows, 4 MiB at a time
+        (MADV_POPULATE_WRITE), so a full /dev/shm is MP_ENOMEM from mp_init or NULL
+        with errno ENOMEM from mp_alloc - never a SIGBUS on first touch. (Kernels
+        before 5.14 lack that advice; there the pages come on first touch.)
+      - Lifetime. The heap lives while its name exists or a program maps it:
+        mp_heap_unlink(name) removes the name (programs attached keep their heap); the
+        next mp_init of that name then creates a fresh one.
+      - Robustness across programs. A lock owner, a queue slot's owner or a barrier
+        waiter is a thread id, checked as any other: a program SIGKILLed while
+        attached never wedges the others, exactly as in a family.
+      - What cannot cross. Function pointers and fds belong to one program: process
+        targets, pool tasks and initializers, and a barrier's action (only its
+        creator's program may wait on a barrier that has one: others get MP_EPERM).
+        A process can be started, joined or destroyed only by the process that created
+        it, and a pool used only by its owner (elsewhere an error); mp_conn handles
+        are per process. A condition's predicate (mp_condition_wait_for) is the
+        caller's own, so conditions cross freely. Each program may fork a family of its
+        own on the named heap: its children share it too.
 
    SYNCHRONIZATION
 

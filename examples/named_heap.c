@@ -25,7 +25,7 @@ static mp_queue *jobs_queue(void) {
     if (q) return q;
     mp_queue *mine = mp_queue_create(NULL);
     if (!mine) return NULL;
-    q = (mp_queue *)mp_name_setdefault("jobs", mine);   /* another may have won the race */
+    q = (mp_queue *)mp_name_setdefault("jobs", mine);   // another may have won the race
     if (q != mine) mp_queue_destroy(mine);
     return q;
 }
@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines, even into a pipe */
-    mp_config cfg = { .name = argv[2] };   /* create or attach the named heap */
+    mp_config cfg = { .name = argv[2] };   // create or attach the named heap
     int rc = mp_init(&cfg);
     if (rc != MP_OK) return fail("mp_init", rc);
     mp_queue *q = jobs_queue();
