@@ -310,13 +310,15 @@ TEST_T(named_program_killed_mid_put_others_go_on, 90) {
     unsigned seed = (unsigned)getpid();
     int kills = 0;
     uint64_t before = 0;
-    for (double end = t_now() + (getenv("MP_TEST_SLOW") ? 4.0 : 6.0); t_now() < end;) {
-        usleep(20000 + (useconds_t)(rand_r(&seed) % 30000)); /* an exec'd peer needs a moment */
+    bool slow = getenv("MP_TEST_SLOW") != NULL; /* under valgrind a peer starts in ~1 s */
+    for (double end = t_now() + (slow ? 12.0 : 6.0); t_now() < end;) {
+        /* an exec'd peer needs a moment to attach and start putting */
+        usleep((slow ? 1500000 : 20000) + (useconds_t)(rand_r(&seed) % 30000));
         int w = (int)(rand_r(&seed) % 2);
         kill(p[w], SIGKILL);
         if (exit_code(p[w]) == 100 + SIGKILL) kills++;
         p[w] = peer(name, "forever", (unsigned long)w, 0);
-        if (kills == 5) before = __atomic_load_n(&sh->received, __ATOMIC_RELAXED);
+        if (kills == (slow ? 1 : 5)) before = __atomic_load_n(&sh->received, __ATOMIC_RELAXED);
     }
     __atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 2; i++) CHECK_EQ(exit_code(p[i]), 0);
@@ -333,8 +335,8 @@ TEST_T(named_program_killed_mid_put_others_go_on, 90) {
         }
     printf("     %d kills, %llu messages, %llu lost\n", kills, (unsigned long long)got,
            (unsigned long long)lost);
-    CHECK(kills >= 10);
-    CHECK(got > before + 1000); /* kept moving after the kills began */
+    CHECK(kills >= (slow ? 3 : 10));
+    CHECK(got > before + (slow ? 10 : 1000)); /* kept moving after the kills began */
     CHECK(lost <= (uint64_t)kills);
     CHECK_EQ(mp_heap_unlink(name), MP_OK);
 }
@@ -494,7 +496,7 @@ TEST(named_heap_permissions) {
 
 static int small_dev_shm(void) {
     if (unshare(CLONE_NEWNS) != 0) return -1;
-    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -1;
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) return -1; /* type unused */
     return mount("mp-test", "/dev/shm", "tmpfs", 0, "size=8m") == 0 ? 0 : -1;
 }
 
@@ -509,7 +511,10 @@ static int full_shm_child(void *arg) {
         memset(p, 1, 256 << 10);
         got += 256 << 10;
     }
-    if (errno != ENOMEM || got < (2 << 20) || got > (8 << 20)) return 2;
+    if (errno != ENOMEM || got < (2 << 20) || got > (8 << 20)) {
+        printf("     got %zu bytes, then errno %d\n", got, errno);
+        return 2;
+    }
     return 0;
 }
 
@@ -531,6 +536,6 @@ TEST(named_full_dev_shm_is_enomem_not_sigbus) {
         printf("SKIP named_full_dev_shm_is_enomem_not_sigbus: no mount namespace here\n");
         return;
     }
-    CHECK_EQ(a, 0);
+    CHECK_EQ(a, 0); /* 100 + 7 would be a SIGBUS */
     CHECK_EQ(exit_code(t_fork(full_at_create_child, NULL)), 0);
 }
