@@ -1020,11 +1020,13 @@ static void b_ratio_md(const b_case *m, const b_case *p, void *ctx) {
             b_fmt(b, sizeof b, b_median(p), p->unit), m ? b_fmt_ratio(r, sizeof r, b_ratio(m, p)) : "-");
 }
 
-/* The summary: one row per mp.h system, its peers in one cell. */
+/* The summary: one row per mp.h system, its peers in one cell (the scale workloads
+   have their own tables). */
 static void b_summary_md(const b_case *m, const b_case *p, void *ctx) {
     static const b_case *last_m, *last_p;
     FILE *f = (FILE *)ctx;
     char a[64], r[32], label[160];
+    if (p && p->x) return;
     if (!p) { /* the end */
         if (last_p) fprintf(f, " |\n");
         last_m = last_p = NULL;
