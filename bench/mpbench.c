@@ -631,6 +631,7 @@ static const char *b_fmt(char *buf, size_t cap, double v, const char *unit) {
 static const char *b_fmt_ratio(char *buf, size_t cap, double r) {
     if (r != r) snprintf(buf, cap, "-");
     else if (r >= 100) snprintf(buf, cap, "%.0fx", r);
+    else if (r >= 99.95) snprintf(buf, cap, "%.0fx", r);
     else if (r >= 10) snprintf(buf, cap, "%.1fx", r);
     else if (r >= 0.1) snprintf(buf, cap, "%.2fx", r);
     else snprintf(buf, cap, "%.2gx", r);
@@ -906,17 +907,17 @@ static int b_scale_systems(const char *w, const b_case **cols) {
     return k;
 }
 
-/* One cell of a scale row: system col's figure in group g, with the best mp.h's ratio
-   to it (a peer) or its efficiency (an mp.h system, with an efficiency target). */
+/* One cell of a scale row: system col's figure in group g, with its efficiency (a
+   workload with an efficiency target) or else the best mp.h's ratio to it (a peer). */
 static void b_scale_cell(FILE *f, const b_case *g, const b_case *col, bool md) {
     char v[64], r[32], cell[128] = "-";
     const b_case *c = b_find(g, col->system), *m = b_best_mp(g);
     if (c && c->n) {
         b_fmt(v, sizeof v, b_median(c), c->unit);
-        if (c->kind != B_MP && m)
-            snprintf(cell, sizeof cell, "%s (%s)", v, b_fmt_ratio(r, sizeof r, b_ratio(m, c)));
-        else if (c->kind == B_MP && b_has_efficiency(c->workload))
+        if (b_has_efficiency(c->workload))
             snprintf(cell, sizeof cell, "%s (efficiency %.2f)", v, b_efficiency(c));
+        else if (c->kind != B_MP && m)
+            snprintf(cell, sizeof cell, "%s (%s)", v, b_fmt_ratio(r, sizeof r, b_ratio(m, c)));
         else
             snprintf(cell, sizeof cell, "%s", v);
     }
@@ -1100,9 +1101,9 @@ static void b_write_md(const char *path, const char *cmdline) {
    the fastest of its group (1 = fastest), colour, system, value label. Block 1: one
    heading per measured group: row, label. Then one block per scale workload: a header
    line of quoted names ("N", then each system), then one row per count with each
-   system's median (NaN when missing) and, for a workload with an efficiency target,
-   a last column of mp.h's parallel efficiency. The scale groups get no bars. The first
-   line carries the title. */
+   system's median (NaN when missing), or for a workload with an efficiency target its
+   parallel efficiency. The scale groups get no bars. The first line carries the
+   title. */
 static void b_write_bars(FILE *f) {
     char v[64], r[32], label[200], heading[160];
     for (int pass = 0; pass < 2; pass++) {
@@ -1152,23 +1153,20 @@ static void b_write_curves(FILE *f) {
         int k = b_scale_systems(c->workload, cols);
         bool eff = b_has_efficiency(c->workload);
         if (!k) continue;
-        fprintf(f, "# %s (%s)\n\"N\"", c->workload, c->unit);
+        fprintf(f, "# %s (%s)\n\"N\"", c->workload, eff ? "efficiency" : c->unit);
         for (int j = 0; j < k; j++) fprintf(f, " \"%s\"", cols[j]->system);
-        fprintf(f, eff ? " \"efficiency\"\n" : "\n");
+        fputc('\n', f);
         for (int j = i; j < b_ncases && !strcmp(b_cases[j].workload, c->workload); j++) {
-            const b_case *g = &b_cases[j], *m = b_best_mp(g);
+            const b_case *g = &b_cases[j];
             if (!b_first_of_group(j) || !b_group_measured(j) || g->place != b_headline(g->workload))
                 continue;
             fprintf(f, "%d", g->x);
             for (int col = 0; col < k; col++) {
                 const b_case *o = b_find(g, cols[col]->system);
-                double v = o && o->n ? b_median(o) : NAN;
+                double v = !o || !o->n ? NAN : eff ? b_efficiency(o) : b_median(o);
                 if (v == v) fprintf(f, " %.6g", v);
                 else fprintf(f, " NaN");
             }
-            double e = m ? b_efficiency(m) : NAN;
-            if (eff && e == e) fprintf(f, " %.4g", e);
-            else if (eff) fprintf(f, " NaN");
             fputc('\n', f);
         }
         fprintf(f, "\n\n");
