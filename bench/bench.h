@@ -54,10 +54,13 @@ double b_python(const char *workload, const char *variant);
    each on its own CPU), and "shared", every party on the first CPU. A machine with
    one CPU runs only "shared". Each party pins itself first thing, by calling
    b_party(i) (the process that runs the BENCH function, if it is a party) or by being
-   forked with b_fork_party(i) (pb_fork of peer.h does this); a run of a placed
-   workload in which fewer than two parties pinned themselves FAILS, so a party that
-   forgot cannot pass for pinned. Workloads not declared run where the scheduler puts
-   them (placement "-"). */
+   forked with b_fork_party(i) (pb_fork of peer.h does this; a child started another
+   way, mp_process_start say, calls b_party(i) first thing; the pinning survives an
+   exec). The Python peers do the same in bench/peers.py (party(i, fn, args) makes a
+   Process that pins itself). A run of a placed workload in which fewer than two
+   parties pinned themselves FAILS, so a party that forgot cannot pass for pinned.
+   Workloads not declared run where the scheduler puts them (placement "-"); one of
+   many parties (queue_NpNc_64B) can declare BENCH_PLACED(workload, B_CROSS) alone. */
 enum { B_CROSS = 1, B_SHARED = 2 };
 void b_placements(const char *workload, int placements);
 /* Pins the calling process as party i of the run (nothing when the run is not placed). */
