@@ -24,7 +24,7 @@ $(B)/examples/%: examples/%.c mp.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) $(OPT) -I. $< -o $@ -pthread
 
-$(B)/runner: $(TEST_SRC) tests/test.h mp.h
+$(B)/runner: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) $(OPT) -I. $(TEST_SRC) -o $@ $(LIBS)
 
@@ -35,11 +35,11 @@ test: $(B)/runner examples
 # --- make check: sanitizers, valgrind, the compile matrix -------------------------
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-$(B)/runner-asan: $(TEST_SRC) tests/test.h mp.h
+$(B)/runner-asan: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) -O1 -g $(SAN) -I. $(TEST_SRC) -o $@ $(LIBS)
 
-$(B)/runner-vg: $(TEST_SRC) tests/test.h mp.h
+$(B)/runner-vg: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) -O1 -g -I. $(TEST_SRC) -o $@ $(LIBS)
 
