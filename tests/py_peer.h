@@ -59,7 +59,7 @@ static int t_proc_end(t_proc *p) {
 /* One line of its stdout (without the newline) within timeout seconds; false on EOF,
    timeout or a line longer than cap. Reads byte by byte: nothing beyond the line is
    taken from the pipe. */
-static bool t_proc_line(t_proc *p, char *buf, size_t cap, double timeout) {
+__attribute__((unused)) static bool t_proc_line(t_proc *p, char *buf, size_t cap, double timeout) {
     size_t n = 0;
     while (n + 1 < cap) {
         struct pollfd pf = {p->out, POLLIN, 0};
@@ -79,7 +79,7 @@ static bool t_proc_line(t_proc *p, char *buf, size_t cap, double timeout) {
     return false;
 }
 
-static bool t_proc_write(t_proc *p, const char *s) {
+__attribute__((unused)) static bool t_proc_write(t_proc *p, const char *s) {
     size_t n = strlen(s);
     while (n > 0) {
         ssize_t w = write(p->in, s, n);
