@@ -43,7 +43,7 @@
           printf("%s: exitcode %d\n", mp_process_name(p), mp_process_exitcode(p));
           mp_process_destroy(p);
 
-   A SHORT TOUR (twelve complete programs are in examples/; README.md maps every
+   A SHORT TOUR (thirteen complete programs are in examples/; README.md maps every
    Python name to its mp.h counterpart)
 
       Python's verbs become mp_<type>_<verb>; keyword arguments a *_desc struct whose
@@ -114,6 +114,7 @@
       PROCESSES                 mp_process_*, mp_active_children, mp_current_process
       SYNCHRONIZATION           locks, semaphores, events, conditions, barriers
       CONNECTIONS               mp_pipe, mp_conn_*, mp_wait
+      LISTENERS AND CLIENTS     mp_listener_*, mp_client: by address, with an authkey
       QUEUES                    mp_queue_*
       NAMED SHARED MEMORY       mp_shm_*
       THE POOL                  mp_pool_*, mp_imap_*, mp_async_*
@@ -139,6 +140,9 @@
       MP_ENOMEM       shared heap or memory exhausted
       MP_EINVAL       bad argument, or object in the wrong state
       MP_ESYS         a system call failed; errno holds the cause
+      MP_EAUTH        authentication failed (Listener/Client): wrong key, or a peer
+                      that broke the handshake
+      MP_ENOTFOUND    no such key, index or name (for the containers to come)
 
       Timeouts are double seconds: MP_FOREVER (any negative value) blocks, 0 tries
       once, anything else is a deadline on CLOCK_MONOTONIC. A signal never ends a
@@ -352,6 +356,69 @@
       message or EOF is there - also when the message is already in the conn's buffer
       and the fd itself is drained; mp keeps a per-process table from fd to conn for
       that. Do not close a conn another thread is waiting on.
+
+   LISTENERS AND CLIENTS
+
+      Python's multiprocessing.connection.Listener and Client: connections between
+      processes that are not one family - unrelated programs on one machine over a
+      Unix socket, or two machines over TCP - authenticated with a shared authkey by
+      Python's own handshake, byte for byte, so either side may be a Python program
+      (3.11 or 3.12+). The connection you get is an ordinary mp_conn: send, recv,
+      poll and mp_wait work on it as on a pipe, and the listener's fd goes into mp_wait
+      too (readable when a client waits). A server and a client
+      (cut from examples/listener_client.c):
+
+          mp_listener_desc d = { .address = address, .authkey = authkey,
+                                 .authkey_len = sizeof authkey - 1 };
+          mp_listener *l = mp_listener_create(&d);       // NULL + errno (EADDRINUSE...)
+          ...
+              fds[0] = mp_listener_fileno(l);            // readable: a client is waiting
+              for (int i = 0; i < n; i++) fds[1 + i] = mp_conn_fileno(conn[i]);
+              int rc = mp_wait(fds, (size_t)(1 + n), ready, MP_FOREVER);
+              ...
+                  rc = mp_listener_accept(l, &c, 0);     // the handshake runs here
+          ...
+          mp_client_desc d = { .address = address, .authkey = key, .authkey_len = strlen(key) };
+          mp_conn *c;
+          int rc = mp_client(&d, &c);
+
+      Addresses are strings. "/path.sock", "./rel.sock", "../rel.sock": a Unix socket
+      file, created mode 0600 and removed by mp_listener_close in the process that
+      created the listener (not by a forked copy, and not if someone replaced it);
+      NULL: a fresh file in a private 0700 directory, both removed on close (Python's
+      arbitrary_address). "@name": Linux's abstract namespace (Python's "\0name").
+      "host:port", "[v6addr]:port": TCP, the host a name or a numeric address, empty
+      for any address when listening; port 0 picks a free port, and
+      mp_listener_address tells which ("127.0.0.1:40123"). TCP connections get
+      TCP_NODELAY. Abstract names and TCP ports have no file permissions, so a
+      listener there needs an authkey unless desc.allow_unauthenticated says
+      otherwise (abstract sockets: CVE-2022-42919).
+
+      The handshake. With an authkey, accept challenges first and then answers the
+      client's challenge; the client does the reverse; each message is one frame. mp
+      challenges as Python 3.12+ does: "#CHALLENGE#" + "{sha256}" + 40 bytes from
+      getrandom, and takes "{sha256}" + HMAC-SHA256 of all that follows "#CHALLENGE#",
+      "{md5}" + HMAC-MD5 of it, or a bare 16-byte HMAC-MD5 of it (a 3.11 client's
+      answer), exactly what Python 3.12+ takes but sha384/sha3. It answers Python 3.11's
+      20-byte challenge with a bare HMAC-MD5 and a "{digest}" one with that digest (md5
+      or sha256). Digests are compared in constant time. The verdict is "#WELCOME#"
+      or "#FAILURE#". Without an authkey there is no handshake, as in Python.
+
+      Hostile peers. Each handshake message is read with Python's limit of 256 bytes
+      (a header announcing more is refused before anything is allocated), under a
+      deadline: handshake_timeout for accept (10 s; whatever the accept timeout), the
+      client's timeout for mp_client (connect and handshake together). A client that
+      fails - wrong key, protocol error, closed, silent past the deadline - is closed
+      and accept returns MP_EAUTH for it; the listener goes on. Nothing a client sends
+      before the handshake ends is ever delivered as a message; what it sends after
+      its "#WELCOME#" is kept for the first recv. Out of fds, accept is MP_ESYS with
+      errno EMFILE and the client stays queued. mp_client: refused or reset is
+      MP_ECLOSED, a missing socket file MP_ESYS (ENOENT), out of time MP_ETIMEDOUT.
+
+      Limits. accept runs one handshake at a time, in the caller's thread: a slow
+      client delays the next one by up to handshake_timeout. Messages are bytes (no
+      pickled objects). A listener is a process-private handle like a conn; a forked
+      child may accept on its copy.
 
    QUEUES
 

@@ -23,7 +23,7 @@ typedef struct t_proc {
 
 /* Start argv[0] (searched on PATH) with stdin and stdout on pipes; stderr is kept.
    Returns false if fork or pipe fail. Our ends are close-on-exec. */
-static bool t_proc_start(char *const *argv, t_proc *p) {
+__attribute__((unused)) static bool t_proc_start(char *const *argv, t_proc *p) {
     int in[2], out[2];
     p->pid = -1, p->in = p->out = -1;
     if (pipe2(in, O_CLOEXEC) != 0) return false;
@@ -47,7 +47,7 @@ static bool t_proc_start(char *const *argv, t_proc *p) {
 }
 
 /* Close our pipe ends and reap it; returns the raw wait status. */
-static int t_proc_end(t_proc *p) {
+__attribute__((unused)) static int t_proc_end(t_proc *p) {
     if (p->in >= 0) close(p->in);
     if (p->out >= 0) close(p->out);
     p->in = p->out = -1;
@@ -91,7 +91,7 @@ __attribute__((unused)) static bool t_proc_write(t_proc *p, const char *s) {
 }
 
 /* Whether py runs and is Python 3.minor with multiprocessing.connection. */
-static bool t_py_is(const char *py, int minor) {
+__attribute__((unused)) static bool t_py_is(const char *py, int minor) {
     char code[160];
     snprintf(code, sizeof code,
              "import sys, multiprocessing.connection\n"
@@ -112,7 +112,7 @@ static bool t_py_is(const char *py, int minor) {
 
 /* A Python 3.minor interpreter: python3.minor on PATH, python3 if it is that version,
    or one installed by pyenv. false (and a note to say why) if there is none. */
-static bool t_py_find(int minor, char *out, size_t cap) {
+__attribute__((unused)) static bool t_py_find(int minor, char *out, size_t cap) {
     char name[32], pat[600];
     snprintf(name, sizeof name, "python3.%d", minor);
     if (t_py_is(name, minor)) return snprintf(out, cap, "%s", name), true;
@@ -131,7 +131,7 @@ static bool t_py_find(int minor, char *out, size_t cap) {
 }
 
 /* Python peers are skipped under valgrind (it would trace the interpreter). */
-static bool t_py_slow(const char *test) {
+__attribute__((unused)) static bool t_py_slow(const char *test) {
     if (!getenv("MP_TEST_SLOW")) return false;
     printf("SKIP %s: no Python peers under valgrind\n", test);
     return true;
