@@ -1246,6 +1246,7 @@ MPDEF int mp_client(const mp_client_desc *d, mp_conn **out);
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #ifndef MP_ASSERT
 #include <assert.h>
@@ -4934,17 +4935,24 @@ static bool mp__auth_check(const void *key, size_t klen, const unsigned char *ms
     return mp__digest_equal(want, resp + skip, a->len);
 }
 
-/* deliver_challenge: challenge the peer, send the verdict. MP_OK; MP_EAUTH (wrong
-   answer: #FAILURE# was sent; or a protocol error); the conn's receive codes. */
-static int mp__auth_deliver(mp_conn *c, const void *key, size_t klen, int64_t deadline) {
-    unsigned char out[11 + 8 + MP__AUTH_NONCE], resp[MP__AUTH_MAX];
-    size_t rlen;
+#define MP__AUTH_CHALLENGE_LEN (11 + 8 + MP__AUTH_NONCE)
+
+/* Our challenge: "#CHALLENGE#{sha256}" + 40 bytes from getrandom. */
+static int mp__auth_challenge(unsigned char *out) {
     memcpy(out, MP__AUTH_CHALLENGE "{sha256}", 19);
-    if (mp__random(out + 19, MP__AUTH_NONCE) != MP_OK) return MP_ESYS;
-    int rc = mp_conn_send(c, out, sizeof out);
-    if (rc == MP_OK) rc = mp__auth_recv(c, resp, &rlen, deadline);
+    return mp__random(out + 19, MP__AUTH_NONCE);
+}
+
+/* The second half of deliver_challenge: read the answer to our challenge ch, send the
+   verdict. MP_OK; MP_EAUTH (wrong answer: #FAILURE# was sent; or a protocol error);
+   the conn's receive codes. */
+static int mp__auth_judge(mp_conn *c, const void *key, size_t klen, const unsigned char *ch,
+                          int64_t deadline) {
+    unsigned char resp[MP__AUTH_MAX];
+    size_t rlen;
+    int rc = mp__auth_recv(c, resp, &rlen, deadline);
     if (rc != MP_OK) return rc;
-    if (!mp__auth_check(key, klen, out + 11, sizeof out - 11, resp, rlen)) {
+    if (!mp__auth_check(key, klen, ch + 11, MP__AUTH_CHALLENGE_LEN - 11, resp, rlen)) {
         mp_conn_send(c, MP__AUTH_FAILURE, 9); /* best effort: we close next anyway */
         return MP_EAUTH;
     }
@@ -4965,28 +4973,49 @@ static int mp__auth_response(const void *key, size_t klen, const unsigned char *
     return MP_OK;
 }
 
-/* answer_challenge: prove we have the key, read the verdict. MP_OK; MP_EAUTH (not a
-   challenge, or not welcomed); the conn's receive codes. */
-static int mp__auth_answer(mp_conn *c, const void *key, size_t klen, int64_t deadline) {
-    unsigned char m[MP__AUTH_MAX], out[16 + MP__HASH_MAX];
+/* The first half of answer_challenge: read the peer's challenge and send our answer,
+   followed in the same write by the frame then (if any; see mp__auth_handshake).
+   MP_OK; MP_EAUTH (not a challenge Python would answer); the conn's codes. */
+static int mp__auth_respond(mp_conn *c, const void *key, size_t klen, int64_t deadline,
+                            const unsigned char *then, size_t then_len) {
+    unsigned char m[MP__AUTH_MAX], out[16 + MP__HASH_MAX], h[2][12];
     size_t n, outlen;
     int rc = mp__auth_recv(c, m, &n, deadline);
     if (rc != MP_OK) return rc;
     if (n < 11 || memcmp(m, MP__AUTH_CHALLENGE, 11) != 0) return MP_EAUTH;
     if ((rc = mp__auth_response(key, klen, m + 11, n - 11, out, &outlen)) != MP_OK) return rc;
-    if ((rc = mp_conn_send(c, out, outlen)) != MP_OK) return rc;
-    if ((rc = mp__auth_recv(c, m, &n, deadline)) != MP_OK) return rc;
+    struct iovec iov[4] = {{h[0], mp__conn_header(h[0], outlen)}, {out, outlen},
+                           {h[1], mp__conn_header(h[1], then_len)}, {(void *)(uintptr_t)then, then_len}};
+    return mp__conn_writev(c, iov, then ? 4 : 2);
+}
+
+/* The end of answer_challenge: MP_OK if the peer says "#WELCOME#", else MP_EAUTH. */
+static int mp__auth_verdict(mp_conn *c, int64_t deadline) {
+    unsigned char m[MP__AUTH_MAX];
+    size_t n;
+    int rc = mp__auth_recv(c, m, &n, deadline);
+    if (rc != MP_OK) return rc;
     return n == 9 && memcmp(m, MP__AUTH_WELCOME, 9) == 0 ? MP_OK : MP_EAUTH;
 }
 
-/* Both halves, in the accepting side's order (challenge first) or the client's. */
+/* Python's handshake, mutual. Accepting: deliver_challenge then answer_challenge;
+   connecting: the reverse. The connecting side sends its challenge in the same write
+   as its answer instead of after the verdict: the bytes are Python's, in Python's
+   order (a listener reads them one frame at a time), with two trips fewer. */
 static int mp__auth_handshake(mp_conn *c, const void *key, size_t klen, bool accepting,
                               int64_t deadline) {
-    int rc = accepting ? mp__auth_deliver(c, key, klen, deadline)
-                       : mp__auth_answer(c, key, klen, deadline);
-    if (rc != MP_OK) return rc;
-    return accepting ? mp__auth_answer(c, key, klen, deadline)
-                     : mp__auth_deliver(c, key, klen, deadline);
+    unsigned char ch[MP__AUTH_CHALLENGE_LEN];
+    int rc = mp__auth_challenge(ch) == MP_OK ? MP_OK : MP_ESYS;
+    if (rc == MP_OK && accepting) {
+        if ((rc = mp_conn_send(c, ch, sizeof ch)) == MP_OK) rc = mp__auth_judge(c, key, klen, ch, deadline);
+        if (rc == MP_OK) rc = mp__auth_respond(c, key, klen, deadline, NULL, 0);
+        if (rc == MP_OK) rc = mp__auth_verdict(c, deadline);
+    } else if (rc == MP_OK) {
+        rc = mp__auth_respond(c, key, klen, deadline, ch, sizeof ch);
+        if (rc == MP_OK) rc = mp__auth_verdict(c, deadline);
+        if (rc == MP_OK) rc = mp__auth_judge(c, key, klen, ch, deadline);
+    }
+    return rc;
 }
 
 // >>listener ---------------------------------------------------------------------
@@ -5045,6 +5074,26 @@ static int mp__addr_unix(const char *s, mp__addrs *out) {
     return 0;
 }
 
+/* A numeric IPv4 or IPv6 host needs no resolver (getaddrinfo reads files even then). */
+static bool mp__addr_numeric(const char *host, unsigned short port, mp__sockaddr *a) {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&a->ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a->ss;
+    memset(&a->ss, 0, sizeof a->ss);
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        a->len = sizeof *v4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        a->len = sizeof *v6;
+        return true;
+    }
+    return false;
+}
+
 /* "host:port" or "[v6]:port" (host may be empty: any address when listening,
    loopback when connecting) through getaddrinfo. -1 with errno EINVAL, ENOENT (does
    not resolve), ENOMEM. */
@@ -5062,6 +5111,8 @@ static int mp__addr_tcp(const char *s, bool passive, mp__addrs *out) {
     }
     memcpy(host, h, hn);
     host[hn] = 0;
+    out->tcp = true;
+    if (mp__addr_numeric(host, (unsigned short)pn, &out->a[0])) return out->n = 1, 0;
     struct addrinfo hints, *res, *ai;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -5078,7 +5129,6 @@ static int mp__addr_tcp(const char *s, bool passive, mp__addrs *out) {
         out->a[out->n++].len = ai->ai_addrlen;
     }
     freeaddrinfo(res);
-    out->tcp = true;
     if (out->n == 0) errno = ENOENT;
     return out->n ? 0 : -1;
 }

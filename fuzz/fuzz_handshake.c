@@ -139,7 +139,9 @@ static void check_accepting(int rc, const uint8_t *d, size_t n, const peer *p) {
     const mp__hash_alg *a = framed ? ref_digest(m, len, &skip) : NULL;
     bool welcome = a && ref_frame(d, n, &pos, &v, &vlen) && vlen == 9 && memcmp(v, "#WELCOME#", 9) == 0;
     if (rc == MP_OK && !welcome) FAIL("accepted, but the reference refuses");
-    if (welcome && rc == MP_ETIMEDOUT && (p->mode & 2)) welcome = false; /* a loaded machine */
+    /* with the peer's end open the 20 ms deadline may strike anywhere on a loaded
+       machine, even before the peer's correct answer arrived */
+    if (rc == MP_ETIMEDOUT && (p->mode & 2)) return;
     if ((rc == MP_OK) != welcome) FAIL("rc %d but the reference says %s", rc, welcome ? "accept" : "refuse");
     if (p->got < 63 + 13 || memcmp(p->out + 63, "\0\0\0\x09#WELCOME#", 13) != 0)
         FAIL("mp did not welcome a correct answer");
