@@ -1154,7 +1154,8 @@ typedef struct mp_listener mp_listener;
    file), "@name" (Linux's abstract Unix namespace), "host:port" or "[v6addr]:port" (TCP;
    host a name or a numeric address; port 0 picks a free one). Defaults: address NULL
    is a fresh socket file in a private 0700 directory (Python's arbitrary_address);
-   authkey NULL: no authentication; backlog 128; handshake_timeout 10 s. A TCP or
+   authkey NULL: no authentication; backlog 128; handshake_timeout 10 s (negative: no
+   limit). A TCP or
    abstract listener without an authkey is refused (EINVAL) unless
    allow_unauthenticated: those addresses have no file permissions to guard them. */
 typedef struct mp_listener_desc {
@@ -5187,7 +5188,7 @@ static int mp__listen_on(mp_listener *l, const mp__addrs *as, int backlog) {
     for (i = 0; i < as->n; i++) {
         const mp__sockaddr *a = &as->a[i];
         int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0) return -1;
+        if (fd < 0) continue; /* EAFNOSUPPORT: no IPv6 here, say; errno stays */
         if (as->tcp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if ((!as->path || fchmod(fd, 0600) == 0) &&
             bind(fd, (const struct sockaddr *)&a->ss, a->len) == 0 && listen(fd, backlog) == 0) {
@@ -5360,7 +5361,7 @@ static int mp__connect(const mp__addrs *as, int64_t deadline, int *out) {
     int i, rc = MP_ESYS;
     for (i = 0; i < as->n; i++) {
         int fd = socket(as->a[i].ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0) return MP_ESYS;
+        if (fd < 0) continue; /* EAFNOSUPPORT...: the next address may do; rc stays */
         rc = mp__connect_fd(fd, &as->a[i], deadline);
         int fl = rc == MP_OK ? fcntl(fd, F_GETFL) : -1;
         if (fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == 0) {

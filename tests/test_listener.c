@@ -377,9 +377,14 @@ TEST(listener_faults_refused_reset_timeouts_fds) {
     errno = 0;
     int rc = mp_listener_accept(l, &c, 5);
     int e = errno;
+    errno = 0;
+    int crc = mp_client(&kd, &c); /* no fd for the client's socket either */
+    int ce = errno;
     CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
     CHECK_EQ(rc, MP_ESYS);
     CHECK_EQ(e, EMFILE);
+    CHECK_EQ(crc, MP_ESYS);
+    CHECK_EQ(ce, EMFILE);
     CHECK_EQ(mp_listener_accept(l, &c, 30), MP_OK);
     CHECK(echo_server(c));
     mp_conn_close(c);
