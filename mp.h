@@ -402,7 +402,11 @@
       answer), exactly what Python 3.12+ takes but sha384/sha3. It answers Python 3.11's
       20-byte challenge with a bare HMAC-MD5 and a "{digest}" one with that digest (md5
       or sha256). Digests are compared in constant time. The verdict is "#WELCOME#"
-      or "#FAILURE#". Without an authkey there is no handshake, as in Python.
+      or "#FAILURE#". Without an authkey there is no handshake, as in Python. The
+      bytes and their order are Python's, but mp merges writes where no peer can
+      wait on it: a client sends its own challenge with its answer (a listener reads
+      one frame at a time), and a listener that already has that challenge sends
+      "#WELCOME#" with its answer - two trips fewer between mp sides.
 
       Hostile peers. Each handshake message is read with Python's limit of 256 bytes
       (a header announcing more is refused before anything is allocated), under a
