@@ -368,11 +368,11 @@ TEST_T(example_listener_client, 30) {
     CHECK(l && atoi(l + 30) > 0);
     for (int c = 0; c < 3; c++)
         for (int i = 1; i <= 3; i++) { /* each request answered, in order per client */
-            char want[64];
+            char want[96];
             snprintf(want, sizeof want, "client %d got: HELLO FROM CLIENT %d (%d)\n", c, c, i);
             CHECK(ex_line(r.out, want));
             if (i > 1) {
-                char prev[64];
+                char prev[96];
                 snprintf(prev, sizeof prev, "client %d got: HELLO FROM CLIENT %d (%d)\n", c, c, i - 1);
                 CHECK(ex_line(r.out, prev) < ex_line(r.out, want));
             }
