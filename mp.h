@@ -5410,7 +5410,7 @@ static int mp__connect(const mp__addrs *as, int64_t deadline, int *out) {
 
 MPDEF int mp_client(const mp_client_desc *d, mp_conn **out) {
     mp__addrs as;
-    int fd;
+    int fd = -1;
     if (out) *out = NULL;
     if (!d || !out || !d->address || (!d->authkey && d->authkey_len) || d->timeout != d->timeout)
         return MP_EINVAL;

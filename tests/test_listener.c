@@ -385,10 +385,16 @@ TEST(listener_faults_refused_reset_timeouts_fds) {
     CHECK_EQ(e, EMFILE);
     CHECK_EQ(crc, MP_ESYS);
     CHECK_EQ(ce, EMFILE);
-    CHECK_EQ(mp_listener_accept(l, &c, 30), MP_OK);
-    CHECK(echo_server(c));
-    mp_conn_close(c);
-    CHECK_EQ(t_wait(pid), 0);
+    /* valgrind emulates the fd limit after the real accept4 succeeded, and closes
+       that client: only natively does it stay queued */
+    if (!getenv("MP_TEST_SLOW")) {
+        CHECK_EQ(mp_listener_accept(l, &c, 30), MP_OK);
+        CHECK(echo_server(c));
+        mp_conn_close(c);
+        CHECK_EQ(t_wait(pid), 0);
+    } else {
+        t_wait(pid);
+    }
     mp_listener_close(l);
     /* a server that closes at once: reset or closed mid-handshake, MP_ECLOSED */
     uniq(path, sizeof path, "/tmp/mp-test-%d-%d.sock");
