@@ -13,7 +13,7 @@ EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC))
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
-.PHONY: all examples test check check-asan check-valgrind check-matrix bench bench-deps bench-plot install clean \
+.PHONY: all examples test check check-asan check-valgrind check-matrix check-bench-probe bench bench-skipped bench-deps bench-plot install clean \
 	torture torture-short fuzz fuzz-handshake
 
 all: examples
@@ -28,9 +28,14 @@ $(B)/runner: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) $(OPT) -I. $(TEST_SRC) -o $@ $(LIBS)
 
-# The tests run the examples too, so they are built first.
-test: $(B)/runner examples
-	MP_EXAMPLES_DIR=$(B)/examples $(B)/runner $(T)
+# A program the tests exec: unrelated to the runner, it attaches to a named heap.
+$(B)/named_peer: tests/peer/named_peer.c mp.h
+	@mkdir -p $(B)
+	$(CC) $(STD) $(WARN) $(OPT) $< -o $@ $(LIBS)
+
+# The tests run the examples and the peer too, so they are built first.
+test: $(B)/runner examples $(B)/named_peer
+	MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner $(T)
 
 # --- make check: sanitizers, valgrind, the compile matrix -------------------------
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -43,9 +48,9 @@ $(B)/runner-vg: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) -O1 -g -I. $(TEST_SRC) -o $@ $(LIBS)
 
-check-asan: $(B)/runner-asan examples
+check-asan: $(B)/runner-asan examples $(B)/named_peer
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples $(B)/runner-asan $(T)
+	MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner-asan $(T)
 
 # Valgrind writes one log per process into VG_LOGDIR (so the examples' own stderr stays
 # theirs); a process with an error exits 99 and fails its test, and the logs that hold
@@ -62,27 +67,33 @@ VALGRIND := valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=fu
 # never under ASan, never with a plain fork+kill loop outside the suite).
 VG_EXCLUDE := -x process_hundred_terminated_right_after_start
 
-check-valgrind: $(B)/runner-vg examples
+check-valgrind: $(B)/runner-vg examples $(B)/named_peer
 	@rm -rf $(VG_LOGDIR) && mkdir -p $(VG_LOGDIR) && chmod 1777 $(VG_LOGDIR)
-	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples \
+	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer \
 	$(VALGRIND) $(B)/runner-vg $(VG_EXCLUDE) $(T) || \
 	{ grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' $(VG_LOGDIR)/*.log | xargs -r cat; exit 1; }
 
-# gcc and clang, C99 and C11, and the whole header compiled as C++.
+# gcc and clang, C99 and C11, -pedantic, the whole header compiled as C++, and a
+# user's private MP_STATIC copy that uses only a few functions.
+PEDANTIC := $(WARN) -pedantic
 check-matrix:
 	@mkdir -p $(B)/matrix
 	@for cc in gcc clang; do for std in c99 c11; do \
-	  echo "  $$cc -std=$$std"; \
-	  $$cc -std=$$std $(WARN) -O2 -I. -c tests/mp_impl.c -o $(B)/matrix/impl-$$cc-$$std.o || exit 1; \
-	  $$cc -std=$$std $(WARN) -O2 -I. -x c -c mp.h -o $(B)/matrix/decl-$$cc-$$std.o || exit 1; \
+	  echo "  $$cc -std=$$std -pedantic, and MP_STATIC"; \
+	  $$cc -std=$$std $(PEDANTIC) -O2 -I. -c tests/mp_impl.c -o $(B)/matrix/impl-$$cc-$$std.o || exit 1; \
+	  $$cc -std=$$std $(PEDANTIC) -O2 -I. -x c -c mp.h -o $(B)/matrix/decl-$$cc-$$std.o || exit 1; \
+	  $$cc -std=$$std $(PEDANTIC) -O2 tests/matrix/mp_static.c -o $(B)/matrix/static-$$cc-$$std -pthread || exit 1; \
+	  $(B)/matrix/static-$$cc-$$std >/dev/null || exit 1; \
 	done; done
 	@for cxx in g++ clang++; do \
-	  echo "  $$cxx -x c++"; \
-	  $$cxx -std=c++11 $(WARN) -O2 -I. -x c++ -c tests/mp_impl.c -o $(B)/matrix/impl-$$cxx.o || exit 1; \
+	  echo "  $$cxx -x c++ -pedantic, and MP_STATIC"; \
+	  $$cxx -std=c++11 $(PEDANTIC) -O2 -I. -x c++ -c tests/mp_impl.c -o $(B)/matrix/impl-$$cxx.o || exit 1; \
+	  $$cxx -std=c++11 $(PEDANTIC) -O2 -x c++ tests/matrix/mp_static.c -o $(B)/matrix/static-$$cxx -pthread || exit 1; \
+	  $(B)/matrix/static-$$cxx >/dev/null || exit 1; \
 	done
 	@echo "compile matrix clean"
 
-check: check-matrix check-asan check-valgrind torture-short
+check: check-matrix check-bench-probe check-asan check-valgrind torture-short
 
 # --- make torture: SIGKILL at random instants (TORTURE_SECONDS, default 300) ---------
 TORTURE_SECONDS ?= 300
@@ -131,9 +142,16 @@ fuzz-handshake: $(B)/fuzz_handshake
 # when their headers are found (Boost.Interprocess: libboost-dev; ZeroMQ: libzmq3-dev);
 # otherwise they report themselves skipped. make bench-deps installs them.
 BENCH_CXX_SRC = $(sort $(wildcard bench/*.cpp))
-HAVE_CXX   = $(shell command -v $(CXX) >/dev/null 2>&1 && echo 1 || echo 0)
-HAVE_BOOST = $(shell echo '\#include <boost/interprocess/ipc/message_queue.hpp>' | $(CXX) -x c++ -E - >/dev/null 2>&1 && echo 1 || echo 0)
-HAVE_ZMQ   = $(shell echo '\#include <zmq.h>' | $(CC) -E - >/dev/null 2>&1 && echo 1 || echo 0)
+# Each probe compiles (ZeroMQ: and links) a real program, once per make run. The
+# headers' names are variables so that make check can hide them (check-bench-probe).
+H := \#
+BOOST_HEADER ?= boost/interprocess/ipc/message_queue.hpp
+ZMQ_HEADER   ?= zmq.h
+HAVE_CXX   = $(eval HAVE_CXX := $(shell command -v $(CXX) >/dev/null 2>&1 && echo 1 || echo 0))$(HAVE_CXX)
+HAVE_BOOST = $(eval HAVE_BOOST := $(if $(filter 1,$(HAVE_CXX)),$(shell printf '$(H)include <$(BOOST_HEADER)>\nint main() { return 0; }\n' | \
+	$(CXX) -std=c++11 -x c++ -fsyntax-only - >/dev/null 2>&1 && echo 1 || echo 0),0))$(HAVE_BOOST)
+HAVE_ZMQ   = $(eval HAVE_ZMQ := $(shell printf '$(H)include <$(ZMQ_HEADER)>\nint main(void) { int a, b, c; zmq_version(&a, &b, &c); return 0; }\n' | \
+	$(CC) -x c - -o /dev/null -lzmq >/dev/null 2>&1 && echo 1 || echo 0))$(HAVE_ZMQ)
 BENCH_FLAGS = -O2 -g -Wall -Wextra -I. -DMPB_HAVE_BOOST=$(HAVE_BOOST) -DMPB_HAVE_ZMQ=$(HAVE_ZMQ)
 BENCH_OBJ = $(patsubst bench/%.c,$(B)/bench/%.o,$(BENCH_SRC)) \
             $(if $(filter 1,$(HAVE_CXX)),$(patsubst bench/%.cpp,$(B)/bench/%.o,$(BENCH_CXX_SRC)))
@@ -159,9 +177,28 @@ FORCE:
 
 # W=workload-or-prefix... limits the run; R=runs (default 5).
 bench: $(B)/mpbench
-	@[ -n "$(filter 1,$(HAVE_BOOST))" ] || echo "# Boost.Interprocess peer not built: make bench-deps (libboost-dev)"
-	@[ -n "$(filter 1,$(HAVE_ZMQ))" ] || echo "# ZeroMQ peer not built: make bench-deps (libzmq3-dev)"
+	@$(MAKE) --no-print-directory bench-skipped
 	$(B)/mpbench -r $(or $(R),5) -c $(B)/bench.csv -m $(B)/bench.md -p $(B)/bench.dat $(W)
+
+bench-skipped:
+	@[ -n "$(filter 1,$(HAVE_CXX))" ] || echo "# skipped: the C++ peers ($(CXX) not found): Boost.Interprocess"
+	@[ -n "$(filter 1,$(HAVE_BOOST))" ] || echo "# skipped: Boost.Interprocess peer (<$(BOOST_HEADER)> not found): make bench-deps (libboost-dev)"
+	@[ -n "$(filter 1,$(HAVE_ZMQ))" ] || echo "# skipped: ZeroMQ peer (<$(ZMQ_HEADER)> or -lzmq not found): make bench-deps (libzmq3-dev)"
+	@command -v python3 >/dev/null 2>&1 || echo "# skipped: the Python peers (python3 not found)"
+
+# make check: the bench builds and runs with the optional peers' headers hidden, and
+# says which peers it skipped (a machine with only cc, make and python3).
+check-bench-probe:
+	@$(MAKE) --no-print-directory B=$(B)/bench-probe ZMQ_HEADER=mp-hidden/zmq.h \
+	  BOOST_HEADER=mp-hidden/message_queue.hpp bench-skipped $(B)/bench-probe/mpbench >$(B)/bench-probe.log 2>&1 || \
+	  { cat $(B)/bench-probe.log; exit 1; }
+	@grep -q 'skipped: ZeroMQ' $(B)/bench-probe.log && grep -q 'skipped: Boost' $(B)/bench-probe.log || \
+	  { cat $(B)/bench-probe.log; echo "bench probe: the hidden peers were not reported"; exit 1; }
+	@grep -q -- '-DMPB_HAVE_BOOST=0 -DMPB_HAVE_ZMQ=0' $(B)/bench-probe/bench/flags || \
+	  { echo "bench probe: a hidden peer was still built"; exit 1; }
+	@$(B)/bench-probe/mpbench -r 1 -s ZeroMQ pingpong_64B 2>&1 | grep -q 'skipped' || \
+	  { echo "bench probe: the ZeroMQ pair did not report itself skipped"; exit 1; }
+	@echo "bench builds without the optional peers, and says so"
 
 # The optional peers and the plotter, from Debian's packages (as root, else with sudo).
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -43,7 +43,7 @@
           printf("%s: exitcode %d\n", mp_process_name(p), mp_process_exitcode(p));
           mp_process_destroy(p);
 
-   A SHORT TOUR (thirteen complete programs are in examples/; README.md maps every
+   A SHORT TOUR (fourteen complete programs are in examples/; README.md maps every
    Python name to its mp.h counterpart)
 
       Python's verbs become mp_<type>_<verb>; keyword arguments a *_desc struct whose
@@ -97,7 +97,9 @@
 
    CONFIGURATION MACROS (define before including mp.h with MP_IMPLEMENTATION)
 
-      MP_STATIC               make every public function static (private to one file)
+      MP_STATIC               make every public function static (private to one file;
+                              with gcc and clang the ones you do not call raise no
+                              unused-function warning, -Wall -Werror builds stay clean)
       MP_ASSERT(x)            internal invariant checks (default: assert(x))
       MP_MALLOC(n), MP_FREE(p)
                               process-private memory (handles such as mp_conn, mp_shm,
@@ -117,6 +119,7 @@
       LISTENERS AND CLIENTS     mp_listener_*, mp_client: by address, with an authkey
       QUEUES                    mp_queue_*
       NAMED SHARED MEMORY       mp_shm_*
+      UNRELATED PROGRAMS        mp_name_*, the named heap (mp_config.name), mp_heap_unlink
       THE POOL                  mp_pool_*, mp_imap_*, mp_async_*
       ROBUSTNESS                what happens when a process dies mid-operation
 
@@ -142,7 +145,7 @@
       MP_ESYS         a system call failed; errno holds the cause
       MP_EAUTH        authentication failed (Listener/Client): wrong key, or a peer
                       that broke the handshake
-      MP_ENOTFOUND    no such key, index or name (for the containers to come)
+      MP_ENOTFOUND    no such key, index or name (mp_name_*, the containers)
 
       Timeouts are double seconds: MP_FOREVER (any negative value) blocks, 0 tries
       once, anything else is a deadline on CLOCK_MONOTONIC. A signal never ends a
@@ -151,7 +154,8 @@
    THE SHARED HEAP
 
       mp_init reserves one MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE region (it happens
-      by itself on first use). Every process forked afterwards sees it at the same
+      by itself on first use; a named heap, shared by unrelated programs, is a shared
+      memory object instead: see UNRELATED PROGRAMS). Every process forked afterwards sees it at the same
       address, so a pointer into the heap means the same thing in every process of the
       family: an object a child creates after the fork can be handed to its parent or
       siblings through a queue. All mp objects but connections and named shared memory
@@ -201,7 +205,70 @@
       mp_shm_open(name, size, flags) maps a POSIX shared memory object (shm_open)
       that processes not forked from one another can share by name. Created with
       mode 0600 and sized with posix_fallocate, so a full /dev/shm is an error at
-      open time (errno ENOSPC), not a SIGBUS later.
+      open time (errno ENOSPC), not a SIGBUS later. These are raw bytes; to share mp
+      objects (queues, locks...) between such programs, use a named heap.
+
+   UNRELATED PROGRAMS
+
+      Names. mp_name_set(name, obj) registers any object of the heap (a queue, a lock,
+      a block of your own) under a name of 1 to 255 bytes; mp_name_get(name) finds it
+      from any process; mp_name_del removes the name. mp_name_setdefault registers
+      unless the name is taken and returns the object the name stands for, so two
+      processes that race to create one object agree on it. The registry is robust: a
+      process killed inside a call leaves it consistent.
+
+      The named heap. mp_init with cfg.name creates the heap as a POSIX shared memory
+      object of that name, or attaches to it if it exists, so programs not forked from
+      one another - a daemon and its tools, two services - share every kind of mp
+      object at memory speed, and find them through the registry (cut from
+      examples/named_heap.c):
+
+          mp_config cfg = { .name = argv[2] };   // create or attach the named heap
+          int rc = mp_init(&cfg);
+          ...
+          mp_queue *q = (mp_queue *)mp_name_get("jobs");
+          if (q) return q;
+          mp_queue *mine = mp_queue_create(NULL);
+          if (!mine) return NULL;
+          q = (mp_queue *)mp_name_setdefault("jobs", mine);   // another may have won the race
+          if (q != mine) mp_queue_destroy(mine);
+
+      - Same address everywhere. The creator maps the heap at an address it records in
+        the heap's header; every program that attaches maps it at that address
+        (MAP_FIXED_NOREPLACE, checked), so a pointer into the heap means the same in
+        every program - also programs built from different sources. The address is one
+        of 1024 slots, 16 GiB apart from 32 TiB up, picked by a hash of the name: far
+        from where Linux puts programs, libraries, stacks and mmap (near 0x55... and
+        0x7f...) and above ASan's shadow. If it is taken in the creator, the next slot
+        serves; if it is taken in a program that attaches, mp_init fails with MP_ESYS
+        and errno EEXIST (nothing else is changed: that program can go on without it).
+      - Safe attach. Creation and attach are serialized by an flock on the object,
+        which the kernel drops when its holder dies: a creator killed half way through
+        is found by the next program (the header's magic is written last), which
+        formats the heap anew instead of hanging. A heap of another layout version is
+        MP_EINVAL with errno EPROTO; asking for a heap_size other than the heap's is
+        MP_EINVAL with errno ERANGE (heap_size 0 takes the heap's own).
+      - Permissions. The object is created with mode 0600 (cfg.mode for another, e.g.
+        0660 for a group; applied exactly, whatever the umask). A program the mode
+        forbids gets MP_ESYS with errno EACCES.
+      - Memory. The object is backed as the heap's top grows, 4 MiB at a time
+        (MADV_POPULATE_WRITE), so a full /dev/shm is MP_ENOMEM from mp_init or NULL
+        with errno ENOMEM from mp_alloc - never a SIGBUS on first touch. (Kernels
+        before 5.14 lack that advice; there the pages come on first touch.)
+      - Lifetime. The heap lives while its name exists or a program maps it:
+        mp_heap_unlink(name) removes the name (programs attached keep their heap); the
+        next mp_init of that name then creates a fresh one.
+      - Robustness across programs. A lock owner, a queue slot's owner or a barrier
+        waiter is a thread id, checked as any other: a program SIGKILLed while
+        attached never wedges the others, exactly as in a family.
+      - What cannot cross. Function pointers and fds belong to one program: process
+        targets, pool tasks and initializers, and a barrier's action (only its
+        creator's program may wait on a barrier that has one: others get MP_EPERM).
+        A process can be started, joined or destroyed only by the process that created
+        it, and a pool used only by its owner (elsewhere an error); mp_conn handles
+        are per process. A condition's predicate (mp_condition_wait_for) is the
+        caller's own, so conditions cross freely. Each program may fork a family of its
+        own on the named heap: its children share it too.
 
    SYNCHRONIZATION
 
@@ -271,7 +338,9 @@
       (the timeout breaks it for everyone, as in Python; timeout 0 breaks it at once
       unless the caller is the last party), or when a waiter died: sleepers check each
       other's thread ids every 100 ms, so a party killed inside mp_barrier_wait breaks
-      the barrier for the others within about 100-200 ms. A broken barrier stays broken
+      the barrier for the others within about 100-200 ms, and the arrival that would
+      complete the round checks the parties it is about to release (a dead one has not
+      arrived: that arrival gets MP_EBROKEN too, and the action does not run). A broken barrier stays broken
       (new callers get MP_EBROKEN at once) until mp_barrier_reset. A party that never
       arrives cannot be told from a slow one: use a timeout. Rounds follow one another
       without a drain phase; a waiter must run again within 64 rounds of its release to
@@ -355,7 +424,9 @@
       (mp_process_sentinel) and any other fd. A conn's fd counts as ready once a whole
       message or EOF is there - also when the message is already in the conn's buffer
       and the fd itself is drained; mp keeps a per-process table from fd to conn for
-      that. Do not close a conn another thread is waiting on.
+      that. Every fd ready at the call is reported, as Python's wait returns every
+      ready object, so a conn its peer floods never starves the others. Do not close a
+      conn another thread is waiting on.
 
    LISTENERS AND CLIENTS
 
@@ -495,7 +566,10 @@
       Robustness. A producer or consumer killed at any instant - mid-put, mid-get,
       mid-copy, between reserve and commit - never wedges the others: each slot in
       flight names its owner's thread, and a waiter that finds the slot stuck checks
-      every 20 ms whether the owner lives. A dead writer's slot is
+      every 20 ms whether the owner lives - and so does a call about to give up
+      (timeout 0 or a short timeout: a consumer that polls recovers the slot too; each
+      thread looks at a given live owner at most once per 20 ms, so polling stays
+      cheap). A dead writer's slot is
       skipped (its message is lost), a dead reader's slot is freed (the message it
       was taking is lost). Nothing is duplicated and nothing else is lost or
       corrupted; the heap block of a lost large message leaks. Sleepers therefore
@@ -568,8 +642,8 @@
       are woken only when asleep; the owner likewise sleeps on an eventcount only
       after a short spin.
 
-      Progress: d->progress(done, total, arg) is called by the owner as chunks
-      finish (done == total last). mp_progress_bar is a ready-made one that draws
+      Progress: d->progress(done, total, arg) is called by the owner with done 0 as
+      the job starts, then as chunks finish (done == total last). mp_progress_bar is a ready-made one that draws
       "label: 45%|#########           | 450/1000 [00:02<00:03, 210.5/s]" on stderr
       when stderr is a terminal (the C answer to tqdm(pool.imap(...))).
 
@@ -647,7 +721,9 @@
 #define MP_VERSION_STRING "0.1.0"
 
 #ifndef MPDEF
-#ifdef MP_STATIC
+#if defined(MP_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define MPDEF static __attribute__((unused)) /* a private copy uses only a few */
+#elif defined(MP_STATIC)
 #define MPDEF static
 #else
 #define MPDEF extern
@@ -682,13 +758,28 @@ enum {
 #define MP_FOREVER (-1.0)
 
 typedef struct mp_config {
-    size_t heap_size; /* 0: MP_DEFAULT_HEAP_SIZE (1 GiB of address space) */
+    size_t heap_size; /* 0: MP_DEFAULT_HEAP_SIZE (1 GiB of address space); for a named
+                         heap that exists, 0 takes its size */
+    const char *name; /* NULL: an anonymous heap for this family. "/jobs": a named heap
+                         that unrelated programs share (see UNRELATED PROGRAMS) */
+    unsigned mode;    /* a named heap's permissions when this call creates it; 0: 0600 */
 } mp_config;
 
 /* Reserve the shared heap. Optional (the first mp call does it with defaults); must
-   precede the first fork. Returns MP_OK; MP_EINVAL if already initialized with another
-   size or cfg->heap_size is below 1 MiB; MP_ESYS if mmap fails. */
+   precede the first fork. With cfg->name: create the named heap, or attach to it if it
+   exists (see UNRELATED PROGRAMS). Returns MP_OK (also when the heap asked for is the
+   one already there); MP_EINVAL: already initialized otherwise, cfg->heap_size below
+   1 MiB or above 2^46, a bad name (as for mp_shm_open), or - errno EPROTO - a named
+   heap of another layout version or that does not match its header, or - errno ERANGE
+   - a named heap of another size than cfg->heap_size; MP_ENOMEM: /dev/shm is full;
+   MP_ETIMEDOUT: another program held the heap's creation lock for 10 s; MP_ESYS: a
+   system call failed, errno says which (EACCES: the mode forbids us; EEXIST: the named
+   heap's address is taken in this process). */
 MPDEF int mp_init(const mp_config *cfg);
+
+/* Remove a named heap's name (programs attached keep it until they exit). MP_OK,
+   MP_EINVAL (bad name), MP_ESYS (errno ENOENT...). */
+MPDEF int mp_heap_unlink(const char *name);
 
 /* Text of an MP_E... code (or "unknown error"). Never NULL. */
 MPDEF const char *mp_strerror(int code);
@@ -697,7 +788,8 @@ MPDEF const char *mp_strerror(int code);
 MPDEF int mp_cpu_count(void);
 
 /* Blocks of the shared heap, 16-byte aligned, valid in every process of the family.
-   NULL with errno ENOMEM when the heap is exhausted or size is 0 or absurd.
+   NULL with errno EINVAL for size 0, ENOMEM when the heap is exhausted or the size is
+   above what it can ever hold (mp_calloc: also when n * size overflows).
    mp_calloc zeroes; mp_free(NULL) does nothing; a pointer not from mp_alloc or freed
    twice is ignored (detected by the block header). */
 MPDEF void *mp_alloc(size_t size);
@@ -714,6 +806,26 @@ typedef struct mp_heap_stats {
 
 /* Snapshot of the heap's counters. MP_EINVAL if out is NULL. */
 MPDEF int mp_heap_stats_get(mp_heap_stats *out);
+
+// >>decl:names -------------------------------------------------------------------
+
+/* A registry of names for objects of the shared heap (queues, locks, dicts, your own
+   blocks): processes of a family, and the programs attached to one named heap, find
+   each other's objects by name. Names are 1 to 255 bytes. Robust: a process killed
+   inside a call leaves the registry consistent. */
+
+/* Register obj under name, replacing what it named. MP_OK; MP_EINVAL (bad name, obj
+   not in the shared heap); MP_ENOMEM. */
+MPDEF int mp_name_set(const char *name, void *obj);
+/* Register obj under name unless the name is taken, and return what the name stands
+   for: obj, or the object registered first (Python's dict.setdefault). Two processes
+   that race to create one object by name use this: the loser destroys its own. NULL
+   + errno EINVAL, ENOMEM. */
+MPDEF void *mp_name_setdefault(const char *name, void *obj);
+/* The object registered under name; NULL + errno ENOENT (none) or EINVAL (bad name). */
+MPDEF void *mp_name_get(const char *name);
+/* Remove the name (the object itself stays). MP_OK, MP_ENOTFOUND, MP_EINVAL. */
+MPDEF int mp_name_del(const char *name);
 
 // >>decl:process -----------------------------------------------------------------
 
@@ -740,7 +852,8 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d);
    by this process. MP_ESYS: fork failed (errno EAGAIN at RLIMIT_NPROC). */
 MPDEF int mp_process_start(mp_process *p);
 /* Wait for the process to end and reap it. Repeatable. MP_OK, MP_ETIMEDOUT, or
-   MP_EINVAL (NULL, never started, not our child). */
+   MP_EINVAL (NULL, never started, not our child, or destroyed - detected as long as
+   the record's memory was not reused). */
 MPDEF int mp_process_join(mp_process *p, double timeout);
 MPDEF bool mp_process_is_alive(mp_process *p);
 /* SIGTERM / SIGKILL. MP_OK (also when it already ended), MP_EINVAL if not started. */
@@ -753,13 +866,16 @@ MPDEF const char *mp_process_name(const mp_process *p);
 /* An fd (pidfd) readable once the process ended; owned by p. MP_EINVAL if not
    started or not our child. */
 MPDEF int mp_process_sentinel(mp_process *p);
-/* Free the record. MP_OK; MP_EINVAL if it is still running or not ours (nothing freed).
-   mp_process_destroy(NULL) is MP_OK. */
+/* Free the record. MP_OK; MP_EINVAL if it is still running, not ours, already destroyed
+   (where detectable) or the current process's own record (nothing freed).
+   mp_process_destroy(NULL) is MP_OK. Every other call on a destroyed record is
+   MP_EINVAL (false, MP_EXITCODE_NONE) where detectable, as for the sync objects. */
 MPDEF int mp_process_destroy(mp_process *p);
 /* Reap ended children of this process, store up to cap of the live ones in out, and
    return how many are alive. */
 MPDEF size_t mp_active_children(mp_process **out, size_t cap);
-/* This process's record: the one it was started from, or "MainProcess". */
+/* This process's record: the one it was started from, or "MainProcess" (made in the
+   shared heap on first call: NULL with errno ENOMEM if the heap is full then). */
 MPDEF mp_process *mp_current_process(void);
 /* The pid of the process that started this one (getppid() in the main process). */
 MPDEF pid_t mp_parent_pid(void);
@@ -845,12 +961,15 @@ MPDEF int mp_condition_notify_all(mp_condition *c);
 MPDEF void mp_condition_destroy(mp_condition *c);
 
 /* A barrier for parties participants; action(arg), if given, is run by the last one to
-   arrive, before the others are released. NULL + errno EINVAL (parties 0), ENOMEM. */
+   arrive, before the others are released. NULL + errno EINVAL (parties 0 or above
+   2^24), ENOMEM. */
 MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), void *arg);
 /* Wait until parties callers have arrived. MP_OK and *index (if not NULL) = arrival
    order 0..parties-1 (the last, parties-1, ran the action). MP_EBROKEN: the barrier is or
    got broken while waiting: abort, reset, a waiter's timeout (which breaks it for
-   everyone, as in Python), or a waiter that died; it stays broken until reset. */
+   everyone, as in Python), or a waiter that died; it stays broken until reset.
+   MP_EPERM: a barrier with an action, waited on from another program than its
+   creator's (a named heap): the action is a function of that program only. */
 MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index);
 /* Break the barrier: waiters and later callers get MP_EBROKEN until reset. */
 MPDEF void mp_barrier_abort(mp_barrier *b);
@@ -891,7 +1010,9 @@ MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len);
    or its header announces more than the conn's limit (mp_conn_set_max_message; *len =
    the size announced, SIZE_MAX for a malformed header), nothing consumed either;
    MP_EINVAL (NULL c or len, buf NULL with cap > 0, a send-only end); MP_ENOMEM; MP_ESYS.
-   buf NULL with cap 0 peeks at the next message's size (MP_ETOOBIG with *len). */
+   buf NULL with cap 0 peeks at the next message's size: MP_ETOOBIG with *len, for an
+   empty message too (*len 0), and nothing is consumed; to take an empty message, give
+   any non-NULL buf with cap 0. */
 MPDEF int mp_conn_recv(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout);
 /* As mp_conn_recv into a buffer of the right size from MP_MALLOC; release it with
    free() (MP_FREE). *buf is NULL on failure. Same codes but no too-small MP_ETOOBIG. */
@@ -909,7 +1030,8 @@ MPDEF int mp_conn_set_max_message(mp_conn *c, size_t max);
 MPDEF void mp_conn_close(mp_conn *c);
 /* Wait until at least one of n fds is ready to read: a conn's fd when a whole message
    (or EOF) is ready, a process sentinel once the process ended, any other fd when
-   poll(2) says POLLIN/POLLHUP. ready[i] says which. Returns how many (> 0),
+   poll(2) says POLLIN/POLLHUP. ready[i] says which: every fd ready at the call is
+   reported (a conn with messages buffered never hides the others). Returns how many (> 0),
    MP_ETIMEDOUT, MP_EINVAL (NULL, n 0, a negative or closed fd), MP_ENOMEM, MP_ESYS. */
 MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout);
 
@@ -1003,7 +1125,8 @@ enum { MP_SHM_CREATE = 1, MP_SHM_EXCL = 2 };
    shared memory object and map it. name: "/x" or "x" (no other '/'), up to 200 bytes.
    size: bytes wanted; 0 opens an existing object at its current size. An existing
    object smaller than size is grown when MP_SHM_CREATE is given, else EINVAL.
-   NULL + errno on failure (EINVAL, EEXIST, ENOENT, ENOSPC, EMFILE...). */
+   NULL + errno on failure (EINVAL, EEXIST, ENOENT, ENOSPC, EMFILE...); a failed call
+   removes the object if it created it, never one that existed before. */
 MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags);
 MPDEF void *mp_shm_data(mp_shm *m);   /* NULL for NULL */
 MPDEF size_t mp_shm_size(mp_shm *m);  /* 0 for NULL */
@@ -1058,8 +1181,9 @@ typedef struct mp_map_desc {
     size_t n;
     size_t chunksize; /* items per task */
     bool unordered;   /* imap: yield in completion order (imap_unordered) */
-    void (*progress)(size_t done, size_t total, void *arg); /* called by the owner as
-                         items finish; the last call has done == total */
+    void (*progress)(size_t done, size_t total, void *arg); /* called by the owner with
+                         done 0 when the job starts, then as items finish; the last
+                         call has done == total */
     void *progress_arg;
     mp_map_failure *failure; /* map: where to report the first failure (optional) */
 } mp_map_desc;
@@ -1146,8 +1270,10 @@ MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out);
 
 /* A ready-made progress callback (mp_map_desc.progress): draws a bar on stderr -
    label (progress_arg, a const char * or NULL), percent, done/total, rate, time
-   left - at most 10 times a second, and only when stderr is a terminal. One bar at a
-   time per process. */
+   left - at most 10 times a second, and only when stderr is a terminal. Rate and time
+   left are averages over the whole run, timed from the call with done 0 that starts
+   it (or from the first call, if there was none); the final line (done == total)
+   shows the run's true average. One bar at a time per process. */
 MPDEF void mp_progress_bar(size_t done, size_t total, void *arg);
 
 // >>decl:listener ----------------------------------------------------------------
@@ -1239,6 +1365,8 @@ MPDEF int mp_client(const mp_client_desc *d, mp_conn **out);
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <sys/auxv.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1368,6 +1496,20 @@ static bool mp__tid_alive(uint32_t tid) {
     return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
+/* This program image: the kernel's AT_RANDOM bytes, new at every exec and kept across
+   fork. Function pointers are valid only within one image (programs attached to one
+   named heap are different images, even of one binary, since ASLR moves them). */
+static uint64_t mp__image(void) {
+    static uint64_t id;
+    if (!id) {
+        const void *r = (const void *)getauxval(AT_RANDOM);
+        uint64_t v = 0;
+        if (r) memcpy(&v, r, sizeof v);
+        __atomic_store_n(&id, v | 1, __ATOMIC_RELAXED);
+    }
+    return id;
+}
+
 /* The robust lock word: 0 free, else the owner's tid | MP__LW_WAITERS when someone
    sleeps (Drepper's three-state futex mutex with the owner in the word). A sleeper that
    sees the same owner for MP__LW_POLL_NS checks that the owner still lives and, if not,
@@ -1377,16 +1519,21 @@ static bool mp__tid_alive(uint32_t tid) {
 #define MP__LW_POLL_NS 20000000 /* 20 ms */
 #define MP__SPIN 100
 
-/* The last owner this thread found alive, and when: a thread that keeps trying (timeout
-   0) looks at a given owner once per poll interval, not on every try. */
-static __thread uint32_t mp__tls_live_tid;
-static __thread int64_t mp__tls_live_at;
+/* The last owners this thread found alive, and when: a thread that keeps trying
+   (timeout 0) looks at a given owner once per poll interval, not on every try. A few
+   of them, since a poller of a busy queue meets several writers in turn. */
+#define MP__LIVE_SEEN 4
+static __thread uint32_t mp__tls_live_tid[MP__LIVE_SEEN];
+static __thread int64_t mp__tls_live_at[MP__LIVE_SEEN];
+static __thread unsigned mp__tls_live_next;
 
 static bool mp__owner_alive(uint32_t tid, int64_t now) {
-    if (tid == mp__tls_live_tid && now - mp__tls_live_at < MP__LW_POLL_NS) return true;
+    for (int i = 0; i < MP__LIVE_SEEN; i++)
+        if (mp__tls_live_tid[i] == tid && now - mp__tls_live_at[i] < MP__LW_POLL_NS) return true;
     if (!mp__tid_alive(tid)) return false;
-    mp__tls_live_tid = tid;
-    mp__tls_live_at = now;
+    unsigned i = mp__tls_live_next++ % MP__LIVE_SEEN;
+    mp__tls_live_tid[i] = tid;
+    mp__tls_live_at[i] = now;
     return true;
 }
 
@@ -1490,11 +1637,19 @@ typedef struct mp__block {
     uint64_t next; /* offset of the next free block of the class; 0 ends */
 } mp__block;
 
+#define MP__HEAP_LAYOUT 1 /* the header's layout version: a named heap records it */
+#define MP__HEAP_STEP ((size_t)4 << 20) /* a named heap's object grows this much at a time */
+
 typedef struct mp__heap {
-    uint64_t magic;
+    uint64_t magic;      /* written last: the heap is ready */
     uint32_t lock;
-    uint32_t pad_;
+    uint32_t version;    /* MP__HEAP_LAYOUT */
     size_t size, top, in_use, blocks, free_bytes;
+    uint64_t addr;       /* where every process maps it */
+    uint64_t committed;  /* bytes backed by the object (a named heap grows it) */
+    uint32_t names_lock; /* the registry (>>names) */
+    uint32_t pad_;
+    uint64_t names;      /* offset of its table, 0 until the first name */
     uint64_t free_head[MP__NCLASS];
 } mp__heap;
 
@@ -1509,7 +1664,8 @@ static struct {
     bool atexit_done;
     bool have_pidfd;  /* else sentinels are pipes whose write end the child holds */
     int sentinel_w;   /* that write end, in a child started without pidfd support */
-} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false, false, -1};
+    char heap_name[256]; /* "/name" of a named heap, else "" */
+} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false, false, -1, ""};
 
 static void mp__atfork_child(void);
 
@@ -1528,6 +1684,198 @@ static unsigned mp__class_of(size_t total) {
     return 16 + (p - 9) * 4 + sub - 1;
 }
 
+/* "/name" for shm_open, or false if the user's name is unusable. */
+static bool mp__shm_name(const char *name, char *out, size_t cap) {
+    if (!name) return false;
+    if (name[0] == '/') name++;
+    size_t n = strlen(name);
+    if (n == 0 || n > 200 || n + 2 > cap || strchr(name, '/')) return false;
+    out[0] = '/';
+    memcpy(out + 1, name, n + 1);
+    return true;
+}
+
+/* shm_open that tells whether this call created the object: with MP_SHM_CREATE alone,
+   an exclusive create first, then a plain open of the one someone else made (again if
+   it is unlinked in between). */
+static int mp__shm_open_fd(const char *nm, int flags, bool *created) {
+    for (;;) {
+        int excl = (flags & MP_SHM_CREATE) ? O_CREAT | O_EXCL : 0;
+        int fd = shm_open(nm, O_RDWR | O_CLOEXEC | excl, 0600);
+        if (fd >= 0 || !excl || errno != EEXIST || (flags & MP_SHM_EXCL)) {
+            *created = fd >= 0 && excl;
+            return fd;
+        }
+        if ((fd = shm_open(nm, O_RDWR | O_CLOEXEC, 0600)) >= 0 || errno != ENOENT) return fd;
+    }
+}
+
+static void mp__heap_format(mp__heap *h, size_t size, size_t committed) {
+    h->version = MP__HEAP_LAYOUT;
+    h->size = size;
+    h->top = (sizeof *h + 63) & ~(size_t)63;
+    h->addr = (uint64_t)(uintptr_t)h;
+    h->committed = committed;
+    __atomic_store_n(&h->magic, MP__HEAP_MAGIC, __ATOMIC_RELEASE);
+}
+
+static int mp__heap_map_anon(size_t size, mp__heap **out) {
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return MP_ESYS;
+    mp__heap_format((mp__heap *)m, size, size);
+    *out = (mp__heap *)m;
+    return MP_OK;
+}
+
+/* Map fd at addr exactly (MAP_FIXED_NOREPLACE; on a kernel that ignores the flag the
+   address is only a hint, so the result is checked). NULL + errno EEXIST if taken. */
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+static void *mp__map_at(uintptr_t addr, size_t size, int fd) {
+    void *m = mmap((void *)addr, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE | (addr ? MAP_FIXED_NOREPLACE : 0), fd, 0);
+    if (m == MAP_FAILED) return NULL;
+    if (addr && (uintptr_t)m != addr) {
+        munmap(m, size);
+        errno = EEXIST;
+        return NULL;
+    }
+    return m;
+}
+
+/* Where a named heap goes: one of 1024 slots 16 GiB apart from 32 TiB up, picked by the
+   name's hash - far above the places Linux gives programs, libraries, thread stacks
+   and mmap (near 0x55.. and 0x7f..), and above ASan's shadow. The next slots serve if
+   one is taken in the creator; the kernel's choice is the last resort. */
+#define MP__NAMED_BASE ((uintptr_t)1 << 45)
+#define MP__NAMED_SLOT ((uintptr_t)1 << 34)
+static void *mp__heap_place(const char *name, size_t size, int fd) {
+    uint32_t h = 2166136261u;
+    for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    for (uint32_t i = 0; i < 64 && sizeof(void *) == 8; i++) {
+        void *m = mp__map_at(MP__NAMED_BASE + (uintptr_t)((h + i) % 1024) * MP__NAMED_SLOT, size, fd);
+        if (m) return m;
+    }
+    return mp__map_at(0, size, fd);
+}
+
+/* A named heap's object is backed as the heap's top grows, MP__HEAP_STEP at a time
+   (MADV_POPULATE_WRITE, Linux 5.14: it fails where a touch would SIGBUS), so a full
+   /dev/shm is ENOMEM from mp_alloc (or mp_init), never a SIGBUS later. An older kernel
+   refuses the advice (EINVAL): the pages then come on first touch, as anonymous ones. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+static bool mp__heap_commit(mp__heap *h, size_t end) {
+    if (end <= h->committed) return true;
+    size_t to = (end + MP__HEAP_STEP - 1) / MP__HEAP_STEP * MP__HEAP_STEP;
+    if (to > h->size) to = h->size;
+    if (madvise((char *)h + h->committed, to - h->committed, MADV_POPULATE_WRITE) != 0 &&
+        errno != EINVAL)
+        return false;
+    mp__store(&h->committed, to);
+    return true;
+}
+
+/* Format the named object fd as a new heap: it is new, or its creator died before it
+   was ready (the flock held during this let no one attach). */
+static int mp__heap_create_named(int fd, const char *name, size_t size, mp__heap **out) {
+    int e;
+    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0) return MP_ESYS;
+    size_t first = size < MP__HEAP_STEP ? size : MP__HEAP_STEP;
+    if ((e = posix_fallocate(fd, 0, (off_t)first)) != 0) {
+        errno = e;
+        return e == ENOSPC ? MP_ENOMEM : MP_ESYS;
+    }
+    mp__heap *h = (mp__heap *)mp__heap_place(name, size, fd);
+    if (!h) return MP_ESYS;
+    mp__heap_format(h, size, first);
+    *out = h;
+    return MP_OK;
+}
+
+/* Attach to a ready named heap whose header is hdr. MP_EINVAL with errno EPROTO
+   (another layout version, or an object that does not match its header) or ERANGE
+   (want, if not 0, differs from its size). */
+static int mp__heap_attach(int fd, const mp__heap *hdr, size_t want, mp__heap **out) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return MP_ESYS;
+    if (hdr->version != MP__HEAP_LAYOUT || (uint64_t)st.st_size < hdr->size ||
+        hdr->size < ((size_t)1 << 20) || !hdr->addr) {
+        errno = EPROTO;
+        return MP_EINVAL;
+    }
+    if (want && want != hdr->size) {
+        errno = ERANGE;
+        return MP_EINVAL;
+    }
+    void *m = mp__map_at((uintptr_t)hdr->addr, hdr->size, fd);
+    if (!m) return MP_ESYS;
+    *out = (mp__heap *)m;
+    return MP_OK;
+}
+
+/* The object's flock serializes creation and attach between programs; the kernel drops
+   it when its holder dies, so a creator killed mid-way never blocks the next one. */
+static int mp__flock(int fd, int64_t deadline) {
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) return MP_ESYS;
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+        usleep(1000);
+    }
+    return MP_OK;
+}
+
+/* Under the object's flock: attach to the heap in it, or format it if it is not ready. */
+static int mp__heap_open_locked(int fd, const char *nm, const mp_config *cfg, size_t size,
+                                mp__heap **out) {
+    mp__heap hdr;
+    ssize_t n;
+    int rc = mp__flock(fd, mp__now_ns() + (int64_t)10 * 1000000000);
+    if (rc != MP_OK) return rc;
+    do n = pread(fd, &hdr, sizeof hdr, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof hdr && hdr.magic == MP__HEAP_MAGIC)
+        rc = mp__heap_attach(fd, &hdr, cfg->heap_size ? size : 0, out);
+    else
+        rc = mp__heap_create_named(fd, nm, size, out);
+    int e = errno;
+    flock(fd, LOCK_UN);
+    errno = e;
+    return rc;
+}
+
+static int mp__heap_open_named(const mp_config *cfg, size_t size, mp__heap **out) {
+    char nm[256];
+    bool created = false;
+    if (!mp__shm_name(cfg->name, nm, sizeof nm)) return MP_EINVAL;
+    int fd = mp__shm_open_fd(nm, MP_SHM_CREATE, &created), rc = MP_ESYS;
+    if (fd < 0) return MP_ESYS;
+    if (!created || fchmod(fd, cfg->mode ? (mode_t)cfg->mode : 0600) == 0)
+        rc = mp__heap_open_locked(fd, nm, cfg, size, out);
+    if (rc == MP_OK) { /* the mapping keeps the object: the fd is not needed any more */
+        snprintf(mp__g.heap_name, sizeof mp__g.heap_name, "%s", nm);
+        close(fd);
+        return MP_OK;
+    }
+    int e = errno;
+    if (created) shm_unlink(nm); /* a create that fails leaves nothing behind */
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* The named heap asked for is the one we have (same name, and size if given). */
+static bool mp__heap_same(const mp_config *cfg) {
+    char nm[256];
+    if (!cfg) return true;
+    if (cfg->heap_size && cfg->heap_size != mp__g.heap->size) return false;
+    if (!cfg->name) return mp__g.heap_name[0] == 0;
+    return mp__shm_name(cfg->name, nm, sizeof nm) && strcmp(nm, mp__g.heap_name) == 0;
+}
+
 MPDEF int mp_init(const mp_config *cfg) {
     size_t size = cfg && cfg->heap_size ? cfg->heap_size : MP_DEFAULT_HEAP_SIZE;
     int rc = MP_OK;
@@ -1535,17 +1883,11 @@ MPDEF int mp_init(const mp_config *cfg) {
     size = (size + 4095) & ~(size_t)4095;
     pthread_mutex_lock(&mp__g.mu);
     if (mp__g.heap) {
-        rc = (cfg && cfg->heap_size && cfg->heap_size != mp__g.heap->size) ? MP_EINVAL : MP_OK;
+        rc = mp__heap_same(cfg) ? MP_OK : MP_EINVAL;
     } else {
-        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED) {
-            rc = MP_ESYS;
-        } else {
-            mp__heap *h = (mp__heap *)m;
-            h->magic = MP__HEAP_MAGIC;
-            h->size = size;
-            h->top = (sizeof *h + 63) & ~(size_t)63;
+        mp__heap *h = NULL;
+        rc = cfg && cfg->name ? mp__heap_open_named(cfg, size, &h) : mp__heap_map_anon(size, &h);
+        if (rc == MP_OK) {
             mp__g.heap = h;
             mp__g.pid = getpid();
             int fd = (int)syscall(SYS_pidfd_open, mp__g.pid, 0);
@@ -1556,6 +1898,12 @@ MPDEF int mp_init(const mp_config *cfg) {
     }
     pthread_mutex_unlock(&mp__g.mu);
     return rc;
+}
+
+MPDEF int mp_heap_unlink(const char *name) {
+    char nm[256];
+    if (!mp__shm_name(name, nm, sizeof nm)) return MP_EINVAL;
+    return shm_unlink(nm) == 0 ? MP_OK : MP_ESYS;
 }
 
 static mp__heap *mp__heap_get(void) {
@@ -1579,7 +1927,7 @@ static void *mp__heap_take(mp__heap *h, unsigned c) {
         h->free_bytes -= mp__class_size(k);
     } else {
         size_t sz = mp__class_size(c);
-        if (sz > h->size - h->top) return NULL;
+        if (sz > h->size - h->top || !mp__heap_commit(h, h->top + sz)) return NULL;
         b = (mp__block *)(base + h->top);
         mp__store(&h->top, h->top + sz); /* the commit */
         k = c;
@@ -1658,6 +2006,162 @@ MPDEF int mp_heap_stats_get(mp_heap_stats *out) {
     return MP_OK;
 }
 
+// >>names ------------------------------------------------------------------------
+// The registry: an open-addressing table of fixed-size entries in a heap block, under a
+// robust lock word of the heap's header. Every change commits with one store of an
+// entry's obj (0 empty, 1 deleted, else the object's offset in the heap) or of the
+// table's offset, so a process killed inside leaves it consistent: a name written into
+// a slot whose obj was never stored is not there; a table being grown is either not
+// yet installed (it leaks) or complete.
+
+#define MP__NAME_MAX 255
+#define MP__NAME_DELETED 1u
+
+typedef struct mp__name_ent {
+    uint64_t obj;
+    char name[MP__NAME_MAX + 1];
+} mp__name_ent;
+
+typedef struct mp__names {
+    uint64_t cap;  /* a power of two */
+    uint64_t used; /* slots not empty (live or deleted): grows the table at 3/4 */
+    mp__name_ent e[1];
+} mp__names;
+
+static mp__names *mp__names_of(mp__heap *h) {
+    return h->names ? (mp__names *)(void *)((char *)h + h->names) : NULL;
+}
+
+static uint64_t mp__name_hash(const char *name) {
+    uint64_t x = 1469598103934665603ull;
+    for (; *name; name++) x = (x ^ (unsigned char)*name) * 1099511628211ull;
+    return x;
+}
+
+/* The slot holding name, or if absent the slot an insert would take (the first deleted
+   one on the way, else the empty one that ends the probe). */
+static mp__name_ent *mp__names_find(mp__names *t, const char *name, bool *found) {
+    mp__name_ent *free_slot = NULL;
+    for (uint64_t i = mp__name_hash(name) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        mp__name_ent *e = &t->e[i];
+        uint64_t o = mp__load(&e->obj);
+        if (o == 0) {
+            *found = false;
+            return free_slot ? free_slot : e;
+        }
+        if (o == MP__NAME_DELETED) {
+            if (!free_slot) free_slot = e;
+        } else if (strcmp(e->name, name) == 0) {
+            *found = true;
+            return e;
+        }
+    }
+}
+
+static mp__names *mp__names_new(uint64_t cap) {
+    mp__names *t = (mp__names *)mp_calloc(1, sizeof *t + (cap - 1) * sizeof(mp__name_ent));
+    if (t) t->cap = cap;
+    return t;
+}
+
+/* A table with room for one more name: the current one, or a bigger copy installed in
+   its place (with no deleted entries). NULL + errno ENOMEM. */
+static mp__names *mp__names_room(mp__heap *h) {
+    mp__names *t = mp__names_of(h), *n;
+    if (t && (t->used + 1) * 4 <= t->cap * 3) return t;
+    uint64_t live = 0;
+    for (uint64_t i = 0; t && i < t->cap; i++) live += t->e[i].obj > MP__NAME_DELETED;
+    if (!(n = mp__names_new(t && (live + 1) * 2 > t->cap ? t->cap * 2 : t ? t->cap : 64)))
+        return NULL;
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        bool found;
+        if (t->e[i].obj <= MP__NAME_DELETED) continue;
+        *mp__names_find(n, t->e[i].name, &found) = t->e[i];
+        n->used++;
+    }
+    mp__store(&h->names, (uint64_t)((char *)n - (char *)h)); /* the commit */
+    mp_free(t);
+    return n;
+}
+
+/* Lock the registry. A dead holder's half-done change is harmless (see above) but may
+   have left the used count one short: count again. */
+static mp__heap *mp__names_lock(void) {
+    mp__heap *h = mp__heap_get();
+    if (!h || mp__lw_acquire(&h->names_lock, MP__NEVER) != MP_EOWNERDEAD) return h;
+    mp__names *t = mp__names_of(h);
+    for (uint64_t i = 0, n = 0; t && i < t->cap; i++)
+        if ((n += t->e[i].obj != 0, i + 1 == t->cap)) t->used = n;
+    return h;
+}
+
+static bool mp__name_ok(const char *name) {
+    return name && name[0] && strlen(name) <= MP__NAME_MAX;
+}
+
+/* Register obj under name (replace: overwrite an existing entry). The registered
+   object, or NULL + errno. */
+static void *mp__name_put(const char *name, void *obj, bool replace) {
+    mp__heap *h = mp__heap_get();
+    char *o = (char *)obj, *base = (char *)h;
+    if (!h || !mp__name_ok(name) || o < base + sizeof *h || o >= base + mp__load(&h->top)) {
+        if (h) errno = EINVAL;
+        return NULL;
+    }
+    mp__names_lock();
+    mp__names *t = mp__names_room(h);
+    void *r = NULL;
+    if (t) {
+        bool found;
+        mp__name_ent *e = mp__names_find(t, name, &found);
+        if (found && !replace) {
+            r = base + e->obj;
+        } else {
+            if (!found) memcpy(e->name, name, strlen(name) + 1);
+            t->used += !found && e->obj == 0;
+            mp__store(&e->obj, (uint64_t)(o - base)); /* the commit */
+            r = obj;
+        }
+    }
+    mp__lw_release(&h->names_lock);
+    return r;
+}
+
+MPDEF int mp_name_set(const char *name, void *obj) {
+    if (mp__name_put(name, obj, true)) return MP_OK;
+    return errno == ENOMEM ? MP_ENOMEM : MP_EINVAL;
+}
+
+MPDEF void *mp_name_setdefault(const char *name, void *obj) { return mp__name_put(name, obj, false); }
+
+/* Look name up; with del, remove it. The object, or NULL + errno ENOENT / EINVAL. */
+static void *mp__name_take(const char *name, bool del) {
+    if (!mp__name_ok(name)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp__heap *h = mp__names_lock();
+    if (!h) return NULL;
+    mp__names *t = mp__names_of(h);
+    void *r = NULL;
+    bool found = false;
+    mp__name_ent *e = t ? mp__names_find(t, name, &found) : NULL;
+    if (found) {
+        r = (char *)h + e->obj;
+        if (del) mp__store(&e->obj, (uint64_t)MP__NAME_DELETED); /* the commit */
+    }
+    mp__lw_release(&h->names_lock);
+    if (!found) errno = ENOENT;
+    return r;
+}
+
+MPDEF void *mp_name_get(const char *name) { return mp__name_take(name, false); }
+
+MPDEF int mp_name_del(const char *name) {
+    if (mp__name_take(name, true)) return MP_OK;
+    return errno == ENOENT ? MP_ENOTFOUND : MP_EINVAL;
+}
+
 // >>process ----------------------------------------------------------------------
 // fork-based processes. The record lives in the shared heap (so children can name
 // themselves and siblings can read it); the sentinel fd and reaping belong to the
@@ -1665,7 +2169,10 @@ MPDEF int mp_heap_stats_get(mp_heap_stats *out) {
 
 enum { MP__P_CREATED, MP__P_STARTED, MP__P_REAPED };
 
+#define MP__PROCESS_MAGIC 0x6d705072u
+
 struct mp_process {
+    uint32_t magic; /* MP__PROCESS_MAGIC; 0 once destroyed */
     mp_target_fn target;
     void *arg;
     bool daemon;
@@ -1689,6 +2196,9 @@ static void mp__atfork_child(void) {
     mp__g.created = 0;
 }
 
+/* A live record: not NULL, and not destroyed (as long as its memory was not reused). */
+static bool mp__p_ok(const mp_process *p) { return p && p->magic == MP__PROCESS_MAGIC; }
+
 /* Python names a process when it is created: Process-N, N counting this process's
    creations; a grandchild is Process-N:M. */
 static void mp__name_process(mp_process *p) {
@@ -1708,6 +2218,7 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
     }
     mp_process *p = (mp_process *)mp_calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->magic = MP__PROCESS_MAGIC;
     p->target = d->target;
     p->arg = d->arg;
     p->daemon = d->daemon;
@@ -1746,7 +2257,7 @@ static void mp__child_run(mp_process *p) {
 
 
 MPDEF int mp_process_start(mp_process *p) {
-    if (!p || !mp__heap_get()) return p ? MP_ESYS : MP_EINVAL;
+    if (!mp__p_ok(p) || !mp__heap_get()) return mp__p_ok(p) ? MP_ESYS : MP_EINVAL;
     if (p->state != MP__P_CREATED || p->creator != mp__g.pid) return MP_EINVAL;
     pthread_mutex_lock(&mp__g.mu);
     if (!mp__g.atexit_done) mp__g.atexit_done = atexit(mp__atexit) == 0;
@@ -1807,7 +2318,7 @@ static bool mp__reap(mp_process *p, bool block) {
 }
 
 static bool mp__ours(const mp_process *p) {
-    return p && p->state != MP__P_CREATED && p->creator == mp__g.pid && mp__g.pid;
+    return mp__p_ok(p) && p->state != MP__P_CREATED && p->creator == mp__g.pid && mp__g.pid;
 }
 
 MPDEF int mp_process_join(mp_process *p, double timeout) {
@@ -1832,13 +2343,13 @@ MPDEF int mp_process_join(mp_process *p, double timeout) {
 }
 
 MPDEF bool mp_process_is_alive(mp_process *p) {
-    if (!p || p->state != MP__P_STARTED) return false;
+    if (!mp__p_ok(p) || p->state != MP__P_STARTED) return false;
     if (p->creator != mp__g.pid) return kill(p->pid, 0) == 0;
     return !mp__reap(p, false);
 }
 
 static int mp__signal(mp_process *p, int sig) {
-    if (!p || p->state == MP__P_CREATED) return MP_EINVAL;
+    if (!mp__p_ok(p) || p->state == MP__P_CREATED) return MP_EINVAL;
     if (p->state == MP__P_REAPED) return MP_OK;
     if (p->creator == mp__g.pid && mp__reap(p, false)) return MP_OK;
     if (kill(p->pid, sig) < 0 && errno != ESRCH) return MP_ESYS;
@@ -1849,7 +2360,7 @@ MPDEF int mp_process_terminate(mp_process *p) { return mp__signal(p, SIGTERM); }
 MPDEF int mp_process_kill(mp_process *p) { return mp__signal(p, SIGKILL); }
 
 MPDEF int mp_process_exitcode(mp_process *p) {
-    if (!p) return MP_EXITCODE_NONE;
+    if (!mp__p_ok(p)) return MP_EXITCODE_NONE;
     if (p->state == MP__P_STARTED && p->creator == mp__g.pid) mp__reap(p, false);
     return p->exitcode;
 }
@@ -1865,7 +2376,7 @@ MPDEF int mp_process_sentinel(mp_process *p) {
 
 MPDEF int mp_process_destroy(mp_process *p) {
     if (!p) return MP_OK;
-    if (p == mp__g.self) return MP_EINVAL;
+    if (!mp__p_ok(p) || p == mp__g.self) return MP_EINVAL;
     if (p->state != MP__P_CREATED) {
         if (p->creator != mp__g.pid || !mp__reap(p, false)) return MP_EINVAL;
         pthread_mutex_lock(&mp__g.mu);
@@ -1877,6 +2388,7 @@ MPDEF int mp_process_destroy(mp_process *p) {
     } else if (p->creator != mp__g.pid) {
         return MP_EINVAL;
     }
+    p->magic = 0;
     mp_free(p);
     return MP_OK;
 }
@@ -1908,6 +2420,7 @@ MPDEF mp_process *mp_current_process(void) {
     if (mp__g.self || !mp__heap_get()) return mp__g.self;
     mp_process *p = (mp_process *)mp_calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->magic = MP__PROCESS_MAGIC;
     p->state = MP__P_STARTED;
     p->exitcode = MP_EXITCODE_NONE;
     p->sentinel = -1;
@@ -2336,6 +2849,7 @@ struct mp_barrier {
     uint64_t ok_bits;
     void (*action)(void *);
     void *arg;
+    uint64_t image; /* the creator's program (mp__image): only it may run action */
     /* then uint32_t tids[parties]: who arrived, by index */
 };
 
@@ -2352,6 +2866,7 @@ MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), vo
     b->parties = parties;
     b->action = action;
     b->arg = arg;
+    b->image = mp__image();
     return b;
 }
 
@@ -2424,6 +2939,7 @@ static int mp__barrier_sleep(mp_barrier *b, uint32_t w, int64_t deadline) {
 
 MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index) {
     if (!mp__magic_ok(b, MP__BARRIER_MAGIC)) return MP_EINVAL;
+    if (b->action && b->image != mp__image()) return MP_EPERM; /* its action is not ours */
     int64_t deadline = mp__deadline(timeout);
     mp__barrier_lock(b);
     uint32_t w = b->word, i = b->count;
@@ -2437,6 +2953,11 @@ MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index) {
     if (i + 1 < b->parties) {
         mp__lw_release(&b->lock);
         return mp__barrier_sleep(b, w, deadline);
+    }
+    mp__barrier_reap(b, w); /* a party that died waiting has not arrived: no release */
+    if (b->word != w) {
+        mp__lw_release(&b->lock);
+        return MP_EBROKEN;
     }
     if (b->action) b->action(b->arg); /* with the lock held, as Python does */
     b->count = 0;
@@ -2891,7 +3412,7 @@ static int mp__conn_take(mp_conn *c, char *buf, size_t cap, size_t *len, int64_t
         int r = mp__conn_wait_head(c, &hdr, &n, deadline);
         if (r == MP_ETOOBIG) *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
         if (r != MP_OK) return r;
-        if (n > cap) {
+        if (n > cap || !buf) { /* no buffer: a peek, which consumes nothing, even 0 bytes */
             *len = (size_t)n;
             return MP_ETOOBIG;
         }
@@ -2947,7 +3468,9 @@ MPDEF int mp_conn_poll(mp_conn *c, double timeout) {
 
 /* --- waiting on many fds --- */
 
-/* One pass: ready[i] for conns with a message buffered, then poll(2) the rest once. */
+/* One pass: ready[i] for conns with a message buffered, then poll(2) the rest once -
+   without waiting if some are ready already, so that every ready fd is reported and a
+   conn whose peer floods it never hides the others. */
 static int mp__wait_pass(const int *fds, size_t n, bool *ready, mp_conn **cs,
                          struct pollfd *p, int64_t deadline) {
     size_t i;
@@ -2959,12 +3482,12 @@ static int mp__wait_pass(const int *fds, size_t n, bool *ready, mp_conn **cs,
         p[i].events = POLLIN;
         p[i].revents = 0;
     }
-    if (count) return count;
-    int r = poll(p, (nfds_t)n, mp__poll_ms(deadline));
-    if (r < 0) return errno == EINTR ? 0 : MP_ESYS;
+    int r = poll(p, (nfds_t)n, count ? 0 : mp__poll_ms(deadline));
+    if (r < 0) return errno == EINTR ? count : MP_ESYS;
     for (i = 0; i < n && r > 0; i++) {
         if (!p[i].revents) continue;
         if (p[i].revents & POLLNVAL) return MP_EINVAL;
+        if (ready[i]) continue;
         /* a conn counts once a whole message is in; a failed read is left to recv */
         int pr = cs[i] ? mp__conn_pump(cs[i], mp__now_ns()) : MP_OK;
         ready[i] = !cs[i] || (pr == MP_OK ? mp__conn_ready(cs[i]) : pr != MP_ETIMEDOUT);
@@ -3053,8 +3576,7 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     char *slots;
     void *raw;
     uint64_t magic, nslots, stride, inline_max, wrap;
-    uint32_t closed, pow2;
-    char pad0_[64 - 7 * 8 - 2 * 4];
+    uint32_t closed, pow2; /* the read-mostly line is exactly full: no padding here */
     uint64_t tail;
     uint32_t put_spin; /* the putters' spin budget (polls) */
     char pad1_[64 - 8 - 4];
@@ -3069,6 +3591,10 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     mp__q_ev joiners;
     char pad5_[64 - 2 * 8 - sizeof(mp__q_ev)];
 };
+
+/* Each part on its own cache line (checked, as a zero-size pad would not be ISO C). */
+typedef char mp__q_layout_[offsetof(struct mp_queue, tail) == 64 &&
+                           offsetof(struct mp_queue, head) == 128 ? 1 : -1];
 
 typedef struct mp__q_waiter {
     double timeout;
@@ -3300,25 +3826,28 @@ static bool mp__q_spin(mp__q_slot *s, uint64_t w, uint32_t *budget) {
    MP__LW_POLL_NS at a time, to check on the owner of a stuck slot. MP_OK to retry, or
    MP_ETIMEDOUT. */
 static int mp__q_block(mp_queue *q, mp__q_ev *ev, mp__q_slot *s, uint64_t w, mp__q_waiter *wt) {
-    if (wt->timeout == 0) return MP_ETIMEDOUT;
-    if (!wt->deadline && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
+    bool first = !wt->deadline && wt->timeout != 0;
+    if (first && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
         return MP_OK;
     /* A few yields before sleeping: when the other side waits for this very CPU (more
        processes than CPUs), it runs at once, and neither side pays for a futex wake */
-    for (int i = 0; !wt->deadline && i < MP__Q_YIELDS; i++) {
+    for (int i = 0; first && i < MP__Q_YIELDS; i++) {
         sched_yield();
         if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) != w) return MP_OK;
     }
     int64_t now = mp__now_ns();
-    if (!wt->deadline) wt->deadline = mp__deadline(wt->timeout);
-    if (now >= wt->deadline) return MP_ETIMEDOUT;
+    if (!wt->deadline) wt->deadline = wt->timeout == 0 ? now : mp__deadline(wt->timeout);
     uint32_t owner = mp__q_owner(q, w);
-    if (w != wt->word || owner != wt->owner) {
-        wt->word = w, wt->owner = owner, wt->since = now;
-    } else if (owner && now - wt->since >= MP__LW_POLL_NS && !mp__tid_alive(owner)) {
+    if (w != wt->word || owner != wt->owner) wt->word = w, wt->owner = owner, wt->since = now;
+    /* look at the owner after a poll interval, and before giving up: a caller that polls
+       with short timeouts (timeout 0 included) must also find a dead owner. Each thread
+       looks at a given live owner at most once per interval (mp__owner_alive) */
+    bool look = now >= wt->deadline || now - wt->since >= MP__LW_POLL_NS;
+    if (owner && look && !mp__owner_alive(owner, now)) {
         mp__q_recover(q, s, w);
         return MP_OK;
     }
+    if (now >= wt->deadline) return MP_ETIMEDOUT;
     int64_t wake = now + MP__LW_POLL_NS < wt->deadline ? now + MP__LW_POLL_NS : wt->deadline;
     mp__q_sleep(ev, &s->word, w, &q->closed, wake);
     return MP_OK;
@@ -3621,17 +4150,6 @@ struct mp_shm {
     size_t size;
 };
 
-/* "/name" for shm_open, or false if the user's name is unusable. */
-static bool mp__shm_name(const char *name, char *out, size_t cap) {
-    if (!name) return false;
-    if (name[0] == '/') name++;
-    size_t n = strlen(name);
-    if (n == 0 || n > 200 || n + 2 > cap || strchr(name, '/')) return false;
-    out[0] = '/';
-    memcpy(out + 1, name, n + 1);
-    return true;
-}
-
 static int mp__shm_size_fd(int fd, size_t size, bool create, size_t *out) {
     struct stat st;
     if (fstat(fd, &st) < 0) return -1;
@@ -3662,11 +4180,10 @@ MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags) {
         errno = EINVAL;
         return NULL;
     }
-    int oflags = O_RDWR | O_CLOEXEC | ((flags & MP_SHM_CREATE) ? O_CREAT : 0) |
-                 ((flags & MP_SHM_EXCL) ? O_EXCL : 0);
     mp_shm *m = (mp_shm *)MP_MALLOC(sizeof *m);
     if (!m) return NULL;
-    int fd = shm_open(nm, oflags, 0600), e;
+    bool created = false;
+    int fd = mp__shm_open_fd(nm, flags, &created), e;
     if (fd < 0) goto fail;
     if (mp__shm_size_fd(fd, size, (flags & MP_SHM_CREATE) != 0, &m->size) < 0) goto fail;
     m->data = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -3677,7 +4194,7 @@ fail:
     e = errno;
     if (fd >= 0) {
         close(fd);
-        if (flags & MP_SHM_EXCL) shm_unlink(nm); /* we created it: leave nothing behind */
+        if (created) shm_unlink(nm); /* a create that fails leaves nothing behind */
     }
     MP_FREE(m);
     errno = e;
@@ -4485,6 +5002,7 @@ MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d) {
     if ((rc = mp__job_submit(p, j)) == MP_OK) {
         mp__job_at a = {j, 0};
         size_t done = 0;
+        if (d->progress) d->progress(0, d->n, d->progress_arg); /* the start: rates need it */
         while (a.k < j->nchunks) {
             mp__pool_wait(p, mp__job_order_ready, &a, MP__NEVER);
             for (uint32_t c; a.k < j->nchunks && (c = mp__load(&j->order[a.k])) != 0; a.k++)
@@ -4531,6 +5049,7 @@ MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d) {
         errno = EINVAL;
         return NULL;
     }
+    if (it->progress && d->n) it->progress(0, d->n, it->progress_arg);
     return it;
 }
 
@@ -4678,11 +5197,13 @@ static void mp__fmt_time(char *buf, size_t cap, double s) {
     else snprintf(buf, cap, "%02u:%02u", t / 60, t % 60);
 }
 
+/* The rate and time left come from the whole run so far: from the call with done 0 that
+   starts a run (the pool makes one), so the final line shows the true average. */
 MPDEF void mp_progress_bar(size_t done, size_t total, void *arg) {
     static int64_t t0, last;
     static size_t prev;
     int64_t now = mp__now_ns();
-    if (!t0 || done < prev) t0 = now, last = 0;
+    if (!t0 || done == 0 || done < prev) t0 = now, last = 0;
     prev = done;
     bool end = done >= total;
     if (!end && now - last < 100000000) return;
