@@ -5,9 +5,6 @@
    (MP_STATIC), so this file sees mp__hmac and mp__auth_handshake. */
 #define MP_STATIC
 #define MP_IMPLEMENTATION
-#if defined(__GNUC__)
-#pragma GCC diagnostic ignored "-Wunused-function" /* the copy's unused public calls */
-#endif
 #include "../mp.h"
 #include "test.h"
 #include "py_peer.h"
