@@ -7,6 +7,7 @@
 #include "py_peer.h"
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -227,6 +228,12 @@ static void c_to_c(const char *address) {
     CHECK(ready);
     mp_conn *c;
     CHECK_EQ(mp_listener_accept(l, &c, 30), MP_OK);
+    int nodelay = 0;
+    socklen_t sl = sizeof nodelay;
+    if (address[0] != '/' && address[0] != '.' && address[0] != '@') { /* TCP */
+        CHECK_EQ(getsockopt(mp_conn_fileno(c), IPPROTO_TCP, TCP_NODELAY, &nodelay, &sl), 0);
+        CHECK(nodelay);
+    }
     CHECK(echo_server(c));
     mp_conn_close(c);
     int st = t_wait(pid);
