@@ -5650,6 +5650,29 @@ static bool mp__addr_numeric(const char *host, unsigned short port, mp__sockaddr
 /* "host:port" or "[v6]:port" (host may be empty: any address when listening,
    loopback when connecting) through getaddrinfo. -1 with errno EINVAL, ENOENT (does
    not resolve), ENOMEM. */
+/* host (NULL: any, or loopback) and a numeric port through getaddrinfo, up to
+   MP__ADDR_MAX addresses. -1 with errno ENOENT (does not resolve), ENOMEM. */
+static int mp__addr_resolve(const char *host, const char *port, bool passive, mp__addrs *out) {
+    struct addrinfo hints, *res, *ai;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    int r = getaddrinfo(host, port, &hints, &res);
+    if (r != 0) {
+        errno = r == EAI_MEMORY ? ENOMEM : r == EAI_SYSTEM ? errno : ENOENT;
+        return -1;
+    }
+    for (out->n = 0, ai = res; ai && out->n < MP__ADDR_MAX; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof out->a[0].ss) continue;
+        memcpy(&out->a[out->n].ss, ai->ai_addr, ai->ai_addrlen);
+        out->a[out->n++].len = ai->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    if (out->n == 0) errno = ENOENT;
+    return out->n ? 0 : -1;
+}
+
 static int mp__addr_tcp(const char *s, bool passive, mp__addrs *out) {
     char host[256], *end;
     const char *colon = strrchr(s, ':'), *h = s, *port = colon ? colon + 1 : NULL;
@@ -5666,24 +5689,7 @@ static int mp__addr_tcp(const char *s, bool passive, mp__addrs *out) {
     host[hn] = 0;
     out->tcp = true;
     if (mp__addr_numeric(host, (unsigned short)pn, &out->a[0])) return out->n = 1, 0;
-    struct addrinfo hints, *res, *ai;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-    int r = getaddrinfo(hn ? host : NULL, port, &hints, &res);
-    if (r != 0) {
-        errno = r == EAI_MEMORY ? ENOMEM : r == EAI_SYSTEM ? errno : ENOENT;
-        return -1;
-    }
-    for (out->n = 0, ai = res; ai && out->n < MP__ADDR_MAX; ai = ai->ai_next) {
-        if (ai->ai_addrlen > sizeof out->a[0].ss) continue;
-        memcpy(&out->a[out->n].ss, ai->ai_addr, ai->ai_addrlen);
-        out->a[out->n++].len = ai->ai_addrlen;
-    }
-    freeaddrinfo(res);
-    if (out->n == 0) errno = ENOENT;
-    return out->n ? 0 : -1;
+    return mp__addr_resolve(hn ? host : NULL, port, passive, out);
 }
 
 static int mp__addr_parse(const char *s, bool passive, mp__addrs *out) {
@@ -5799,20 +5805,20 @@ MPDEF mp_listener *mp_listener_create(const mp_listener_desc *d) {
         return NULL;
     }
     mp_listener *l = (mp_listener *)MP_MALLOC(sizeof *l);
-    unsigned char *key = d->authkey ? (unsigned char *)MP_MALLOC(d->authkey_len + 1) : NULL;
-    if (!l || (d->authkey && !key)) {
+    if (l) memset(l, 0, sizeof *l);
+    if (l && d->authkey && !(l->key = (unsigned char *)MP_MALLOC(d->authkey_len + 1))) {
         MP_FREE(l);
-        MP_FREE(key);
+        l = NULL;
+    }
+    if (!l) {
         errno = ENOMEM;
         return NULL;
     }
-    memset(l, 0, sizeof *l);
     l->fd = -1;
     l->creator = getpid();
     l->auth = d->authkey != NULL;
-    l->key = key;
     l->klen = d->authkey_len;
-    if (key && d->authkey_len) memcpy(key, d->authkey, d->authkey_len);
+    if (d->authkey_len) memcpy(l->key, d->authkey, d->authkey_len);
     l->handshake_timeout = d->handshake_timeout ? d->handshake_timeout : MP__HANDSHAKE_TIMEOUT;
     if (mp__listener_setup(l, d) == 0) return l;
     int e = errno;
