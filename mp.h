@@ -1318,7 +1318,8 @@ MPDEF int mp_listener_fileno(const mp_listener *l);
 MPDEF int mp_listener_accept(mp_listener *l, mp_conn **out, double timeout);
 /* Close the listening socket and, in the process that created it, remove its socket
    file (and the private directory of a NULL address). NULL is a no-op. Connections
-   already accepted are not affected. */
+   already accepted are not affected. Do not close a listener another thread is
+   accepting on. */
 MPDEF void mp_listener_close(mp_listener *l);
 
 /* Defaults: timeout 10 s for connect and handshake together; authkey NULL: none. */
