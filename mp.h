@@ -630,6 +630,13 @@ MPDEF int mp_cpu_count(void);
 MPDEF void *mp_alloc(size_t size);
 MPDEF void *mp_calloc(size_t n, size_t size);
 MPDEF void mp_free(void *p);
+/* Resize a block of the shared heap, keeping its first min(old, size) bytes. p NULL:
+   mp_alloc(size). size 0: fails as mp_alloc(0) does, and p is left untouched (free it
+   with mp_free). A size the block's class already holds keeps the block (shrinking never
+   moves it: blocks are not split); a larger one moves it to a new block. NULL + errno
+   ENOMEM (no room; p untouched and still valid) or EINVAL (p not a live block of the
+   heap). */
+MPDEF void *mp_realloc(void *p, size_t size);
 
 typedef struct mp_heap_stats {
     size_t size;       /* bytes reserved for the heap */
@@ -647,27 +654,34 @@ MPDEF int mp_heap_stats_get(mp_heap_stats *out);
 typedef struct mp_process mp_process;
 typedef int (*mp_target_fn)(void *arg); /* return value = exit code (0..255) */
 
-/* Defaults: target required; arg NULL; name "Process-N"; daemon false. */
+/* Defaults: target required; arg NULL; name "Process-N"; daemon false; arg_size 0.
+   arg_size 0: target gets arg as is, and the child sees the bytes behind it as they
+   were at mp_process_start (the fork), not at create. arg_size > 0: arg_size bytes at
+   arg are copied into the process record at create (Python's args=(...)) and target
+   gets a pointer to that copy, 16-byte aligned, valid while the record lives. */
 typedef struct mp_process_desc {
     mp_target_fn target;
-    void *arg;        /* passed as is: a pointer into the shared heap, or data the
-                         child inherits through fork */
+    void *arg;        /* a pointer into the shared heap, data the child inherits
+                         through fork, or (arg_size > 0) the bytes to copy */
     const char *name; /* copied, up to 63 bytes */
     bool daemon;
+    size_t arg_size;  /* > 0: copy arg_size bytes at create */
 } mp_process_desc;
 
 #define MP_EXITCODE_NONE (-2147483647 - 1) /* not started, or not reaped yet */
 #define MP_EXITCODE_LOST (-2147483647)     /* reaped by someone else (SIGCHLD handler,
                                               SIG_IGN) before mp could see its status */
 
-/* A process record in the shared heap, not started. NULL + errno (EINVAL: d or
-   target NULL; ENOMEM). */
+/* A process record in the shared heap, not started; with arg_size, a copy of the
+   argument in it. NULL + errno: EINVAL (d or target NULL, arg NULL with arg_size > 0),
+   ENOMEM (no heap room for the record and the copy, or arg_size above the heap). */
 MPDEF mp_process *mp_process_create(const mp_process_desc *d);
-/* fork and run target in the child. MP_EINVAL: NULL, already started, or not created
-   by this process. MP_ESYS: fork failed (errno EAGAIN at RLIMIT_NPROC). */
+/* fork and run target in the child. MP_EINVAL: NULL, or already started (state).
+   MP_EPERM: not created by this process. MP_ESYS: fork failed (errno EAGAIN at
+   RLIMIT_NPROC). */
 MPDEF int mp_process_start(mp_process *p);
-/* Wait for the process to end and reap it. Repeatable. MP_OK, MP_ETIMEDOUT, or
-   MP_EINVAL (NULL, never started, not our child). */
+/* Wait for the process to end and reap it. Repeatable. MP_OK, MP_ETIMEDOUT,
+   MP_EINVAL (NULL, or never started: state), MP_EPERM (not created by this process). */
 MPDEF int mp_process_join(mp_process *p, double timeout);
 MPDEF bool mp_process_is_alive(mp_process *p);
 /* SIGTERM / SIGKILL. MP_OK (also when it already ended), MP_EINVAL if not started. */
@@ -677,10 +691,11 @@ MPDEF int mp_process_kill(mp_process *p);
 MPDEF int mp_process_exitcode(mp_process *p);
 MPDEF pid_t mp_process_pid(const mp_process *p); /* 0 before start */
 MPDEF const char *mp_process_name(const mp_process *p);
-/* An fd (pidfd) readable once the process ended; owned by p. MP_EINVAL if not
-   started or not our child. */
+/* An fd (pidfd) readable once the process ended; owned by p. MP_EINVAL if NULL or not
+   started (state), MP_EPERM if not created by this process. */
 MPDEF int mp_process_sentinel(mp_process *p);
-/* Free the record. MP_OK; MP_EINVAL if it is still running or not ours (nothing freed).
+/* Free the record. MP_OK; MP_EINVAL if it is still running (state) or is the calling
+   process's own record, MP_EPERM if not created by this process (nothing freed then).
    mp_process_destroy(NULL) is MP_OK. */
 MPDEF int mp_process_destroy(mp_process *p);
 /* Reap ended children of this process, store up to cap of the live ones in out, and
@@ -949,21 +964,31 @@ typedef struct mp_pool_desc {
     unsigned processes;          /* worker processes, at most 1024 */
     int (*initializer)(void *);  /* run once in each worker after its fork; non-zero
                                     return = the worker failed to start */
-    void *initarg;
+    void *initarg;               /* as mp_process_desc.arg: read at each worker's fork */
     unsigned maxtasksperchild;   /* a worker retires after this many tasks (a map chunk
                                     is one task) and the pool starts a fresh one */
     size_t max_result;           /* room for one apply_async result, at most 1 GiB */
+    size_t initarg_size;         /* > 0: initarg_size bytes at initarg are copied into
+                                    the pool at create; the initializer gets the copy */
 } mp_pool_desc;
 
 /* Start the workers (daemon processes forked from this process, which becomes the
    pool's owner). With an initializer, waits until every worker ran it. NULL + errno:
-   EINVAL (processes > 1024, max_result > 1 GiB), ENOMEM, EAGAIN (fork failed), ECHILD
+   EINVAL (processes > 1024, max_result > 1 GiB, initarg NULL with initarg_size > 0),
+   ENOMEM (no heap room, initarg_size above the heap), EAGAIN (fork failed), ECHILD
    (an initializer returned non-zero, or a worker died in it). */
 MPDEF mp_pool *mp_pool_create(const mp_pool_desc *d);
 
 /* A map function: read one element at in, write one at out (NULL when out_size is
    0). Return 0, or non-zero to fail this item (the value is kept as its code). */
 typedef int (*mp_map_fn)(const void *in, void *out);
+
+/* A task with a result of its own size (apply_async, apply, and imap with
+   mp_map_desc.task): arg/arg_len are a copy of the caller's bytes (for imap: one input
+   element, in_size bytes); write up to *result_len bytes (the capacity, max_result, on
+   entry) to result and set *result_len to the size written. Return 0, or non-zero to
+   fail the task (the value is kept as its code and the result discarded). */
+typedef int (*mp_task_fn)(const void *arg, size_t arg_len, void *result, size_t *result_len);
 
 /* A map's first failure (lowest index), filled by mp_pool_map when asked for. */
 typedef struct mp_map_failure {
@@ -975,7 +1000,10 @@ typedef struct mp_map_failure {
 } mp_map_failure;
 
 /* Defaults: chunksize ceil(n / (4 * processes)) for map, 1 for imap (as Python);
-   ordered; no progress callback; no failure report. */
+   ordered; no progress callback; no failure report; max_result the pool's.
+   Exactly one of fn and task: fn writes out_size bytes per item into out (map, imap,
+   map_async); task (imap only) returns a result of any size up to max_result per item,
+   read with mp_imap_next_alloc - Python's imap of a function returning a str or list. */
 typedef struct mp_map_desc {
     mp_map_fn fn;
     const void *in;   /* n elements of in_size bytes (copied to shared memory) */
@@ -989,6 +1017,8 @@ typedef struct mp_map_desc {
                          items finish; the last call has done == total */
     void *progress_arg;
     mp_map_failure *failure; /* map: where to report the first failure (optional) */
+    mp_task_fn task;  /* imap only, instead of fn: variable-size results */
+    size_t max_result; /* task: the largest result; 0: the pool's max_result; <= 1 GiB */
 } mp_map_desc;
 
 /* Python's Pool.map: run fn over every element, results in d->out in input order.
@@ -996,45 +1026,80 @@ typedef struct mp_map_desc {
    non-zero), MP_EWORKERDIED (the worker running that item's chunk died: every item
    of the chunk fails), MP_ECANCELLED (terminated). One failure never stops the
    others. MP_EINVAL: bad argument (NULL p/d/fn/in/out, zero in_size, sizes that
-   overflow), pool closed or terminated, or not called from the owner process.
-   MP_ENOMEM: no shared memory for the copies. n == 0 returns MP_OK at once. */
+   overflow, d->task set), or the pool is closed or terminated (state). MP_EPERM: not
+   called from the owner process. MP_ENOMEM: no shared memory for the copies. n == 0
+   returns MP_OK at once. */
 MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d);
 
+/* Python's Pool.map_async: mp_pool_map without waiting. The handle completes when the
+   whole map has; mp_async_wait/get/ready/wait_any then copy the results to d->out (in
+   the owner, at the call that sees the map finished) and fill d->failure, so read
+   d->out only after one of them reported the handle finished. *d itself is copied at
+   the call; d->out and d->failure (and d->in if it is in the shared heap, which is then
+   used in place) must stay valid until then, or until mp_async_destroy. mp_async_get
+   returns the map's code as mp_pool_map does (out/cap unused: pass NULL, 0; *len =
+   n * out_size); mp_async_code is the first failure's code. progress is called from
+   those same calls as chunks finish. Destroying an unfinished handle cancels its
+   chunks not yet started, waits for the running ones and writes nothing to d->out.
+   NULL + errno: EINVAL, EPERM, ENOMEM as mp_pool_map's codes. */
+MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d);
+
 /* Python's Pool.imap / imap_unordered: an iterator over the results, which stream
-   while later chunks still run. Inputs are copied at once. NULL + errno: EINVAL (as
-   mp_pool_map), ENOMEM. */
+   while later chunks still run. Inputs are copied at once. With d->task, each item's
+   result (up to max_result bytes) is kept in a block of the shared heap until read
+   with mp_imap_next_alloc. NULL + errno: EINVAL (as mp_pool_map, but task allowed;
+   fn and task both or neither set, max_result above 1 GiB), EPERM (not the owner),
+   ENOMEM. */
 MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d);
 /* The next result: copies out_size bytes to out (when MP_OK and out is not NULL) and
    its index to *index (if not NULL). Ordered: index 0, 1, 2...; unordered: chunks in
    completion order, every index exactly once. Returns MP_OK, the item's failure
    (MP_ETASK, MP_EWORKERDIED, MP_ECANCELLED; see mp_imap_code), MP_ETIMEDOUT (nothing
-   consumed; ask again later), MP_ECLOSED once every item was returned, MP_EINVAL. */
+   consumed; ask again later), MP_ECLOSED once every item was returned, MP_EINVAL
+   (NULL it, or an iterator of a task map: use mp_imap_next_alloc), MP_EPERM (not the
+   pool's owner process). */
 MPDEF int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout);
+/* The next result in a buffer from MP_MALLOC (free() by default; at least 1 byte even
+   for an empty result), its size in *len: a task map's result as the task wrote it, or
+   a fn map's out_size bytes. *buf is NULL and *len 0 unless MP_OK (for an item failed
+   with MP_ETOOBIG, *len is the size its task asked for). Codes as mp_imap_next, plus
+   MP_ETOOBIG (that item's task set *result_len above max_result), MP_ENOMEM (no private
+   memory for the buffer: nothing consumed, or no shared block for the worker to store
+   that item's result), MP_EINVAL (NULL it, buf or len). */
+MPDEF int mp_imap_next_alloc(mp_imap *it, void **buf, size_t *len, size_t *index,
+                             double timeout);
 /* The code of the item mp_imap_next returned last: fn's return value for MP_ETASK,
    the worker's exit code for MP_EWORKERDIED, else 0. */
 MPDEF int mp_imap_code(const mp_imap *it);
 /* Free the iterator; chunks not yet started are cancelled, running ones are awaited. */
 MPDEF void mp_imap_destroy(mp_imap *it);
 
-/* An apply_async task: arg/arg_len are a copy of the caller's bytes; write up to
-   *result_len bytes (the capacity, max_result, on entry) to result and set
-   *result_len to the size written. Return 0, or non-zero to fail the task (the value
-   is kept as its code and the result discarded). */
-typedef int (*mp_task_fn)(const void *arg, size_t arg_len, void *result, size_t *result_len);
-
 /* Python's Pool.apply_async: queue fn(copy of arg). Never blocks. NULL + errno:
-   EINVAL (NULL p/fn, arg NULL with arg_len > 0, pool closed or terminated, not the
-   owner process), ENOMEM. Free the handle with mp_async_destroy. */
+   EINVAL (NULL p/fn, arg NULL with arg_len > 0, pool closed or terminated), EPERM (not
+   the owner process), ENOMEM. Free the handle with mp_async_destroy. */
 MPDEF mp_async *mp_pool_apply_async(mp_pool *p, mp_task_fn fn, const void *arg, size_t arg_len);
+/* Python's Pool.apply: apply_async, then get without time limit. Codes as
+   mp_pool_apply_async (as MP_E... codes) and mp_async_get; the task's own code for
+   MP_ETASK is not kept (use apply_async and mp_async_code when it matters). */
+MPDEF int mp_pool_apply(mp_pool *p, mp_task_fn fn, const void *arg, size_t arg_len,
+                        void *out, size_t cap, size_t *len);
 /* Wait for the result and copy it to out (cap bytes of room), its size to *len (if
    not NULL). The result stays available: get may be repeated. Returns MP_OK;
    MP_ETIMEDOUT (not finished yet); MP_ETOOBIG (cap too small: *len says the size
    needed; or the task set *result_len above max_result: *len says what it asked for);
    MP_ETASK, MP_EWORKERDIED, MP_ECANCELLED (see mp_async_code); MP_EINVAL (NULL r, out
-   NULL with cap > 0, a process other than the pool's owner). */
+   NULL with cap > 0); MP_EPERM (a process other than the pool's owner, before the
+   task finished). A map_async handle: see mp_pool_map_async. */
 MPDEF int mp_async_get(mp_async *r, void *out, size_t cap, size_t *len, double timeout);
-/* Wait until the task finished (in any way): MP_OK, MP_ETIMEDOUT, MP_EINVAL. */
+/* Wait until the task finished (in any way): MP_OK, MP_ETIMEDOUT, MP_EINVAL (NULL),
+   MP_EPERM (not the owner, task not finished). */
 MPDEF int mp_async_wait(mp_async *r, double timeout);
+/* Wait until at least one of n handles finished (concurrent.futures.wait with
+   FIRST_COMPLETED; call it in a loop, dropping what it returned, for as_completed).
+   Returns the lowest index of a finished handle (>= 0), MP_ETIMEDOUT, MP_EINVAL (rs
+   NULL, a NULL entry, n 0 or above INT_MAX), MP_EPERM (a handle of a pool this process
+   does not own). Handles may come from several pools of this owner. */
+MPDEF int mp_async_wait_any(mp_async *const *rs, size_t n, double timeout);
 MPDEF bool mp_async_ready(mp_async *r);      /* finished, in any way */
 MPDEF bool mp_async_successful(mp_async *r); /* finished with MP_OK (false if not ready) */
 /* fn's return value for MP_ETASK, the worker's exit code (N, or -S for signal S) for
@@ -1051,8 +1116,8 @@ MPDEF void mp_pool_close(mp_pool *p);
    not finished reports MP_ECANCELLED. Returns promptly whatever is queued. Owner only. */
 MPDEF void mp_pool_terminate(mp_pool *p);
 /* Wait for the workers to exit after close or terminate, replacing workers that die
-   while tasks remain. MP_OK, MP_ETIMEDOUT, MP_EINVAL (NULL, still running - call
-   close first -, not the owner). */
+   while tasks remain. MP_OK, MP_ETIMEDOUT, MP_EINVAL (NULL, or still running: call
+   close or terminate first), MP_EPERM (not the owner). */
 MPDEF int mp_pool_join(mp_pool *p, double timeout);
 /* Free the pool. A pool that still has workers is terminated first (Python's `with
    Pool()`): close + join beforehand to let queued tasks finish. mp_async handles and
@@ -1068,7 +1133,7 @@ typedef struct mp_pool_stats {
 } mp_pool_stats;
 
 /* Snapshot of the pool's counters; runs the owner's check for dead workers first.
-   MP_EINVAL: NULL, or not the owner process. */
+   MP_EINVAL: NULL; MP_EPERM: not the owner process. */
 MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out);
 
 /* A ready-made progress callback (mp_map_desc.progress): draws a bar on stderr -
@@ -1479,6 +1544,20 @@ MPDEF void *mp_calloc(size_t n, size_t size) {
     return p;
 }
 
+/* A zeroed record of hdr bytes with a copy of src[0..n) after it (16-byte aligned),
+   in one block: *copy points at the copy (left alone when n is 0). NULL + ENOMEM. */
+static void *mp__alloc_tail(size_t hdr, const void *src, size_t n, void **copy) {
+    size_t rec = (hdr + 15) & ~(size_t)15;
+    char *p = n > SIZE_MAX - rec ? NULL : (char *)mp_alloc(rec + n);
+    if (!p) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(p, 0, hdr);
+    if (n) *copy = memcpy(p + rec, src, n);
+    return p;
+}
+
 static mp__block *mp__block_of(mp__heap *h, void *p) {
     char *c = (char *)p, *base = (char *)h;
     if (!h || c < base + sizeof *h + MP__BLK_HDR || c >= base + h->size) return NULL;
@@ -1501,6 +1580,23 @@ MPDEF void mp_free(void *p) {
         h->free_bytes += mp__class_size(c);
     }
     mp__lw_release(&h->lock);
+}
+
+MPDEF void *mp_realloc(void *p, size_t size) {
+    if (!p || !size) return mp_alloc(size);
+    mp__block *b = mp__block_of(mp__g.heap, p);
+    unsigned c = b ? mp__load(&b->cls) : MP__NCLASS;
+    if (!b || mp__load(&b->state) != MP__BLK_USED || c >= MP__NCLASS) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t have = mp__class_size(c) - MP__BLK_HDR;
+    if (size <= have) return p;
+    void *n = mp_alloc(size);
+    if (!n) return NULL;
+    memcpy(n, p, have);
+    mp_free(p);
+    return n;
 }
 
 MPDEF int mp_heap_stats_get(mp_heap_stats *out) {
@@ -1565,10 +1661,15 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
         errno = EINVAL;
         return NULL;
     }
-    mp_process *p = (mp_process *)mp_calloc(1, sizeof *p);
+    if (d->arg_size && !d->arg) {
+        errno = EINVAL;
+        return NULL;
+    }
+    void *copy = d->arg;
+    mp_process *p = (mp_process *)mp__alloc_tail(sizeof *p, d->arg, d->arg_size, &copy);
     if (!p) return NULL;
     p->target = d->target;
-    p->arg = d->arg;
+    p->arg = copy;
     p->daemon = d->daemon;
     p->exitcode = MP_EXITCODE_NONE;
     p->sentinel = -1;
@@ -1606,7 +1707,8 @@ static void mp__child_run(mp_process *p) {
 
 MPDEF int mp_process_start(mp_process *p) {
     if (!p || !mp__heap_get()) return p ? MP_ESYS : MP_EINVAL;
-    if (p->state != MP__P_CREATED || p->creator != mp__g.pid) return MP_EINVAL;
+    if (p->creator != mp__g.pid) return MP_EPERM;
+    if (p->state != MP__P_CREATED) return MP_EINVAL;
     pthread_mutex_lock(&mp__g.mu);
     if (!mp__g.atexit_done) mp__g.atexit_done = atexit(mp__atexit) == 0;
     pthread_mutex_unlock(&mp__g.mu);
@@ -1665,12 +1767,17 @@ static bool mp__reap(mp_process *p, bool block) {
     return true;
 }
 
-static bool mp__ours(const mp_process *p) {
-    return p && p->state != MP__P_CREATED && p->creator == mp__g.pid && mp__g.pid;
+/* A started process of ours: MP_OK; MP_EINVAL (NULL, never started); MP_EPERM (created
+   by another process: only the creator may wait for it). */
+static int mp__ours(const mp_process *p) {
+    if (!p || !mp__g.pid) return MP_EINVAL;
+    if (p->creator != mp__g.pid) return MP_EPERM;
+    return p->state == MP__P_CREATED ? MP_EINVAL : MP_OK;
 }
 
 MPDEF int mp_process_join(mp_process *p, double timeout) {
-    if (!mp__ours(p)) return MP_EINVAL;
+    int rc = mp__ours(p);
+    if (rc != MP_OK) return rc;
     int64_t deadline = mp__deadline(timeout);
     if (deadline == MP__NEVER) { /* a plain blocking waitpid: one wakeup, no poll */
         mp__reap(p, true);
@@ -1718,23 +1825,23 @@ MPDEF pid_t mp_process_pid(const mp_process *p) { return p ? p->pid : 0; }
 MPDEF const char *mp_process_name(const mp_process *p) { return p ? p->name : ""; }
 
 MPDEF int mp_process_sentinel(mp_process *p) {
-    if (!mp__ours(p) || p->sentinel < 0) return MP_EINVAL;
-    return p->sentinel;
+    int rc = mp__ours(p);
+    if (rc != MP_OK) return rc;
+    return p->sentinel < 0 ? MP_EINVAL : p->sentinel;
 }
 
 MPDEF int mp_process_destroy(mp_process *p) {
     if (!p) return MP_OK;
     if (p == mp__g.self) return MP_EINVAL;
+    if (p->creator != mp__g.pid) return MP_EPERM;
     if (p->state != MP__P_CREATED) {
-        if (p->creator != mp__g.pid || !mp__reap(p, false)) return MP_EINVAL;
+        if (!mp__reap(p, false)) return MP_EINVAL;
         pthread_mutex_lock(&mp__g.mu);
         mp_process **pp = &mp__g.children;
         while (*pp && *pp != p) pp = &(*pp)->next_child;
         if (*pp) *pp = p->next_child;
         pthread_mutex_unlock(&mp__g.mu);
         if (p->sentinel >= 0) close(p->sentinel);
-    } else if (p->creator != mp__g.pid) {
-        return MP_EINVAL;
     }
     mp_free(p);
     return MP_OK;
@@ -3572,6 +3679,7 @@ MPDEF int mp_shm_unlink(const char *name) {
 
 #define MP__U_APPLY 1u
 #define MP__U_JOB 2u
+#define MP__U_MAP_ASYNC 3u /* an mp_async standing for a whole job; never queued */
 #define MP__ST_QUEUED 0u
 #define MP__ST_DONE 0x80000000u
 #define MP__ST_ABANDON 0x40000000u /* the owner dropped a running task's handle */
@@ -3589,6 +3697,8 @@ typedef struct mp__unit {
     uint32_t queued; /* 1 while (possibly) in the list */
 } mp__unit;
 
+struct mp__job;
+
 struct mp_async {
     mp__unit u;
     mp_pool *pool;
@@ -3597,6 +3707,15 @@ struct mp_async {
     int rc, code;
     size_t arg_len, res_len, cap;
     void *big; /* heap block for a result above cap */
+    /* map_async: the job (NULL once settled) and where its results go */
+    struct mp__job *job;
+    void *map_out;
+    mp_map_failure *failure;
+    void (*progress)(size_t done, size_t total, void *arg);
+    void *progress_arg;
+    size_t prog_done;
+    uint32_t prog_k;
+    pid_t owner;
 };
 #define MP__ASYNC_HDR ((sizeof(mp_async) + 15) & ~(size_t)15)
 
@@ -3607,10 +3726,20 @@ typedef struct mp__chunk {
     size_t fail_at; /* rc == MP_ETASK: first failing item; codes[] from there on */
 } mp__chunk;
 
+/* A task map's result for one item, written by the worker that ran it. */
+typedef struct mp__res {
+    void *data; /* heap block of len bytes (NULL for 0 bytes or a failure) */
+    size_t len;
+    int rc, code;
+} mp__res;
+
 typedef struct mp__job {
     mp__unit u;
     mp_pool *pool; /* NULL once the pool was destroyed */
     mp_map_fn fn;
+    mp_task_fn task; /* instead of fn: results of their own size in res[] */
+    mp__res *res;
+    size_t max_result;
     char *in, *out;
     int *codes; /* per item, written only from a chunk's first failure on */
     void *own_in, *own_out;
@@ -3767,6 +3896,10 @@ static void mp__job_finish_chunk(mp__job *j, uint32_t c, int rc, int code) {
 static int mp__job_item(const mp__job *j, uint32_t c, size_t i, int *code) {
     const mp__chunk *ch = &j->chunks[c];
     *code = 0;
+    if (ch->rc == MP_OK && j->task) {
+        *code = j->res[i].code;
+        return j->res[i].rc;
+    }
     if (ch->rc == MP_OK) return MP_OK;
     if (ch->rc != MP_ETASK) {
         *code = ch->code;
@@ -3828,8 +3961,30 @@ static void mp__pool_run_apply(mp_pool *p, mp__worker *w, mp_async *r) {
     }
 }
 
+/* One item of a task map: the result goes to a heap block of its own size. */
+static void mp__pool_run_task_item(mp__job *j, const char *in, mp__res *res) {
+    char *scratch = (char *)mp__pool_scratch_get(j->max_result);
+    size_t len = j->max_result;
+    int rc = MP_OK, code = 0;
+    void *data = NULL;
+    if (!scratch) rc = MP_ENOMEM, len = 0;
+    else if ((code = j->task(in, j->in_size, scratch, &len)) != 0) rc = MP_ETASK, len = 0;
+    else if (len > j->max_result) rc = MP_ETOOBIG;
+    else if (len && (data = mp_alloc(len)) == NULL) rc = MP_ENOMEM, len = 0;
+    else if (len) memcpy(data, scratch, len);
+    res->len = len, res->rc = rc, res->code = code;
+    mp__store(&res->data, data); /* a worker killed before this leaks the block */
+}
+
 static void mp__pool_run_chunk(mp__worker *w, mp__job *j, uint32_t c) {
     size_t start = (size_t)c * j->chunksize, cnt = mp__job_count(j, c), k = 0;
+    if (j->task) {
+        for (; k < cnt; k++)
+            mp__pool_run_task_item(j, j->in + (start + k) * j->in_size, &j->res[start + k]);
+        mp__job_finish_chunk(j, c, MP_OK, 0);
+        mp__store(&w->cur, (mp__unit *)NULL);
+        return;
+    }
     const char *in = j->in + start * j->in_size;
     char *out = j->out_size ? j->out + start * j->out_size : NULL;
     int r = 0;
@@ -3951,7 +4106,9 @@ static int mp__pool_start_worker(mp_pool *p, mp__worker *w) {
     if (++p->next_id > MP__ID_MASK) p->next_id = 1;
     w->id = p->next_id;
     snprintf(name, sizeof name, "PoolWorker-%u", w->id);
-    mp_process_desc d = {mp__pool_worker, w, name, true};
+    mp_process_desc d;
+    memset(&d, 0, sizeof d); /* fields added later stay at their defaults */
+    d.target = mp__pool_worker, d.arg = w, d.name = name, d.daemon = true;
     mp_process *proc = mp_process_create(&d);
     if (!proc) return MP_ENOMEM;
     if (mp_process_start(proc) != MP_OK) {
@@ -4106,11 +4263,13 @@ static bool mp__pool_inits_ok(mp_pool *p) {
 MPDEF mp_pool *mp_pool_create(const mp_pool_desc *d) {
     unsigned n = d && d->processes ? d->processes : (unsigned)mp_cpu_count();
     size_t mr = d && d->max_result ? d->max_result : (size_t)64 << 10;
-    if (n > 1024 || mr > ((size_t)1 << 30)) {
+    size_t ia = d ? d->initarg_size : 0;
+    void *initarg = d ? d->initarg : NULL;
+    if (n > 1024 || mr > ((size_t)1 << 30) || (ia && !initarg)) {
         errno = EINVAL;
         return NULL;
     }
-    mp_pool *p = (mp_pool *)mp_calloc(1, sizeof *p);
+    mp_pool *p = (mp_pool *)mp__alloc_tail(sizeof *p, initarg, ia, &initarg);
     if (!p) return NULL;
     p->w = (mp__worker *)mp_calloc(n, sizeof *p->w);
     if (!p->w) {
@@ -4123,7 +4282,7 @@ MPDEF mp_pool *mp_pool_create(const mp_pool_desc *d) {
     p->maxtasks = d ? d->maxtasksperchild : 0;
     p->max_result = mr;
     p->initializer = d ? d->initializer : NULL;
-    p->initarg = d ? d->initarg : NULL;
+    p->initarg = initarg;
     p->last_maint = mp__now_ns();
     int rc = MP_OK;
     for (unsigned i = 0; i < n && rc == MP_OK; i++) {
@@ -4186,7 +4345,8 @@ static bool mp__pool_no_workers(void *arg) {
 }
 
 MPDEF int mp_pool_join(mp_pool *p, double timeout) {
-    if (!mp__pool_mine(p) || mp__load(&p->state) == MP__POOL_RUN) return MP_EINVAL;
+    if (p && !mp__pool_mine(p)) return MP_EPERM;
+    if (!p || mp__load(&p->state) == MP__POOL_RUN) return MP_EINVAL;
     return mp__pool_wait(p, mp__pool_no_workers, p, mp__deadline(timeout));
 }
 
@@ -4200,7 +4360,8 @@ MPDEF void mp_pool_destroy(mp_pool *p) {
 }
 
 MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out) {
-    if (!mp__pool_mine(p) || !out) return MP_EINVAL;
+    if (p && !mp__pool_mine(p)) return MP_EPERM;
+    if (!p || !out) return MP_EINVAL;
     mp__pool_maintain(p);
     out->processes = p->nproc;
     out->alive = 0;
@@ -4218,7 +4379,9 @@ static bool mp__in_heap(const void *ptr, size_t len) {
 }
 
 static int mp__map_check(mp_pool *p, const mp_map_desc *d, bool imap) {
-    if (!mp__pool_mine(p) || !d || !d->fn || !d->in_size || !d->in) return MP_EINVAL;
+    if (p && !mp__pool_mine(p)) return MP_EPERM;
+    if (!p || !d || !d->fn == !d->task || !d->in_size || !d->in) return MP_EINVAL;
+    if (d->task && (!imap || d->max_result > ((size_t)1 << 30))) return MP_EINVAL;
     if (!imap && d->out_size && !d->out) return MP_EINVAL;
     if (d->n > SIZE_MAX / d->in_size || (d->out_size && d->n > SIZE_MAX / d->out_size))
         return MP_EINVAL;
@@ -4227,6 +4390,8 @@ static int mp__map_check(mp_pool *p, const mp_map_desc *d, bool imap) {
 }
 
 static void mp__job_free(mp__job *j) {
+    for (size_t i = 0; j->res && i < j->n; i++) mp_free(j->res[i].data);
+    mp_free(j->res);
     mp_free(j->own_in);
     mp_free(j->own_out);
     mp_free(j->codes);
@@ -4246,19 +4411,21 @@ static mp__job *mp__job_create(mp_pool *p, const mp_map_desc *d, bool imap) {
     j->order = (uint32_t *)(j->chunks + nc);
     j->u.kind = MP__U_JOB;
     j->u.tid = mp__fetch_add(&p->next_tid, (uint64_t)1) + 1;
-    j->pool = p, j->fn = d->fn;
-    j->in_size = d->in_size, j->out_size = d->out_size, j->n = d->n;
+    j->pool = p, j->fn = d->fn, j->task = d->task;
+    j->max_result = d->max_result ? d->max_result : p->max_result;
+    j->in_size = d->in_size, j->out_size = d->task ? 0 : d->out_size, j->n = d->n;
     j->chunksize = cs, j->nchunks = (uint32_t)nc;
-    j->codes = (int *)mp_alloc(d->n * sizeof(int));
+    if (d->task) j->res = (mp__res *)mp_calloc(d->n, sizeof(mp__res));
+    j->codes = d->task ? NULL : (int *)mp_alloc(d->n * sizeof(int));
     if (!imap && mp__in_heap(d->in, d->n * d->in_size)) { /* already shared: no copy */
         j->in = (char *)d->in;
     } else if ((j->in = (char *)(j->own_in = mp_alloc(d->n * d->in_size))) != NULL) {
         memcpy(j->in, d->in, d->n * d->in_size);
     }
-    if (!d->out_size) j->out = NULL;
+    if (!j->out_size) j->out = NULL;
     else if (!imap && mp__in_heap(d->out, d->n * d->out_size)) j->out = (char *)d->out;
     else j->out = (char *)(j->own_out = mp_alloc(d->n * d->out_size));
-    if (!j->codes || !j->in || (d->out_size && !j->out)) {
+    if ((!j->codes && !j->res) || !j->in || (j->out_size && !j->out)) {
         mp__job_free(j);
         return NULL;
     }
@@ -4332,6 +4499,22 @@ static int mp__job_failures(const mp__job *j, mp_map_failure *f) {
     return first;
 }
 
+/* Chunks finished since order slot *k: count their items into *done. */
+static bool mp__job_progress(const mp__job *j, uint32_t *k, size_t *done) {
+    uint32_t k0 = *k;
+    for (uint32_t c; *k < j->nchunks && (c = mp__load(&j->order[*k])) != 0; ++*k)
+        *done += mp__job_count(j, c - 1);
+    return *k != k0;
+}
+
+/* A finished map job: results to out (when j used a copy), failures, then free it. */
+static int mp__job_conclude(mp__job *j, void *out, mp_map_failure *f) {
+    int rc = mp__job_failures(j, f);
+    if (j->own_out) memcpy(out, j->out, j->n * j->out_size);
+    mp__job_retire(j);
+    return rc;
+}
+
 MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d) {
     int rc = mp__map_check(p, d, false);
     if (rc != MP_OK) return rc;
@@ -4341,20 +4524,18 @@ MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d) {
     }
     mp__job *j = mp__job_create(p, d, false);
     if (!j) return MP_ENOMEM;
-    if ((rc = mp__job_submit(p, j)) == MP_OK) {
-        mp__job_at a = {j, 0};
-        size_t done = 0;
-        while (a.k < j->nchunks) {
-            mp__pool_wait(p, mp__job_order_ready, &a, MP__NEVER);
-            for (uint32_t c; a.k < j->nchunks && (c = mp__load(&j->order[a.k])) != 0; a.k++)
-                done += mp__job_count(j, c - 1);
-            if (d->progress) d->progress(done, d->n, d->progress_arg);
-        }
-        rc = mp__job_failures(j, d->failure);
-        if (j->own_out) memcpy(d->out, j->out, d->n * d->out_size);
+    if ((rc = mp__job_submit(p, j)) != MP_OK) {
+        mp__job_retire(j);
+        return rc;
     }
-    mp__job_retire(j);
-    return rc;
+    mp__job_at a = {j, 0};
+    size_t done = 0;
+    while (a.k < j->nchunks) {
+        mp__pool_wait(p, mp__job_order_ready, &a, MP__NEVER);
+        mp__job_progress(j, &a.k, &done);
+        if (d->progress) d->progress(done, d->n, d->progress_arg);
+    }
+    return mp__job_conclude(j, d->out, d->failure);
 }
 
 struct mp_imap {
@@ -4372,7 +4553,7 @@ struct mp_imap {
 MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d) {
     int rc = mp__map_check(p, d, true);
     if (rc != MP_OK) {
-        errno = EINVAL;
+        errno = rc == MP_EPERM ? EPERM : EINVAL;
         return NULL;
     }
     mp_imap *it = (mp_imap *)mp_calloc(1, sizeof *it);
@@ -4394,11 +4575,8 @@ MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d) {
 }
 
 static void mp__imap_progress(mp_imap *it) {
-    mp__job *j = it->j;
-    size_t before = it->done;
-    for (uint32_t c; it->prog_k < j->nchunks && (c = mp__load(&j->order[it->prog_k])) != 0;)
-        it->done += mp__job_count(j, c - 1), it->prog_k++;
-    if (it->done != before) it->progress(it->done, j->n, it->progress_arg);
+    if (mp__job_progress(it->j, &it->prog_k, &it->done))
+        it->progress(it->done, it->j->n, it->progress_arg);
 }
 
 /* Wait for the next chunk to return; MP_OK and it->c set, or MP_ETIMEDOUT. */
@@ -4408,7 +4586,7 @@ static int mp__imap_advance(mp_imap *it, int64_t deadline) {
     mp__pool_pred ready = it->unordered ? mp__job_order_ready : mp__job_chunk_ready;
     if (!ready(&a)) {
         if (!j->pool) return MP_ECANCELLED; /* cannot happen: a destroyed pool finished all */
-        if (j->pool->owner != mp__g.pid) return MP_EINVAL;
+        if (j->pool->owner != mp__g.pid) return MP_EPERM;
         int rc = mp__pool_wait(j->pool, ready, &a, deadline);
         if (rc != MP_OK) return rc;
     }
@@ -4420,19 +4598,58 @@ static int mp__imap_advance(mp_imap *it, int64_t deadline) {
     return MP_OK;
 }
 
-MPDEF int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout) {
-    if (!it) return MP_EINVAL;
+/* Make the next item ready without consuming it: MP_OK and its index in *i. */
+static int mp__imap_peek(mp_imap *it, double timeout, size_t *i) {
     mp__job *j = it->j;
     if (!j || it->yielded == j->n) return MP_ECLOSED;
     if (it->pos == it->cnt) {
         int rc = mp__imap_advance(it, mp__deadline(timeout));
         if (rc != MP_OK) return rc;
     }
-    size_t i = (size_t)it->c * j->chunksize + it->pos;
-    int rc = mp__job_item(j, it->c, i, &it->code);
-    if (rc == MP_OK && out && j->out_size) memcpy(out, j->out + i * j->out_size, j->out_size);
+    *i = (size_t)it->c * j->chunksize + it->pos;
+    return MP_OK;
+}
+
+/* Consume item i (from mp__imap_peek): its rc, with its code kept for mp_imap_code. */
+static int mp__imap_take(mp_imap *it, size_t i, size_t *index) {
     if (index) *index = i;
     it->pos++, it->yielded++;
+    return mp__job_item(it->j, it->c, i, &it->code);
+}
+
+MPDEF int mp_imap_next(mp_imap *it, void *out, size_t *index, double timeout) {
+    size_t i;
+    if (!it || (it->j && it->j->task)) return MP_EINVAL;
+    int rc = mp__imap_peek(it, timeout, &i);
+    if (rc != MP_OK) return rc;
+    mp__job *j = it->j;
+    rc = mp__imap_take(it, i, index);
+    if (rc == MP_OK && out && j->out_size) memcpy(out, j->out + i * j->out_size, j->out_size);
+    return rc;
+}
+
+MPDEF int mp_imap_next_alloc(mp_imap *it, void **buf, size_t *len, size_t *index,
+                             double timeout) {
+    size_t i;
+    if (buf) *buf = NULL;
+    if (len) *len = 0;
+    if (!it || !buf || !len) return MP_EINVAL;
+    int rc = mp__imap_peek(it, timeout, &i);
+    if (rc != MP_OK) return rc;
+    mp__job *j = it->j;
+    mp__res *r = j->task ? &j->res[i] : NULL;
+    size_t n = r ? r->len : j->out_size;
+    const void *src = r ? r->data : j->out + i * j->out_size;
+    void *copy = MP_MALLOC(n ? n : 1);
+    if (!copy) return MP_ENOMEM; /* nothing consumed */
+    if ((rc = mp__imap_take(it, i, index)) == MP_OK) {
+        if (n) memcpy(copy, src, n);
+        *buf = copy, *len = n;
+    } else {
+        MP_FREE(copy);
+        if (rc == MP_ETOOBIG) *len = n;
+    }
+    if (r) mp_free(r->data), r->data = NULL; /* read once: give the block back now */
     return rc;
 }
 
@@ -4448,7 +4665,7 @@ MPDEF void mp_imap_destroy(mp_imap *it) {
 
 MPDEF mp_async *mp_pool_apply_async(mp_pool *p, mp_task_fn fn, const void *arg, size_t arg_len) {
     if (!mp__pool_mine(p) || !fn || (!arg && arg_len)) {
-        errno = EINVAL;
+        errno = p && !mp__pool_mine(p) ? EPERM : EINVAL;
         return NULL;
     }
     size_t cap = arg_len > MP__ASYNC_INLINE ? arg_len : MP__ASYNC_INLINE;
@@ -4461,7 +4678,7 @@ MPDEF mp_async *mp_pool_apply_async(mp_pool *p, mp_task_fn fn, const void *arg, 
     memset(r, 0, sizeof *r);
     r->u.kind = MP__U_APPLY;
     r->u.tid = mp__fetch_add(&p->next_tid, (uint64_t)1) + 1;
-    r->pool = p, r->fn = fn, r->arg_len = arg_len, r->cap = cap;
+    r->pool = p, r->fn = fn, r->arg_len = arg_len, r->cap = cap, r->owner = p->owner;
     if (arg_len) memcpy((char *)r + MP__ASYNC_HDR, arg, arg_len);
     if (mp__load(&p->exited) != p->exited_seen) mp__pool_maintain(p); /* replace retirees */
     if (mp__q_push(p, &r->u, 1) != MP_OK) {
@@ -4472,15 +4689,71 @@ MPDEF mp_async *mp_pool_apply_async(mp_pool *p, mp_task_fn fn, const void *arg, 
     return r;
 }
 
-static bool mp__async_done(void *arg) {
-    return (mp__load(&((mp_async *)arg)->state) & MP__ST_DONE) != 0;
+/* ---- map_async: an mp_async standing for a whole job ---- */
+
+MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d) {
+    int rc = mp__map_check(p, d, false);
+    mp_async *r = rc == MP_OK ? (mp_async *)mp_calloc(1, sizeof *r) : NULL;
+    if (!r) {
+        if (rc != MP_OK) errno = rc == MP_EPERM ? EPERM : EINVAL;
+        return NULL;
+    }
+    r->u.kind = MP__U_MAP_ASYNC;
+    r->pool = p, r->owner = p->owner;
+    r->map_out = d->out, r->failure = d->failure, r->res_len = d->n * d->out_size;
+    r->progress = d->progress, r->progress_arg = d->progress_arg;
+    if (d->n && !(r->job = mp__job_create(p, d, false))) {
+        mp_free(r);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (r->job && (rc = mp__job_submit(p, r->job)) != MP_OK) {
+        mp__job_retire(r->job);
+        mp_free(r);
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!r->job) {
+        if (d->failure) memset(d->failure, 0, sizeof *d->failure);
+        r->state = MP__ST_DONE;
+    }
+    return r;
 }
+
+/* Finished (settled or not); a map handle reports progress here, in the owner. */
+static bool mp__async_done(void *arg) {
+    mp_async *r = (mp_async *)arg;
+    mp__job *j = r->job;
+    if (!j) return (mp__load(&r->state) & MP__ST_DONE) != 0;
+    if (r->progress && r->owner == mp__g.pid &&
+        mp__job_progress(j, &r->prog_k, &r->prog_done))
+        r->progress(r->prog_done, j->n, r->progress_arg);
+    return mp__load(&j->norder) == j->nchunks;
+}
+
+/* A finished map handle: deliver its results (owner only), free the job. */
+static int mp__async_settle(mp_async *r) {
+    if (!r->job) return MP_OK;
+    if (r->owner != mp__g.pid) return MP_EPERM;
+    r->rc = mp__job_conclude(r->job, r->map_out, r->failure);
+    r->job = NULL;
+    r->code = 0;
+    if (r->failure) r->code = r->failure->code;
+    mp__store(&r->state, MP__ST_DONE);
+    return MP_OK;
+}
+
+static mp_pool *mp__async_pool(mp_async *r) { return r->job ? r->job->pool : r->pool; }
 
 MPDEF int mp_async_wait(mp_async *r, double timeout) {
     if (!r) return MP_EINVAL;
-    if (mp__async_done(r)) return MP_OK;
-    if (!mp__pool_mine(r->pool)) return MP_EINVAL;
-    return mp__pool_wait(r->pool, mp__async_done, r, mp__deadline(timeout));
+    if (!mp__async_done(r)) {
+        mp_pool *p = mp__async_pool(r);
+        if (!mp__pool_mine(p)) return MP_EPERM;
+        int rc = mp__pool_wait(p, mp__async_done, r, mp__deadline(timeout));
+        if (rc != MP_OK) return rc;
+    }
+    return mp__async_settle(r);
 }
 
 MPDEF int mp_async_get(mp_async *r, void *out, size_t cap, size_t *len, double timeout) {
@@ -4488,7 +4761,7 @@ MPDEF int mp_async_get(mp_async *r, void *out, size_t cap, size_t *len, double t
     int rc = mp_async_wait(r, timeout);
     if (rc != MP_OK) return rc;
     if (len) *len = r->res_len;
-    if (r->rc != MP_OK) return r->rc;
+    if (r->rc != MP_OK || r->u.kind == MP__U_MAP_ASYNC) return r->rc;
     if (r->res_len > cap) return MP_ETOOBIG;
     if (r->res_len) memcpy(out, r->big ? (char *)r->big : (char *)r + MP__ASYNC_HDR, r->res_len);
     return MP_OK;
@@ -4496,19 +4769,82 @@ MPDEF int mp_async_get(mp_async *r, void *out, size_t cap, size_t *len, double t
 
 MPDEF bool mp_async_ready(mp_async *r) {
     if (!r) return false;
-    if (mp__async_done(r)) return true;
-    /* a caller that only polls must still see its worker die */
-    if (mp__pool_mine(r->pool) && mp__now_ns() - r->pool->last_maint >= MP__POOL_SLICE_NS)
-        mp__pool_maintain(r->pool);
-    return mp__async_done(r);
+    if (!mp__async_done(r)) {
+        /* a caller that only polls must still see its worker die */
+        mp_pool *p = mp__async_pool(r);
+        if (mp__pool_mine(p) && mp__now_ns() - p->last_maint >= MP__POOL_SLICE_NS)
+            mp__pool_maintain(p);
+        if (!mp__async_done(r)) return false;
+    }
+    return mp__async_settle(r) == MP_OK;
 }
 
 MPDEF bool mp_async_successful(mp_async *r) { return mp_async_ready(r) && r->rc == MP_OK; }
 
-MPDEF int mp_async_code(mp_async *r) { return r && mp__async_done(r) ? r->code : 0; }
+MPDEF int mp_async_code(mp_async *r) {
+    return r && (mp__load(&r->state) & MP__ST_DONE) ? r->code : 0;
+}
+
+typedef struct {
+    mp_async *const *rs;
+    size_t n, found;
+} mp__async_set;
+
+static bool mp__async_any(void *arg) {
+    mp__async_set *a = (mp__async_set *)arg;
+    for (size_t i = 0; i < a->n; i++)
+        if (mp__async_done(a->rs[i])) return a->found = i, true;
+    return false;
+}
+
+MPDEF int mp_async_wait_any(mp_async *const *rs, size_t n, double timeout) {
+    if (!rs || !n || n > INT_MAX) return MP_EINVAL;
+    mp_pool *p = NULL;
+    bool several = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!rs[i]) return MP_EINVAL;
+        if (rs[i]->owner != mp__g.pid) return MP_EPERM;
+        mp_pool *q = mp__async_done(rs[i]) ? NULL : mp__async_pool(rs[i]);
+        if (q && p && q != p) several = true;
+        if (q && !p) p = q;
+    }
+    mp__async_set a = {rs, n, 0};
+    int64_t deadline = mp__deadline(timeout);
+    while (!mp__async_any(&a)) {
+        /* several pools: sleep on one in short slices, looking after the others */
+        int64_t until = several ? mp__now_ns() + 1000000 : deadline;
+        if (until > deadline) until = deadline;
+        int rc = mp__pool_wait(p, mp__async_any, &a, until);
+        if (rc == MP_OK) break;
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+        for (size_t i = 0; i < n; i++) mp_async_ready(rs[i]); /* maintenance of each pool */
+    }
+    int rc = mp__async_settle(rs[a.found]);
+    return rc == MP_OK ? (int)a.found : rc;
+}
+
+MPDEF int mp_pool_apply(mp_pool *p, mp_task_fn fn, const void *arg, size_t arg_len,
+                        void *out, size_t cap, size_t *len) {
+    if (!out && cap) return MP_EINVAL;
+    mp_async *r = mp_pool_apply_async(p, fn, arg, arg_len);
+    if (!r) return errno == ENOMEM ? MP_ENOMEM : errno == EPERM ? MP_EPERM : MP_EINVAL;
+    int rc = mp_async_get(r, out, cap, len, MP_FOREVER);
+    mp_async_destroy(r);
+    return rc;
+}
+
+static void mp__async_map_destroy(mp_async *r) {
+    mp__job *j = r->job;
+    if (j && (!j->pool || r->owner == mp__g.pid)) mp__job_retire(j);
+    mp_free(r);
+}
 
 MPDEF void mp_async_destroy(mp_async *r) {
     if (!r) return;
+    if (r->u.kind == MP__U_MAP_ASYNC) {
+        mp__async_map_destroy(r);
+        return;
+    }
     uint32_t s = mp__load(&r->state);
     while (!(s & MP__ST_DONE)) {
         mp_pool *p = r->pool;

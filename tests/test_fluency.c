@@ -1,0 +1,578 @@
+/* Python fluency (issue 15): arguments copied at create, variable-size imap results,
+   map_async / apply / wait_any, mp_realloc - all across real processes. */
+#define _GNU_SOURCE
+#include "test.h"
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- arg_size: Python's args=(i,) captured at create ---- */
+
+static int exit_with_int(void *arg) { return *(const int *)arg; }
+
+TEST(fluency_arg_copied_at_create_in_a_loop) {
+    mp_process *ps[3];
+    int i;
+    for (i = 0; i < 3; i++) { /* the tutorial's loop: &i changes before each start */
+        mp_process_desc d = {exit_with_int, &i, NULL, false, sizeof i};
+        CHECK((ps[i] = mp_process_create(&d)) != NULL);
+    }
+    i = 99;
+    for (int k = 0; k < 3; k++) CHECK_EQ(mp_process_start(ps[k]), MP_OK);
+    for (int k = 0; k < 3; k++) {
+        CHECK_EQ(mp_process_join(ps[k], 20), MP_OK);
+        CHECK_EQ(mp_process_exitcode(ps[k]), k); /* each saw its own i */
+        CHECK_EQ(mp_process_destroy(ps[k]), MP_OK);
+    }
+    /* without arg_size the child reads the bytes as they are at start */
+    int j = 5;
+    mp_process_desc d = {exit_with_int, &j, NULL, false, 0};
+    mp_process *p = mp_process_create(&d);
+    CHECK(p != NULL);
+    j = 6;
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    j = 7;
+    CHECK_EQ(mp_process_join(p, 20), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), 6);
+    CHECK_EQ(mp_process_destroy(p), MP_OK);
+}
+
+typedef struct {
+    char text[300];
+    int n;
+} big_arg;
+
+static int check_big(void *arg) {
+    const big_arg *a = (const big_arg *)arg;
+    if (((uintptr_t)arg & 15) != 0) return 3;
+    for (int k = 0; k < a->n; k++)
+        if (a->text[k] != (char)('a' + k % 26)) return 2;
+    return a->text[a->n] == 0 ? 0 : 4;
+}
+
+TEST(fluency_arg_size_bad_sizes_and_heap_use) {
+    big_arg a;
+    memset(&a, 0, sizeof a);
+    a.n = 299;
+    for (int k = 0; k < a.n; k++) a.text[k] = (char)('a' + k % 26);
+    mp_heap_stats before, after;
+    CHECK_EQ(mp_heap_stats_get(&before), MP_OK);
+    mp_process_desc d = {check_big, &a, NULL, false, sizeof a};
+    mp_process *p = mp_process_create(&d);
+    CHECK(p != NULL);
+    memset(&a, 'z', sizeof a); /* the copy is taken: the original may change */
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    CHECK_EQ(mp_process_join(p, 20), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), 0);
+    CHECK_EQ(mp_process_destroy(p), MP_OK);
+    CHECK_EQ(mp_heap_stats_get(&after), MP_OK);
+    CHECK_EQ(after.blocks, before.blocks); /* the copy went with the record */
+
+    mp_process_desc bad = {check_big, NULL, NULL, false, 8};
+    errno = 0;
+    CHECK(mp_process_create(&bad) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    bad.arg = &a, bad.arg_size = SIZE_MAX;
+    errno = 0;
+    CHECK(mp_process_create(&bad) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    bad.arg_size = before.size + 1; /* above the heap: never read */
+    errno = 0;
+    CHECK(mp_process_create(&bad) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+}
+
+static int g_init_seen; /* per worker process: what its initializer got */
+
+static int init_copy(void *arg) {
+    g_init_seen = *(const int *)arg;
+    return 0;
+}
+
+static int report_seen(const void *arg, size_t arg_len, void *res, size_t *len) {
+    (void)arg, (void)arg_len;
+    int v[2] = {g_init_seen, (int)getpid()};
+    memcpy(res, v, sizeof v);
+    *len = sizeof v;
+    return 0;
+}
+
+TEST(fluency_pool_initarg_copied_at_create) {
+    int seed = 31337;
+    mp_pool_desc pd = {2, init_copy, &seed, 1, 0, sizeof seed}; /* 1 task per worker */
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    seed = -1; /* replacements are forked later: they must still see the copy */
+    for (int k = 0; k < 8; k++) {
+        int v[2];
+        size_t len = 0;
+        CHECK_EQ(mp_pool_apply(p, report_seen, NULL, 0, v, sizeof v, &len), MP_OK);
+        CHECK_EQ(len, sizeof v);
+        CHECK_EQ(v[0], 31337);
+    }
+    mp_pool_stats st;
+    CHECK_EQ(mp_pool_stats_get(p, &st), MP_OK);
+    CHECK(st.started >= 8); /* the replacements ran the initializer on the copy */
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 30), MP_OK);
+    mp_pool_destroy(p);
+
+    mp_pool_desc bad = {2, init_copy, NULL, 0, 0, 4};
+    errno = 0;
+    CHECK(mp_pool_create(&bad) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    bad.initarg = &seed, bad.initarg_size = SIZE_MAX;
+    errno = 0;
+    CHECK(mp_pool_create(&bad) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+}
+
+/* ---- variable-size results through imap ---- */
+
+/* Item x: the text "x" repeated x % 50 times (x % 50 == 0: empty); x == 13 fails with
+   code 7, x == 17 asks for more than max_result. */
+static int repeat_str(const void *arg, size_t arg_len, void *res, size_t *len) {
+    int64_t x;
+    if (arg_len != sizeof x) return 99;
+    memcpy(&x, arg, sizeof x);
+    if (x == 13) return 7;
+    if (x == 17) {
+        *len = *len + 1;
+        return 0;
+    }
+    char one[24];
+    int n = snprintf(one, sizeof one, "%lld,", (long long)x);
+    size_t want = (size_t)n * (size_t)(x % 50);
+    if (want > *len) return 98;
+    for (size_t k = 0; k < want; k += (size_t)n) memcpy((char *)res + k, one, (size_t)n);
+    *len = want;
+    return 0;
+}
+
+static void check_repeat(int64_t x, const char *buf, size_t len) {
+    char one[24];
+    int n = snprintf(one, sizeof one, "%lld,", (long long)x);
+    CHECK_EQ(len, (size_t)n * (size_t)(x % 50));
+    for (size_t k = 0; k < len; k += (size_t)n) CHECK(memcmp(buf + k, one, (size_t)n) == 0);
+}
+
+static size_t blocks_now(void) {
+    mp_heap_stats s;
+    CHECK_EQ(mp_heap_stats_get(&s), MP_OK);
+    return s.blocks;
+}
+
+TEST(fluency_imap_task_results_of_any_size) {
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    size_t base = blocks_now();
+    enum { N = 400 };
+    int64_t in[N];
+    for (int k = 0; k < N; k++) in[k] = k;
+    for (int unordered = 0; unordered < 2; unordered++) {
+        mp_map_desc d = {NULL, in, sizeof in[0], NULL, 0, N, 3, unordered != 0,
+                         NULL, NULL, NULL, repeat_str, 1200};
+        mp_imap *it = mp_pool_imap(p, &d);
+        CHECK(it != NULL);
+        bool seen[N] = {false};
+        void *buf;
+        size_t len, idx, got = 0;
+        int rc;
+        while ((rc = mp_imap_next_alloc(it, &buf, &len, &idx, 20)) != MP_ECLOSED) {
+            CHECK(idx < N && !seen[idx]);
+            seen[idx] = true;
+            if (!unordered) CHECK_EQ(idx, got);
+            got++;
+            if (idx == 13) {
+                CHECK_EQ(rc, MP_ETASK);
+                CHECK_EQ(mp_imap_code(it), 7);
+                CHECK(buf == NULL);
+            } else if (idx == 17) {
+                CHECK_EQ(rc, MP_ETOOBIG);
+                CHECK_EQ(len, 1201); /* what the task asked for */
+                CHECK(buf == NULL);
+            } else {
+                CHECK_EQ(rc, MP_OK);
+                CHECK(buf != NULL);
+                check_repeat((int64_t)idx, (const char *)buf, len);
+                free(buf);
+            }
+        }
+        CHECK_EQ(got, N);
+        /* a task map is read with the _alloc variant only */
+        int64_t one;
+        CHECK_EQ(mp_imap_next(it, &one, NULL, 0), MP_EINVAL);
+        mp_imap_destroy(it);
+        CHECK_EQ(blocks_now(), base); /* every result block was given back */
+    }
+    /* destroyed before reading: the results not read are freed */
+    mp_map_desc d = {NULL, in, sizeof in[0], NULL, 0, N, 0, false, NULL, NULL, NULL,
+                     repeat_str, 0};
+    mp_imap *it = mp_pool_imap(p, &d);
+    CHECK(it != NULL);
+    void *buf;
+    size_t len;
+    CHECK_EQ(mp_imap_next_alloc(it, &buf, &len, NULL, 20), MP_OK); /* index 0: empty */
+    CHECK_EQ(len, 0);
+    CHECK(buf != NULL);
+    free(buf);
+    mp_imap_destroy(it);
+    CHECK_EQ(blocks_now(), base);
+
+    /* a fixed-size map read through _alloc */
+    mp_map_desc bad = d;
+    bad.fn = NULL, bad.task = NULL;
+    CHECK(mp_pool_imap(p, &bad) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    bad.task = repeat_str, bad.max_result = ((size_t)1 << 30) + 1;
+    CHECK(mp_pool_imap(p, &bad) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    bad.max_result = 0;
+    CHECK_EQ(mp_pool_map(p, &bad), MP_EINVAL); /* task: imap only */
+    CHECK(mp_pool_map_async(p, &bad) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(mp_imap_next_alloc(NULL, &buf, &len, NULL, 0), MP_EINVAL);
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 30), MP_OK);
+    mp_pool_destroy(p);
+}
+
+static int square64(const void *in, void *out) {
+    int64_t x = *(const int64_t *)in;
+    *(int64_t *)out = x * x;
+    return x == 77 ? 5 : 0;
+}
+
+TEST(fluency_imap_next_alloc_on_a_fixed_size_map) {
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    int64_t in[100];
+    for (int k = 0; k < 100; k++) in[k] = k;
+    mp_map_desc d = {square64, in, 8, NULL, 8, 100, 0, false, NULL, NULL, NULL, NULL, 0};
+    mp_imap *it = mp_pool_imap(p, &d);
+    CHECK(it != NULL);
+    void *buf;
+    size_t len, idx;
+    for (int k = 0; k < 100; k++) {
+        int rc = mp_imap_next_alloc(it, &buf, &len, &idx, 20);
+        CHECK_EQ(idx, (size_t)k);
+        if (k == 77) {
+            CHECK_EQ(rc, MP_ETASK);
+            CHECK_EQ(mp_imap_code(it), 5);
+            continue;
+        }
+        CHECK_EQ(rc, MP_OK);
+        CHECK_EQ(len, 8);
+        CHECK_EQ(*(int64_t *)buf, (int64_t)k * k);
+        free(buf);
+    }
+    CHECK_EQ(mp_imap_next_alloc(it, &buf, &len, &idx, 0), MP_ECLOSED);
+    mp_imap_destroy(it);
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 30), MP_OK);
+    mp_pool_destroy(p);
+}
+
+/* A worker SIGKILLed while it holds result blocks: its chunk fails, nothing wedges and,
+   once the iterator is gone, no more than the block in flight is lost. */
+static int die_at_50(const void *arg, size_t arg_len, void *res, size_t *len) {
+    int64_t x;
+    memcpy(&x, arg, sizeof x);
+    if (x == 50) raise(SIGKILL);
+    return repeat_str(arg, arg_len, res, len);
+}
+
+TEST(fluency_imap_task_worker_killed) {
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    size_t base = blocks_now();
+    int64_t in[120];
+    for (int k = 0; k < 120; k++) in[k] = k;
+    mp_map_desc d = {NULL, in, 8, NULL, 0, 120, 10, false, NULL, NULL, NULL, die_at_50, 0};
+    mp_imap *it = mp_pool_imap(p, &d);
+    CHECK(it != NULL);
+    void *buf;
+    size_t len, idx;
+    int rc, died = 0;
+    while ((rc = mp_imap_next_alloc(it, &buf, &len, &idx, 20)) != MP_ECLOSED) {
+        if (idx >= 50 && idx < 60) {
+            CHECK_EQ(rc, MP_EWORKERDIED);
+            CHECK_EQ(mp_imap_code(it), -SIGKILL);
+            died++;
+        } else if (idx != 13 && idx != 17) {
+            CHECK_EQ(rc, MP_OK);
+            check_repeat((int64_t)idx, (const char *)buf, len);
+            free(buf);
+        }
+    }
+    CHECK_EQ(died, 10);
+    mp_imap_destroy(it);
+    CHECK_EQ(blocks_now(), base); /* the dead worker's stored results were freed too */
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 30), MP_OK);
+    mp_pool_destroy(p);
+}
+
+/* ---- map_async, apply, wait_any ---- */
+
+static int slow_square(const void *in, void *out) {
+    int64_t x = *(const int64_t *)in;
+    if (x == 0) usleep(200000);
+    *(int64_t *)out = x * x;
+    return x == 333 ? 9 : 0;
+}
+
+typedef struct {
+    size_t calls, last;
+} prog_seen;
+
+static void count_progress(size_t done, size_t total, void *arg) {
+    prog_seen *s = (prog_seen *)arg;
+    CHECK(done >= s->last && done <= total);
+    s->calls++, s->last = done;
+}
+
+TEST(fluency_map_async_results_land_in_out) {
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    enum { N = 1000 };
+    int64_t *in = (int64_t *)malloc(N * sizeof *in), *out = (int64_t *)calloc(N, sizeof *out);
+    for (int k = 0; k < N; k++) in[k] = k;
+    mp_map_failure f;
+    prog_seen ps = {0, 0};
+    mp_async *r;
+    {
+        mp_map_desc d = {slow_square, in, 8, out, 8, N, 50, false, count_progress, &ps, &f,
+                         NULL, 0};
+        r = mp_pool_map_async(p, &d);
+        CHECK(r != NULL);
+    } /* d is gone: the handle kept a copy */
+    memset(in, 0xff, N * sizeof *in); /* the input was copied at the call */
+    CHECK(!mp_async_ready(r)); /* item 0 sleeps 200 ms */
+    CHECK_EQ(mp_async_wait(r, 0.01), MP_ETIMEDOUT);
+    CHECK_EQ(out[1], 0); /* not delivered before the handle finished */
+    size_t len = 0;
+    CHECK_EQ(mp_async_get(r, NULL, 0, &len, 30), MP_ETASK);
+    CHECK_EQ(len, N * sizeof(int64_t));
+    CHECK_EQ(mp_async_code(r), 9);
+    CHECK_EQ(f.index, 333);
+    CHECK_EQ(f.failed, 1);
+    CHECK(!mp_async_successful(r));
+    for (int k = 0; k < N; k++) CHECK_EQ(out[k], (int64_t)k * k);
+    CHECK_EQ(ps.last, N);
+    CHECK_EQ(mp_async_get(r, NULL, 0, NULL, 0), MP_ETASK); /* repeatable */
+    mp_async_destroy(r);
+
+    /* n == 0: done at once */
+    mp_map_desc z = {slow_square, in, 8, out, 8, 0, 0, false, NULL, NULL, NULL, NULL, 0};
+    r = mp_pool_map_async(p, &z);
+    CHECK(r != NULL && mp_async_ready(r) && mp_async_successful(r));
+    mp_async_destroy(r);
+
+    /* destroyed unfinished: out untouched, pool still fine */
+    for (int k = 0; k < N; k++) in[k] = k, out[k] = -1;
+    mp_map_desc d2 = {slow_square, in, 8, out, 8, N, 1, false, NULL, NULL, NULL, NULL, 0};
+    r = mp_pool_map_async(p, &d2);
+    CHECK(r != NULL);
+    mp_async_destroy(r);
+    for (int k = 0; k < N; k++) CHECK_EQ(out[k], -1);
+    mp_map_desc d3 = {square64, in, 8, out, 8, 10, 0, false, NULL, NULL, NULL, NULL, 0};
+    CHECK_EQ(mp_pool_map(p, &d3), MP_OK);
+    CHECK_EQ(out[9], 81);
+    mp_pool_close(p);
+    CHECK(mp_pool_map_async(p, &d3) == NULL); /* closed */
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(mp_pool_join(p, 30), MP_OK);
+    mp_pool_destroy(p);
+    free(in);
+    free(out);
+}
+
+static int sleep_ms_task(const void *arg, size_t arg_len, void *res, size_t *len) {
+    int ms;
+    if (arg_len != sizeof ms) return 1;
+    memcpy(&ms, arg, sizeof ms);
+    if (ms == 666) raise(SIGKILL);
+    usleep((useconds_t)ms * 1000);
+    memcpy(res, &ms, sizeof ms);
+    *len = sizeof ms;
+    return ms == 13 ? 4 : 0;
+}
+
+TEST(fluency_wait_any_as_completed) {
+    mp_pool_desc pd = {3, NULL, NULL, 0, 0, 0};
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    int ms[3] = {600, 50, 300};
+    mp_async *rs[3];
+    for (int k = 0; k < 3; k++) CHECK((rs[k] = mp_pool_apply_async(p, sleep_ms_task, &ms[k], sizeof(int))) != NULL);
+    CHECK_EQ(mp_async_wait_any(rs, 3, 0), MP_ETIMEDOUT);
+    /* as_completed: fastest first */
+    mp_async *left[3] = {rs[0], rs[1], rs[2]};
+    size_t n = 3;
+    int order[3], got = 0;
+    while (n) {
+        int i = mp_async_wait_any(left, n, 30);
+        CHECK(i >= 0 && (size_t)i < n);
+        int v = 0;
+        CHECK_EQ(mp_async_get(left[i], &v, sizeof v, NULL, 0), MP_OK);
+        order[got++] = v;
+        left[i] = left[--n];
+    }
+    CHECK_EQ(order[0], 50);
+    CHECK_EQ(order[1], 300);
+    CHECK_EQ(order[2], 600);
+    CHECK_EQ(mp_async_wait_any(rs, 3, 0), 0); /* all finished: the lowest index */
+    for (int k = 0; k < 3; k++) mp_async_destroy(rs[k]);
+
+    /* a map handle and an apply handle in one set */
+    int64_t in[4] = {1, 2, 3, 4}, out[4] = {0};
+    mp_map_desc d = {square64, in, 8, out, 8, 4, 0, false, NULL, NULL, NULL, NULL, 0};
+    int slow = 400;
+    mp_async *mix[2] = {mp_pool_apply_async(p, sleep_ms_task, &slow, sizeof slow),
+                        mp_pool_map_async(p, &d)};
+    CHECK(mix[0] && mix[1]);
+    CHECK_EQ(mp_async_wait_any(mix, 2, 30), 1);
+    CHECK_EQ(out[3], 16); /* settled by wait_any */
+    for (int k = 0; k < 2; k++) mp_async_destroy(mix[k]);
+
+    /* bad input */
+    CHECK_EQ(mp_async_wait_any(NULL, 1, 0), MP_EINVAL);
+    CHECK_EQ(mp_async_wait_any(rs, 0, 0), MP_EINVAL);
+    mp_async *holes[2] = {NULL, NULL};
+    CHECK_EQ(mp_async_wait_any(holes, 2, 0), MP_EINVAL);
+
+    /* apply: blocking, codes passed through */
+    int v = 0, thirteen = 13, twenty = 20;
+    size_t len = 0;
+    CHECK_EQ(mp_pool_apply(p, sleep_ms_task, &twenty, sizeof twenty, &v, sizeof v, &len), MP_OK);
+    CHECK_EQ(v, 20);
+    CHECK_EQ(len, sizeof v);
+    CHECK_EQ(mp_pool_apply(p, sleep_ms_task, &thirteen, sizeof thirteen, &v, sizeof v, NULL),
+             MP_ETASK);
+    CHECK_EQ(mp_pool_apply(p, sleep_ms_task, &twenty, sizeof twenty, &v, 2, &len), MP_ETOOBIG);
+    CHECK_EQ(len, sizeof v);
+    CHECK_EQ(mp_pool_apply(p, NULL, NULL, 0, NULL, 0, NULL), MP_EINVAL);
+    CHECK_EQ(mp_pool_apply(p, sleep_ms_task, &twenty, sizeof twenty, NULL, 4, NULL), MP_EINVAL);
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_apply(p, sleep_ms_task, &twenty, sizeof twenty, &v, sizeof v, NULL),
+             MP_EINVAL);
+    CHECK_EQ(mp_pool_join(p, 30), MP_OK);
+    mp_pool_destroy(p);
+}
+
+TEST(fluency_wait_any_across_pools_and_dead_workers) {
+    mp_pool_desc pd = {1, NULL, NULL, 0, 0, 0};
+    mp_pool *a = mp_pool_create(&pd), *b = mp_pool_create(&pd);
+    CHECK(a && b);
+    int slow = 2000, fast = 100, die = 666;
+    mp_async *rs[2] = {mp_pool_apply_async(a, sleep_ms_task, &slow, sizeof slow),
+                       mp_pool_apply_async(b, sleep_ms_task, &fast, sizeof fast)};
+    double t0 = t_now();
+    CHECK_EQ(mp_async_wait_any(rs, 2, 30), 1);
+    CHECK(t_now() - t0 < 1.5);
+    mp_async_destroy(rs[1]);
+    /* the caller sleeps on pool a; pool b's worker dies: seen all the same */
+    rs[1] = mp_pool_apply_async(b, sleep_ms_task, &die, sizeof die);
+    t0 = t_now();
+    CHECK_EQ(mp_async_wait_any(rs, 2, 30), 1);
+    CHECK(t_now() - t0 < 1.5);
+    CHECK_EQ(mp_async_get(rs[1], NULL, 0, NULL, 0), MP_EWORKERDIED);
+    CHECK_EQ(mp_async_code(rs[1]), -SIGKILL);
+    CHECK_EQ(mp_async_wait_any(rs, 1, 30), 0); /* the slow one in time */
+    for (int k = 0; k < 2; k++) mp_async_destroy(rs[k]);
+    for (int k = 0; k < 2; k++) {
+        mp_pool *q = k ? b : a;
+        mp_pool_close(q);
+        CHECK_EQ(mp_pool_join(q, 30), MP_OK);
+        mp_pool_destroy(q);
+    }
+}
+
+static int not_owner_async(void *arg) {
+    mp_async *r = (mp_async *)arg;
+    mp_async *one[1] = {r};
+    if (mp_async_wait(r, 0) != MP_EPERM) return 1;
+    if (mp_async_get(r, NULL, 0, NULL, 0) != MP_EPERM) return 2;
+    if (mp_async_wait_any(one, 1, 0) != MP_EPERM) return 3;
+    return 0;
+}
+
+TEST(fluency_async_from_a_non_owner_is_eperm) {
+    mp_pool_desc pd = {1, NULL, NULL, 0, 0, 0};
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    int slow = 500;
+    mp_async *r = mp_pool_apply_async(p, sleep_ms_task, &slow, sizeof slow);
+    CHECK(r != NULL);
+    int st = t_wait(t_fork(not_owner_async, r));
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+    CHECK_EQ(mp_async_wait(r, 30), MP_OK);
+    mp_async_destroy(r);
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 30), MP_OK);
+    mp_pool_destroy(p);
+}
+
+/* ---- mp_realloc ---- */
+
+static int grow_in_child(void *arg) {
+    char **slot = (char **)arg;
+    char *b = (char *)mp_realloc(*slot, 100000);
+    if (!b) return 1;
+    for (int k = 0; k < 100; k++)
+        if (b[k] != (char)k) return 2;
+    memset(b + 100, 'x', 100000 - 100);
+    *slot = b; /* the parent reads the moved block */
+    return 0;
+}
+
+TEST(fluency_realloc_shared_heap) {
+    size_t base = blocks_now();
+    char *b = (char *)mp_realloc(NULL, 100); /* NULL: alloc */
+    CHECK(b != NULL);
+    CHECK_EQ(blocks_now(), base + 1);
+    for (int k = 0; k < 100; k++) b[k] = (char)k;
+    CHECK(mp_realloc(b, 50) == b);  /* shrink: in place */
+    CHECK(mp_realloc(b, 100) == b); /* back within the class: in place */
+    CHECK(mp_realloc(b, 100 + 8) == b); /* class 128 holds 112 bytes */
+    errno = 0;
+    CHECK(mp_realloc(b, 0) == NULL); /* size 0: fails, b untouched */
+    CHECK(errno != 0);
+    CHECK_EQ(b[99], 99);
+    mp_heap_stats hs;
+    CHECK_EQ(mp_heap_stats_get(&hs), MP_OK);
+    errno = 0;
+    CHECK(mp_realloc(b, hs.size) == NULL); /* too big: b untouched */
+    CHECK_EQ(errno, ENOMEM);
+    CHECK_EQ(b[50], 50);
+    char x[16];
+    errno = 0;
+    CHECK(mp_realloc(x, 10) == NULL); /* not from the heap */
+    CHECK_EQ(errno, EINVAL);
+    /* grow in another process: the pointer and bytes carry over */
+    char **slot = (char **)mp_alloc(sizeof(char *));
+    *slot = b;
+    mp_process_desc d = {grow_in_child, slot, NULL, false, 0};
+    mp_process *p = mp_process_create(&d);
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    CHECK_EQ(mp_process_join(p, 20), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), 0);
+    mp_process_destroy(p);
+    char *g = *slot;
+    CHECK(g != b);
+    for (int k = 0; k < 100; k++) CHECK_EQ(g[k], (char)k);
+    CHECK_EQ(g[99999], 'x');
+    CHECK(mp_realloc(b, 10) == NULL); /* the old block was freed by the move */
+    CHECK_EQ(errno, EINVAL);
+    mp_free(g);
+    mp_free(slot);
+    CHECK_EQ(blocks_now(), base);
+}
