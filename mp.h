@@ -10,7 +10,10 @@
       #define MP_IMPLEMENTATION
    before you include this file in *one* C or C++ file to create the implementation.
    Include mp.h first in that file (it defines _GNU_SOURCE for the implementation),
-   or compile that file with -D_GNU_SOURCE.
+   or compile that file with -D_GNU_SOURCE. That file then also sees the libc headers
+   the implementation includes (<unistd.h>, <signal.h>, <sys/socket.h>, <pthread.h>,
+   <stdio.h>...): a function of yours named send, kill, pipe, wait or close in it
+   clashes with libc's, so rename it or keep your code out of that file.
 
       // i.e. it should look like this:
       #define MP_IMPLEMENTATION
@@ -29,21 +32,44 @@
       #include <stdio.h>
       #include <unistd.h>
 
-      static int worker(void *arg) {
+      static int fail(const char *what, int rc) {
+          fprintf(stderr, "%s: %s\n", what, mp_strerror(rc));
+          return 1;
+      }
+
+      static int worker(void *arg) {                 // arg: the child's copy (arg_size)
           printf("worker %s (%s): pid %d, parent %d\n", (const char *)arg,
                  mp_process_name(mp_current_process()), (int)getpid(), (int)mp_parent_pid());
           return 0;                                  // the exit code
       }
       ...
-          mp_process_desc d = { .target = worker, .arg = "one" };
+      int main(void) {
+          setvbuf(stdout, NULL, _IOLBF, 0);          // whole lines in order, even into a pipe
+          int rc;
+          printf("main: pid %d, %d cpus\n", (int)getpid(), mp_cpu_count());
+
+          char name[] = "one";
+          mp_process_desc d = { .target = worker, .arg = name, .arg_size = sizeof name };
           mp_process *p = mp_process_create(&d);
           if (!p) { perror("mp_process_create"); return 1; }
           if ((rc = mp_process_start(p)) != MP_OK) return fail("start", rc);
           if ((rc = mp_process_join(p, MP_FOREVER)) != MP_OK) return fail("join", rc);
           printf("%s: exitcode %d\n", mp_process_name(p), mp_process_exitcode(p));
           mp_process_destroy(p);
+      ...
+          return 0;
+      }
 
-   A SHORT TOUR (twelve complete programs are in examples/; README.md maps every
+   From C++ (cut from examples/cplusplus.cpp; C++11 has no designated initializers:
+   zero a desc with {} and assign its fields; a string literal needs a cast to void *):
+
+          mp_process_desc d = {};                    // every field zero: the defaults
+          d.target = greet;
+          d.arg = const_cast<char *>("hello from C++"); // copied at create: arg_size
+          d.arg_size = std::strlen("hello from C++") + 1;
+          mp_process *p = mp_process_create(&d);
+
+   A SHORT TOUR (thirteen complete programs are in examples/; README.md maps every
    Python name to its mp.h counterpart)
 
       Python's verbs become mp_<type>_<verb>; keyword arguments a *_desc struct whose
@@ -109,7 +135,8 @@
    CHAPTERS
 
       ERRORS                    every function's failure codes
-      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_free, mp_heap_stats_get
+      THE SHARED HEAP           mp_init, mp_alloc, mp_calloc, mp_realloc, mp_free,
+                                mp_heap_stats_get
       ON FORK AND THREADS       what crosses a fork, what must precede it
       PROCESSES                 mp_process_*, mp_active_children, mp_current_process
       SYNCHRONIZATION           locks, semaphores, events, conditions, barriers
@@ -134,10 +161,13 @@
       MP_EBROKEN      barrier broken or aborted
       MP_ECANCELLED   pool terminated before the task ran
       MP_ETOOBIG      message larger than the buffer given, or than a hard limit
-      MP_EPERM        release of a lock this process/thread does not own
+      MP_EPERM        release of a lock this process/thread does not own; a call
+                      reserved to an object's owner process (a pool's creator, a
+                      process record's creator) made from another process
       MP_EOVERFLOW    bounded semaphore released too often; task_done called too often
       MP_ENOMEM       shared heap or memory exhausted
-      MP_EINVAL       bad argument, or object in the wrong state
+      MP_EINVAL       bad argument, or object in the wrong state (each function's
+                      comment below names the states it refuses)
       MP_ESYS         a system call failed; errno holds the cause
 
       Timeouts are double seconds: MP_FOREVER (any negative value) blocks, 0 tries
@@ -159,7 +189,9 @@
       top; no system call. Freed blocks are reused for their class, and once the top
       is used up a free block of a larger class serves a smaller request whole (blocks
       are never split or merged: memory freed in small classes cannot serve a larger
-      request). Memory is not given back to the system while the family lives. The heap lock is an mp lock:
+      request). mp_realloc keeps the block when its class holds the new size (so a
+      shrink never moves) and moves it otherwise. Memory is not given back to the
+      system while the family lives. The heap lock is an mp lock:
       a process killed inside mp_alloc/mp_free leaks at most the block it was moving,
       and the others go on.
 
@@ -171,6 +203,11 @@
         _exit after flushing stdio, so the parent's atexit handlers never run in it
         (unless the target itself calls exit(): return from the target instead).
         Buffered stdio is flushed before the fork, so nothing prints twice.
+      - Output order: stdout into a pipe or a file is fully buffered by stdio, so a
+        process's lines come out when its buffer fills or it exits (a parent's may
+        come after its children's). mp.h does not change the buffering; the examples
+        call setvbuf(stdout, NULL, _IOLBF, 0) at the top of main (children inherit
+        it), which writes each line when it ends.
       - Only the thread that calls mp_process_start exists in the child, as with any
         fork. mp's own process-private state is reset in the child.
       - Every mp object in the heap may be used from any thread of any process of
@@ -184,13 +221,23 @@
       "Process-N:M" for grandchildren), a sentinel fd (a pidfd) readable once the
       process ended, usable with poll(2) or mp_wait.
 
+      The argument. With arg_size 0, target gets arg as is, and the child reads what
+      it points to as it is at mp_process_start (the fork copies the parent's memory
+      then), not at create: right for a pointer into the shared heap (the child sees
+      later changes) and for data that no longer changes. With arg_size > 0, the
+      arg_size bytes at arg are copied into the process record at create and target
+      gets that copy (Python's args): use it whenever the bytes change before start -
+      a loop variable, a buffer reused for the next process. The pool's
+      initarg/initarg_size work the same way for every worker, replacements included.
+
       Daemon children are terminated (SIGTERM) and joined when their parent exits
       normally (returns from main or calls exit), and also die (SIGKILL, through
       PR_SET_PDEATHSIG) if the parent is killed - provided the parent started them
       from its main thread, since the kernel ties that signal to the starting thread.
       Non-daemon children are joined at normal exit, as Python does.
 
-      Only the creating process may start, join, reap or destroy a process.
+      Only the creating process may start, join, reap or destroy a process (elsewhere
+      these return MP_EPERM).
 
    NAMED SHARED MEMORY
 
@@ -411,7 +458,11 @@
         the message stays queued (another getter may take it meanwhile).
         mp_queue_get_alloc allocates the right size instead.
       - mp_queue_close: later puts fail with MP_ECLOSED; gets return what is left,
-        then MP_ECLOSED; blocked getters and putters wake up at once.
+        then MP_ECLOSED; blocked getters and putters wake up at once. It closes the
+        queue for every process, as Python 3.13's Queue.shutdown() does - not as
+        Queue.close(), which only says "this process will put no more" and which
+        mp.h does not need (there is no feeder thread to stop): call it once, when
+        every producer is done, never at the end of each producer.
       - mp_queue_task_done / mp_queue_join: join returns once every message got has
         been marked done and none is left in the queue; task_done beyond the messages
         got is MP_EOVERFLOW. Any process may call either.
@@ -467,6 +518,19 @@
       the task writes up to max_result bytes (default 64 KiB) of result. So the
       caller's buffers need not exist in the workers.
 
+      Variable-size results: an imap whose mp_map_desc has .task (an mp_task_fn, as
+      apply_async takes) instead of .fn gives each item a result of its own size, up
+      to .max_result bytes (default the pool's), kept in a heap block until
+      mp_imap_next_alloc hands it over in a private buffer - Python's imap of a
+      function that returns a str or a list.
+
+      Blocking and waiting: mp_pool_apply is apply_async + get. mp_pool_map_async is
+      a map whose handle is an mp_async: the results reach d->out when a call on the
+      handle (wait, get, ready, wait_any) sees the map finished, so d->out and
+      d->failure must live until then (the desc itself is copied). mp_async_wait_any
+      returns the index of a finished handle: concurrent.futures.wait(...,
+      FIRST_COMPLETED), and as_completed when called in a loop.
+
       Tasks: map work is cut into chunks (chunksize, default ceil(n / (4 *
       processes)) for map and 1 for imap, as Python); a chunk is one task. A failing
       item (fn returned non-zero) never stops the others: map returns the lowest
@@ -475,8 +539,8 @@
       its chunk fails with MP_EWORKERDIED (chunksize 1 isolates items).
 
       Owner: the process that created the pool is its owner; only it may map, imap,
-      apply_async, get/wait results, close, join, terminate and destroy (MP_EINVAL
-      or no effect elsewhere), from any of its threads. The owner reaps and replaces
+      apply, get/wait results, close, join, terminate and destroy (MP_EPERM, or no
+      effect for the void functions, elsewhere), from any of its threads. The owner reaps and replaces
       workers while it waits (a dead worker is noticed within 20 ms of waiting) and
       when it submits (retired workers), so a pool nobody waits on just keeps its
       queue. maxtasksperchild retires a worker after that many tasks; a fresh one
