@@ -74,19 +74,25 @@ check-valgrind: $(B)/runner-vg examples
 	$(VALGRIND) $(B)/runner-vg $(VG_EXCLUDE) $(T) || \
 	{ grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' $(VG_LOGDIR)/*.log | xargs -r cat; exit 1; }
 
-# gcc and clang, C99 and C11, and the whole header compiled as C++.
+# gcc and clang, C99 and C11, -pedantic, the whole header compiled as C++, and a
+# user's private MP_STATIC copy that uses only a few functions.
+PEDANTIC := $(WARN) -pedantic
 check-matrix:
 	@mkdir -p $(B)/matrix
 	@for cc in gcc clang; do for std in c99 c11; do \
-	  echo "  $$cc -std=$$std"; \
-	  $$cc -std=$$std $(WARN) -O2 -I. -c tests/mp_impl.c -o $(B)/matrix/impl-$$cc-$$std.o || exit 1; \
-	  $$cc -std=$$std $(WARN) -O2 -I. -x c -c mp.h -o $(B)/matrix/decl-$$cc-$$std.o || exit 1; \
+	  echo "  $$cc -std=$$std -pedantic, and MP_STATIC"; \
+	  $$cc -std=$$std $(PEDANTIC) -O2 -I. -c tests/mp_impl.c -o $(B)/matrix/impl-$$cc-$$std.o || exit 1; \
+	  $$cc -std=$$std $(PEDANTIC) -O2 -I. -x c -c mp.h -o $(B)/matrix/decl-$$cc-$$std.o || exit 1; \
+	  $$cc -std=$$std $(PEDANTIC) -O2 tests/matrix/mp_static.c -o $(B)/matrix/static-$$cc-$$std -pthread || exit 1; \
+	  $(B)/matrix/static-$$cc-$$std >/dev/null || exit 1; \
 	done; done
 	@for cxx in g++ clang++; do \
-	  echo "  $$cxx -x c++"; \
-	  $$cxx -std=c++11 $(WARN) -O2 -I. -x c++ -c tests/mp_impl.c -o $(B)/matrix/impl-$$cxx.o || exit 1; \
+	  echo "  $$cxx -x c++ -pedantic, and MP_STATIC"; \
+	  $$cxx -std=c++11 $(PEDANTIC) -O2 -I. -x c++ -c tests/mp_impl.c -o $(B)/matrix/impl-$$cxx.o || exit 1; \
+	  $$cxx -std=c++11 $(PEDANTIC) -O2 -x c++ tests/matrix/mp_static.c -o $(B)/matrix/static-$$cxx -pthread || exit 1; \
+	  $(B)/matrix/static-$$cxx >/dev/null || exit 1; \
 	  for ex in $(EXAMPLE_CXX); do \
-	    $$cxx -std=c++11 $(WARN) -O2 -I. -c $$ex -o $(B)/matrix/$$(basename $$ex .cpp)-$$cxx.o || exit 1; \
+	    $$cxx -std=c++11 $(PEDANTIC) -O2 -I. -c $$ex -o $(B)/matrix/$$(basename $$ex .cpp)-$$cxx.o || exit 1; \
 	  done; \
 	done
 	@echo "compile matrix clean"

@@ -123,7 +123,9 @@
 
    CONFIGURATION MACROS (define before including mp.h with MP_IMPLEMENTATION)
 
-      MP_STATIC               make every public function static (private to one file)
+      MP_STATIC               make every public function static (private to one file;
+                              with gcc and clang the ones you do not call raise no
+                              unused-function warning, -Wall -Werror builds stay clean)
       MP_ASSERT(x)            internal invariant checks (default: assert(x))
       MP_MALLOC(n), MP_FREE(p)
                               process-private memory (handles such as mp_conn, mp_shm,
@@ -314,7 +316,9 @@
       (the timeout breaks it for everyone, as in Python; timeout 0 breaks it at once
       unless the caller is the last party), or when a waiter died: sleepers check each
       other's thread ids every 100 ms, so a party killed inside mp_barrier_wait breaks
-      the barrier for the others within about 100-200 ms. A broken barrier stays broken
+      the barrier for the others within about 100-200 ms, and the arrival that would
+      complete the round checks the parties it is about to release (a dead one has not
+      arrived: that arrival gets MP_EBROKEN too, and the action does not run). A broken barrier stays broken
       (new callers get MP_EBROKEN at once) until mp_barrier_reset. A party that never
       arrives cannot be told from a slow one: use a timeout. Rounds follow one another
       without a drain phase; a waiter must run again within 64 rounds of its release to
@@ -398,7 +402,9 @@
       (mp_process_sentinel) and any other fd. A conn's fd counts as ready once a whole
       message or EOF is there - also when the message is already in the conn's buffer
       and the fd itself is drained; mp keeps a per-process table from fd to conn for
-      that. Do not close a conn another thread is waiting on.
+      that. Every fd ready at the call is reported, as Python's wait returns every
+      ready object, so a conn its peer floods never starves the others. Do not close a
+      conn another thread is waiting on.
 
    QUEUES
 
@@ -561,8 +567,8 @@
       are woken only when asleep; the owner likewise sleeps on an eventcount only
       after a short spin.
 
-      Progress: d->progress(done, total, arg) is called by the owner as chunks
-      finish (done == total last). mp_progress_bar is a ready-made one that draws
+      Progress: d->progress(done, total, arg) is called by the owner with done 0 as
+      the job starts, then as chunks finish (done == total last). mp_progress_bar is a ready-made one that draws
       "label: 45%|#########           | 450/1000 [00:02<00:03, 210.5/s]" on stderr
       when stderr is a terminal (the C answer to tqdm(pool.imap(...))).
 
@@ -640,7 +646,9 @@
 #define MP_VERSION_STRING "0.1.0"
 
 #ifndef MPDEF
-#ifdef MP_STATIC
+#if defined(MP_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define MPDEF static __attribute__((unused)) /* a private copy uses only a few */
+#elif defined(MP_STATIC)
 #define MPDEF static
 #else
 #define MPDEF extern
@@ -688,7 +696,8 @@ MPDEF const char *mp_strerror(int code);
 MPDEF int mp_cpu_count(void);
 
 /* Blocks of the shared heap, 16-byte aligned, valid in every process of the family.
-   NULL with errno ENOMEM when the heap is exhausted or size is 0 or absurd.
+   NULL with errno EINVAL for size 0, ENOMEM when the heap is exhausted or the size is
+   above what it can ever hold (mp_calloc: also when n * size overflows).
    mp_calloc zeroes; mp_free(NULL) does nothing; a pointer not from mp_alloc or freed
    twice is ignored (detected by the block header). */
 MPDEF void *mp_alloc(size_t size);
@@ -745,7 +754,8 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d);
    RLIMIT_NPROC). */
 MPDEF int mp_process_start(mp_process *p);
 /* Wait for the process to end and reap it. Repeatable. MP_OK, MP_ETIMEDOUT,
-   MP_EINVAL (NULL, or never started: state), MP_EPERM (not created by this process). */
+   MP_EINVAL (NULL, never started (state), or destroyed - detected as long as the
+   record's memory was not reused), MP_EPERM (not created by this process). */
 MPDEF int mp_process_join(mp_process *p, double timeout);
 MPDEF bool mp_process_is_alive(mp_process *p);
 /* SIGTERM / SIGKILL. MP_OK (also when it already ended), MP_EINVAL if not started. */
@@ -758,14 +768,17 @@ MPDEF const char *mp_process_name(const mp_process *p);
 /* An fd (pidfd) readable once the process ended; owned by p. MP_EINVAL if NULL or not
    started (state), MP_EPERM if not created by this process. */
 MPDEF int mp_process_sentinel(mp_process *p);
-/* Free the record. MP_OK; MP_EINVAL if it is still running (state) or is the calling
-   process's own record, MP_EPERM if not created by this process (nothing freed then).
-   mp_process_destroy(NULL) is MP_OK. */
+/* Free the record. MP_OK; MP_EINVAL if it is still running (state), already destroyed
+   (where detectable) or the current process's own record, MP_EPERM if not created by
+   this process (nothing freed then). mp_process_destroy(NULL) is MP_OK. Every other
+   call on a destroyed record is MP_EINVAL (false, MP_EXITCODE_NONE) where detectable,
+   as for the sync objects. */
 MPDEF int mp_process_destroy(mp_process *p);
 /* Reap ended children of this process, store up to cap of the live ones in out, and
    return how many are alive. */
 MPDEF size_t mp_active_children(mp_process **out, size_t cap);
-/* This process's record: the one it was started from, or "MainProcess". */
+/* This process's record: the one it was started from, or "MainProcess" (made in the
+   shared heap on first call: NULL with errno ENOMEM if the heap is full then). */
 MPDEF mp_process *mp_current_process(void);
 /* The pid of the process that started this one (getppid() in the main process). */
 MPDEF pid_t mp_parent_pid(void);
@@ -851,7 +864,8 @@ MPDEF int mp_condition_notify_all(mp_condition *c);
 MPDEF void mp_condition_destroy(mp_condition *c);
 
 /* A barrier for parties participants; action(arg), if given, is run by the last one to
-   arrive, before the others are released. NULL + errno EINVAL (parties 0), ENOMEM. */
+   arrive, before the others are released. NULL + errno EINVAL (parties 0 or above
+   2^24), ENOMEM. */
 MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), void *arg);
 /* Wait until parties callers have arrived. MP_OK and *index (if not NULL) = arrival
    order 0..parties-1 (the last, parties-1, ran the action). MP_EBROKEN: the barrier is or
@@ -897,7 +911,9 @@ MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len);
    or its header announces more than the conn's limit (mp_conn_set_max_message; *len =
    the size announced, SIZE_MAX for a malformed header), nothing consumed either;
    MP_EINVAL (NULL c or len, buf NULL with cap > 0, a send-only end); MP_ENOMEM; MP_ESYS.
-   buf NULL with cap 0 peeks at the next message's size (MP_ETOOBIG with *len). */
+   buf NULL with cap 0 peeks at the next message's size: MP_ETOOBIG with *len, for an
+   empty message too (*len 0), and nothing is consumed; to take an empty message, give
+   any non-NULL buf with cap 0. */
 MPDEF int mp_conn_recv(mp_conn *c, void *buf, size_t cap, size_t *len, double timeout);
 /* As mp_conn_recv into a buffer of the right size from MP_MALLOC; release it with
    free() (MP_FREE). *buf is NULL on failure. Same codes but no too-small MP_ETOOBIG. */
@@ -915,7 +931,8 @@ MPDEF int mp_conn_set_max_message(mp_conn *c, size_t max);
 MPDEF void mp_conn_close(mp_conn *c);
 /* Wait until at least one of n fds is ready to read: a conn's fd when a whole message
    (or EOF) is ready, a process sentinel once the process ended, any other fd when
-   poll(2) says POLLIN/POLLHUP. ready[i] says which. Returns how many (> 0),
+   poll(2) says POLLIN/POLLHUP. ready[i] says which: every fd ready at the call is
+   reported (a conn with messages buffered never hides the others). Returns how many (> 0),
    MP_ETIMEDOUT, MP_EINVAL (NULL, n 0, a negative or closed fd), MP_ENOMEM, MP_ESYS. */
 MPDEF int mp_wait(const int *fds, size_t n, bool *ready, double timeout);
 
@@ -1009,7 +1026,8 @@ enum { MP_SHM_CREATE = 1, MP_SHM_EXCL = 2 };
    shared memory object and map it. name: "/x" or "x" (no other '/'), up to 200 bytes.
    size: bytes wanted; 0 opens an existing object at its current size. An existing
    object smaller than size is grown when MP_SHM_CREATE is given, else EINVAL.
-   NULL + errno on failure (EINVAL, EEXIST, ENOENT, ENOSPC, EMFILE...). */
+   NULL + errno on failure (EINVAL, EEXIST, ENOENT, ENOSPC, EMFILE...); a failed call
+   removes the object if it created it, never one that existed before. */
 MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags);
 MPDEF void *mp_shm_data(mp_shm *m);   /* NULL for NULL */
 MPDEF size_t mp_shm_size(mp_shm *m);  /* 0 for NULL */
@@ -1077,8 +1095,9 @@ typedef struct mp_map_desc {
     size_t n;
     size_t chunksize; /* items per task */
     bool unordered;   /* imap: yield in completion order (imap_unordered) */
-    void (*progress)(size_t done, size_t total, void *arg); /* called by the owner as
-                         items finish; the last call has done == total */
+    void (*progress)(size_t done, size_t total, void *arg); /* called by the owner with
+                         done 0 when the job starts, then as items finish; the last
+                         call has done == total */
     void *progress_arg;
     mp_map_failure *failure; /* map: where to report the first failure (optional) */
     mp_task_fn task;  /* imap only, instead of fn: variable-size results */
@@ -1202,8 +1221,10 @@ MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out);
 
 /* A ready-made progress callback (mp_map_desc.progress): draws a bar on stderr -
    label (progress_arg, a const char * or NULL), percent, done/total, rate, time
-   left - at most 10 times a second, and only when stderr is a terminal. One bar at a
-   time per process. */
+   left - at most 10 times a second, and only when stderr is a terminal. Rate and time
+   left are averages over the whole run, timed from the call with done 0 that starts
+   it (or from the first call, if there was none); the final line (done == total)
+   shows the run's true average. One bar at a time per process. */
 MPDEF void mp_progress_bar(size_t done, size_t total, void *arg);
 
 
@@ -1367,16 +1388,21 @@ static bool mp__tid_alive(uint32_t tid) {
 #define MP__LW_POLL_NS 20000000 /* 20 ms */
 #define MP__SPIN 100
 
-/* The last owner this thread found alive, and when: a thread that keeps trying (timeout
-   0) looks at a given owner once per poll interval, not on every try. */
-static __thread uint32_t mp__tls_live_tid;
-static __thread int64_t mp__tls_live_at;
+/* The last owners this thread found alive, and when: a thread that keeps trying
+   (timeout 0) looks at a given owner once per poll interval, not on every try. A few
+   of them, since a poller of a busy queue meets several writers in turn. */
+#define MP__LIVE_SEEN 4
+static __thread uint32_t mp__tls_live_tid[MP__LIVE_SEEN];
+static __thread int64_t mp__tls_live_at[MP__LIVE_SEEN];
+static __thread unsigned mp__tls_live_next;
 
 static bool mp__owner_alive(uint32_t tid, int64_t now) {
-    if (tid == mp__tls_live_tid && now - mp__tls_live_at < MP__LW_POLL_NS) return true;
+    for (int i = 0; i < MP__LIVE_SEEN; i++)
+        if (mp__tls_live_tid[i] == tid && now - mp__tls_live_at[i] < MP__LW_POLL_NS) return true;
     if (!mp__tid_alive(tid)) return false;
-    mp__tls_live_tid = tid;
-    mp__tls_live_at = now;
+    unsigned i = mp__tls_live_next++ % MP__LIVE_SEEN;
+    mp__tls_live_tid[i] = tid;
+    mp__tls_live_at[i] = now;
     return true;
 }
 
@@ -1684,7 +1710,10 @@ MPDEF int mp_heap_stats_get(mp_heap_stats *out) {
 
 enum { MP__P_CREATED, MP__P_STARTED, MP__P_REAPED };
 
+#define MP__PROCESS_MAGIC 0x6d705072u
+
 struct mp_process {
+    uint32_t magic; /* MP__PROCESS_MAGIC; 0 once destroyed */
     mp_target_fn target;
     void *arg;
     bool daemon;
@@ -1707,6 +1736,9 @@ static void mp__atfork_child(void) {
     mp__g.children = NULL;
     mp__g.created = 0;
 }
+
+/* A live record: not NULL, and not destroyed (as long as its memory was not reused). */
+static bool mp__p_ok(const mp_process *p) { return p && p->magic == MP__PROCESS_MAGIC; }
 
 /* Python names a process when it is created: Process-N, N counting this process's
    creations; a grandchild is Process-N:M. */
@@ -1732,6 +1764,7 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
     void *copy = d->arg;
     mp_process *p = (mp_process *)mp__alloc_tail(sizeof *p, d->arg, d->arg_size, &copy);
     if (!p) return NULL;
+    p->magic = MP__PROCESS_MAGIC;
     p->target = d->target;
     p->arg = copy;
     p->daemon = d->daemon;
@@ -1770,7 +1803,7 @@ static void mp__child_run(mp_process *p) {
 
 
 MPDEF int mp_process_start(mp_process *p) {
-    if (!p || !mp__heap_get()) return p ? MP_ESYS : MP_EINVAL;
+    if (!mp__p_ok(p) || !mp__heap_get()) return mp__p_ok(p) ? MP_ESYS : MP_EINVAL;
     if (p->creator != mp__g.pid) return MP_EPERM;
     if (p->state != MP__P_CREATED) return MP_EINVAL;
     pthread_mutex_lock(&mp__g.mu);
@@ -1831,10 +1864,10 @@ static bool mp__reap(mp_process *p, bool block) {
     return true;
 }
 
-/* A started process of ours: MP_OK; MP_EINVAL (NULL, never started); MP_EPERM (created
-   by another process: only the creator may wait for it). */
+/* A started process of ours: MP_OK; MP_EINVAL (NULL, destroyed, never started);
+   MP_EPERM (created by another process: only the creator may wait for it). */
 static int mp__ours(const mp_process *p) {
-    if (!p || !mp__g.pid) return MP_EINVAL;
+    if (!mp__p_ok(p) || !mp__g.pid) return MP_EINVAL;
     if (p->creator != mp__g.pid) return MP_EPERM;
     return p->state == MP__P_CREATED ? MP_EINVAL : MP_OK;
 }
@@ -1862,13 +1895,13 @@ MPDEF int mp_process_join(mp_process *p, double timeout) {
 }
 
 MPDEF bool mp_process_is_alive(mp_process *p) {
-    if (!p || p->state != MP__P_STARTED) return false;
+    if (!mp__p_ok(p) || p->state != MP__P_STARTED) return false;
     if (p->creator != mp__g.pid) return kill(p->pid, 0) == 0;
     return !mp__reap(p, false);
 }
 
 static int mp__signal(mp_process *p, int sig) {
-    if (!p || p->state == MP__P_CREATED) return MP_EINVAL;
+    if (!mp__p_ok(p) || p->state == MP__P_CREATED) return MP_EINVAL;
     if (p->state == MP__P_REAPED) return MP_OK;
     if (p->creator == mp__g.pid && mp__reap(p, false)) return MP_OK;
     if (kill(p->pid, sig) < 0 && errno != ESRCH) return MP_ESYS;
@@ -1879,7 +1912,7 @@ MPDEF int mp_process_terminate(mp_process *p) { return mp__signal(p, SIGTERM); }
 MPDEF int mp_process_kill(mp_process *p) { return mp__signal(p, SIGKILL); }
 
 MPDEF int mp_process_exitcode(mp_process *p) {
-    if (!p) return MP_EXITCODE_NONE;
+    if (!mp__p_ok(p)) return MP_EXITCODE_NONE;
     if (p->state == MP__P_STARTED && p->creator == mp__g.pid) mp__reap(p, false);
     return p->exitcode;
 }
@@ -1896,7 +1929,7 @@ MPDEF int mp_process_sentinel(mp_process *p) {
 
 MPDEF int mp_process_destroy(mp_process *p) {
     if (!p) return MP_OK;
-    if (p == mp__g.self) return MP_EINVAL;
+    if (!mp__p_ok(p) || p == mp__g.self) return MP_EINVAL;
     if (p->creator != mp__g.pid) return MP_EPERM;
     if (p->state != MP__P_CREATED) {
         if (!mp__reap(p, false)) return MP_EINVAL;
@@ -1907,6 +1940,7 @@ MPDEF int mp_process_destroy(mp_process *p) {
         pthread_mutex_unlock(&mp__g.mu);
         if (p->sentinel >= 0) close(p->sentinel);
     }
+    p->magic = 0;
     mp_free(p);
     return MP_OK;
 }
@@ -1938,6 +1972,7 @@ MPDEF mp_process *mp_current_process(void) {
     if (mp__g.self || !mp__heap_get()) return mp__g.self;
     mp_process *p = (mp_process *)mp_calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->magic = MP__PROCESS_MAGIC;
     p->state = MP__P_STARTED;
     p->exitcode = MP_EXITCODE_NONE;
     p->sentinel = -1;
@@ -2468,6 +2503,11 @@ MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index) {
         mp__lw_release(&b->lock);
         return mp__barrier_sleep(b, w, deadline);
     }
+    mp__barrier_reap(b, w); /* a party that died waiting has not arrived: no release */
+    if (b->word != w) {
+        mp__lw_release(&b->lock);
+        return MP_EBROKEN;
+    }
     if (b->action) b->action(b->arg); /* with the lock held, as Python does */
     b->count = 0;
     b->ok_bits |= (uint64_t)1 << ((w >> 1) & 63);
@@ -2921,7 +2961,7 @@ static int mp__conn_take(mp_conn *c, char *buf, size_t cap, size_t *len, int64_t
         int r = mp__conn_wait_head(c, &hdr, &n, deadline);
         if (r == MP_ETOOBIG) *len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
         if (r != MP_OK) return r;
-        if (n > cap) {
+        if (n > cap || !buf) { /* no buffer: a peek, which consumes nothing, even 0 bytes */
             *len = (size_t)n;
             return MP_ETOOBIG;
         }
@@ -2977,7 +3017,9 @@ MPDEF int mp_conn_poll(mp_conn *c, double timeout) {
 
 /* --- waiting on many fds --- */
 
-/* One pass: ready[i] for conns with a message buffered, then poll(2) the rest once. */
+/* One pass: ready[i] for conns with a message buffered, then poll(2) the rest once -
+   without waiting if some are ready already, so that every ready fd is reported and a
+   conn whose peer floods it never hides the others. */
 static int mp__wait_pass(const int *fds, size_t n, bool *ready, mp_conn **cs,
                          struct pollfd *p, int64_t deadline) {
     size_t i;
@@ -2989,12 +3031,12 @@ static int mp__wait_pass(const int *fds, size_t n, bool *ready, mp_conn **cs,
         p[i].events = POLLIN;
         p[i].revents = 0;
     }
-    if (count) return count;
-    int r = poll(p, (nfds_t)n, mp__poll_ms(deadline));
-    if (r < 0) return errno == EINTR ? 0 : MP_ESYS;
+    int r = poll(p, (nfds_t)n, count ? 0 : mp__poll_ms(deadline));
+    if (r < 0) return errno == EINTR ? count : MP_ESYS;
     for (i = 0; i < n && r > 0; i++) {
         if (!p[i].revents) continue;
         if (p[i].revents & POLLNVAL) return MP_EINVAL;
+        if (ready[i]) continue;
         /* a conn counts once a whole message is in; a failed read is left to recv */
         int pr = cs[i] ? mp__conn_pump(cs[i], mp__now_ns()) : MP_OK;
         ready[i] = !cs[i] || (pr == MP_OK ? mp__conn_ready(cs[i]) : pr != MP_ETIMEDOUT);
@@ -3083,8 +3125,7 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     char *slots;
     void *raw;
     uint64_t magic, nslots, stride, inline_max, wrap;
-    uint32_t closed, pow2;
-    char pad0_[64 - 7 * 8 - 2 * 4];
+    uint32_t closed, pow2; /* the read-mostly line is exactly full: no padding here */
     uint64_t tail;
     uint32_t put_spin; /* the putters' spin budget (polls) */
     char pad1_[64 - 8 - 4];
@@ -3099,6 +3140,10 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     mp__q_ev joiners;
     char pad5_[64 - 2 * 8 - sizeof(mp__q_ev)];
 };
+
+/* Each part on its own cache line (checked, as a zero-size pad would not be ISO C). */
+typedef char mp__q_layout_[offsetof(struct mp_queue, tail) == 64 &&
+                           offsetof(struct mp_queue, head) == 128 ? 1 : -1];
 
 typedef struct mp__q_waiter {
     double timeout;
@@ -3330,25 +3375,28 @@ static bool mp__q_spin(mp__q_slot *s, uint64_t w, uint32_t *budget) {
    MP__LW_POLL_NS at a time, to check on the owner of a stuck slot. MP_OK to retry, or
    MP_ETIMEDOUT. */
 static int mp__q_block(mp_queue *q, mp__q_ev *ev, mp__q_slot *s, uint64_t w, mp__q_waiter *wt) {
-    if (wt->timeout == 0) return MP_ETIMEDOUT;
-    if (!wt->deadline && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
+    bool first = !wt->deadline && wt->timeout != 0;
+    if (first && mp__q_spin(s, w, ev == &q->not_full ? &q->put_spin : &q->get_spin))
         return MP_OK;
     /* A few yields before sleeping: when the other side waits for this very CPU (more
        processes than CPUs), it runs at once, and neither side pays for a futex wake */
-    for (int i = 0; !wt->deadline && i < MP__Q_YIELDS; i++) {
+    for (int i = 0; first && i < MP__Q_YIELDS; i++) {
         sched_yield();
         if (__atomic_load_n(&s->word, __ATOMIC_RELAXED) != w) return MP_OK;
     }
     int64_t now = mp__now_ns();
-    if (!wt->deadline) wt->deadline = mp__deadline(wt->timeout);
-    if (now >= wt->deadline) return MP_ETIMEDOUT;
+    if (!wt->deadline) wt->deadline = wt->timeout == 0 ? now : mp__deadline(wt->timeout);
     uint32_t owner = mp__q_owner(q, w);
-    if (w != wt->word || owner != wt->owner) {
-        wt->word = w, wt->owner = owner, wt->since = now;
-    } else if (owner && now - wt->since >= MP__LW_POLL_NS && !mp__tid_alive(owner)) {
+    if (w != wt->word || owner != wt->owner) wt->word = w, wt->owner = owner, wt->since = now;
+    /* look at the owner after a poll interval, and before giving up: a caller that polls
+       with short timeouts (timeout 0 included) must also find a dead owner. Each thread
+       looks at a given live owner at most once per interval (mp__owner_alive) */
+    bool look = now >= wt->deadline || now - wt->since >= MP__LW_POLL_NS;
+    if (owner && look && !mp__owner_alive(owner, now)) {
         mp__q_recover(q, s, w);
         return MP_OK;
     }
+    if (now >= wt->deadline) return MP_ETIMEDOUT;
     int64_t wake = now + MP__LW_POLL_NS < wt->deadline ? now + MP__LW_POLL_NS : wt->deadline;
     mp__q_sleep(ev, &s->word, w, &q->closed, wake);
     return MP_OK;
@@ -3685,6 +3733,21 @@ static int mp__shm_size_fd(int fd, size_t size, bool create, size_t *out) {
     return 0;
 }
 
+/* shm_open that tells whether this call created the object: with MP_SHM_CREATE alone,
+   an exclusive create first, then a plain open of the one someone else made (again if
+   it is unlinked in between). */
+static int mp__shm_open_fd(const char *nm, int flags, bool *created) {
+    for (;;) {
+        int excl = (flags & MP_SHM_CREATE) ? O_CREAT | O_EXCL : 0;
+        int fd = shm_open(nm, O_RDWR | O_CLOEXEC | excl, 0600);
+        if (fd >= 0 || !excl || errno != EEXIST || (flags & MP_SHM_EXCL)) {
+            *created = fd >= 0 && excl;
+            return fd;
+        }
+        if ((fd = shm_open(nm, O_RDWR | O_CLOEXEC, 0600)) >= 0 || errno != ENOENT) return fd;
+    }
+}
+
 MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags) {
     char nm[256];
     if (!mp__shm_name(name, nm, sizeof nm) || (flags & ~(MP_SHM_CREATE | MP_SHM_EXCL)) ||
@@ -3692,11 +3755,10 @@ MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags) {
         errno = EINVAL;
         return NULL;
     }
-    int oflags = O_RDWR | O_CLOEXEC | ((flags & MP_SHM_CREATE) ? O_CREAT : 0) |
-                 ((flags & MP_SHM_EXCL) ? O_EXCL : 0);
     mp_shm *m = (mp_shm *)MP_MALLOC(sizeof *m);
     if (!m) return NULL;
-    int fd = shm_open(nm, oflags, 0600), e;
+    bool created = false;
+    int fd = mp__shm_open_fd(nm, flags, &created), e;
     if (fd < 0) goto fail;
     if (mp__shm_size_fd(fd, size, (flags & MP_SHM_CREATE) != 0, &m->size) < 0) goto fail;
     m->data = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -3707,7 +3769,7 @@ fail:
     e = errno;
     if (fd >= 0) {
         close(fd);
-        if (flags & MP_SHM_EXCL) shm_unlink(nm); /* we created it: leave nothing behind */
+        if (created) shm_unlink(nm); /* a create that fails leaves nothing behind */
     }
     MP_FREE(m);
     errno = e;
@@ -4594,6 +4656,7 @@ MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d) {
     }
     mp__job_at a = {j, 0};
     size_t done = 0;
+    if (d->progress) d->progress(0, d->n, d->progress_arg); /* the start: rates need it */
     while (a.k < j->nchunks) {
         mp__pool_wait(p, mp__job_order_ready, &a, MP__NEVER);
         mp__job_progress(j, &a.k, &done);
@@ -4635,6 +4698,7 @@ MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d) {
         errno = EINVAL;
         return NULL;
     }
+    if (it->progress && d->n) it->progress(0, d->n, it->progress_arg);
     return it;
 }
 
@@ -4780,6 +4844,8 @@ MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d) {
     if (!r->job) {
         if (d->failure) memset(d->failure, 0, sizeof *d->failure);
         r->state = MP__ST_DONE;
+    } else if (d->progress) {
+        d->progress(0, d->n, d->progress_arg); /* the start, as for map */
     }
     return r;
 }
@@ -4937,11 +5003,13 @@ static void mp__fmt_time(char *buf, size_t cap, double s) {
     else snprintf(buf, cap, "%02u:%02u", t / 60, t % 60);
 }
 
+/* The rate and time left come from the whole run so far: from the call with done 0 that
+   starts a run (the pool makes one), so the final line shows the true average. */
 MPDEF void mp_progress_bar(size_t done, size_t total, void *arg) {
     static int64_t t0, last;
     static size_t prev;
     int64_t now = mp__now_ns();
-    if (!t0 || done < prev) t0 = now, last = 0;
+    if (!t0 || done == 0 || done < prev) t0 = now, last = 0;
     prev = done;
     bool end = done >= total;
     if (!end && now - last < 100000000) return;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -304,10 +305,18 @@ TEST(conn_too_small_buffer_then_retry) {
     CHECK(intact(big, 100));
     CHECK_EQ(mp_conn_recv(r, small, sizeof small, &len, 1), MP_OK);
     CHECK(len == 4 && memcmp(small, "next", 4) == 0);
-    /* an empty message fits any buffer, even none */
+    /* a peek at an empty message consumes nothing either; any buffer takes it */
     CHECK_EQ(mp_conn_send(w, NULL, 0), MP_OK);
-    CHECK_EQ(mp_conn_recv(r, NULL, 0, &len, 1), MP_OK);
+    CHECK_EQ(mp_conn_send(w, "z", 1), MP_OK);
+    len = 99;
+    CHECK_EQ(mp_conn_recv(r, NULL, 0, &len, 1), MP_ETOOBIG);
     CHECK_EQ(len, 0);
+    CHECK_EQ(mp_conn_recv(r, NULL, 0, &len, 1), MP_ETOOBIG); /* still there */
+    CHECK_EQ(len, 0);
+    CHECK_EQ(mp_conn_recv(r, small, 0, &len, 1), MP_OK);
+    CHECK_EQ(len, 0);
+    CHECK_EQ(mp_conn_recv(r, small, sizeof small, &len, 1), MP_OK);
+    CHECK(len == 1 && small[0] == 'z');
 
     /* a big one: refused while only its header is in, then taken whole */
     pid_t pid = fork();
@@ -511,6 +520,70 @@ TEST(conn_wait_pipes_and_sentinel) {
         mp_conn_close(r[i]);
         if (i != 1) mp_conn_close(w[i]);
     }
+}
+
+/* A conn with a message already buffered must not hide the other ready fds: a raw pipe
+   with data, another conn's message, an ended process's sentinel - all in one call, as
+   Python's connection.wait returns every ready object. And a conn its peer floods never
+   starves another conn's waiting message. */
+static mp_conn *flood_rd; /* the parent's end, closed in the flooder */
+
+static int flood_child(void *arg) {
+    mp_conn *w = (mp_conn *)arg;
+    mp_conn_close(flood_rd);
+    for (int i = 0; i < 20000; i++)
+        if (mp_conn_send(w, "flood", 5) != MP_OK) return 0; /* the parent closed: done */
+    return 0;
+}
+
+TEST(conn_wait_reports_every_ready_fd) {
+    mp_conn *ra, *wa, *rb, *wb;
+    int raw[2];
+    CHECK_EQ(mp_pipe(&ra, &wa, false), MP_OK);
+    CHECK_EQ(mp_pipe(&rb, &wb, true), MP_OK);
+    CHECK_EQ(pipe(raw), 0);
+    CHECK_EQ(mp_conn_send(wa, "a1", 2), MP_OK);
+    CHECK_EQ(mp_conn_send(wa, "a2", 2), MP_OK);
+    char buf[16];
+    size_t len;
+    CHECK_EQ(mp_conn_recv(ra, buf, sizeof buf, &len, 1), MP_OK); /* a2 now sits in ra's buffer */
+    CHECK_EQ(mp_conn_send(wb, "b", 1), MP_OK);
+    raw_write(raw[1], "x", 1);
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    CHECK(pid > 0);
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    CHECK_EQ(t_wait(pid) & 0xffff, 0); /* reaped: a pidfd still reads as ended */
+    int fds[4] = {mp_conn_fileno(ra), mp_conn_fileno(rb), raw[0], pfd};
+    size_t n = pfd >= 0 ? 4 : 3; /* valgrind has no pidfd_open */
+    bool ready[4] = {false, false, false, false};
+    CHECK_EQ(mp_wait(fds, n, ready, 1), (int)n);
+    CHECK(ready[0] && ready[1] && ready[2] && (n == 3 || ready[3]));
+    CHECK_EQ(mp_conn_recv(ra, buf, sizeof buf, &len, 0), MP_OK);
+    CHECK(len == 2 && memcmp(buf, "a2", 2) == 0);
+    if (pfd >= 0) close(pfd);
+
+    /* a flooded conn and a quiet one with a message: both in the first call */
+    mp_conn *rf, *wf;
+    CHECK_EQ(mp_pipe(&rf, &wf, false), MP_OK);
+    flood_rd = rf;
+    pid_t fl = t_fork(flood_child, wf);
+    mp_conn_close(wf);
+    CHECK_EQ(mp_conn_recv(rf, buf, sizeof buf, &len, 10), MP_OK); /* the flood is on */
+    int fds2[2] = {mp_conn_fileno(rf), mp_conn_fileno(rb)};
+    bool rd[2] = {false, false};
+    CHECK_EQ(mp_conn_recv(rb, buf, sizeof buf, &len, 0), MP_OK); /* drain b, then send again */
+    CHECK_EQ(mp_conn_send(wb, "b2", 2), MP_OK);
+    CHECK(mp_wait(fds2, 2, rd, 1) >= 1);
+    CHECK(rd[1]); /* reported at once, however full rf's buffer is */
+    mp_conn_close(rf); /* the flooder sees MP_ECLOSED and leaves */
+    CHECK(exited_ok(fl));
+    close(raw[0]);
+    close(raw[1]);
+    mp_conn_close(ra);
+    mp_conn_close(wa);
+    mp_conn_close(rb);
+    mp_conn_close(wb);
 }
 
 /* ---------------------------------------------------------------------------------- */

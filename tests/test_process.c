@@ -450,3 +450,45 @@ TEST(process_join_from_two_threads) {
         mp_process_destroy(p);
     }
 }
+
+/* Calls on a destroyed record are MP_EINVAL (detectable while its memory is not reused),
+   not MP_OK with a stale exit code. */
+TEST(process_destroyed_record_is_einval) {
+    mp_process *p = start(sleep_long, 0, false);
+    mp_process_kill(p);
+    CHECK_EQ(mp_process_join(p, 10), MP_OK);
+    CHECK_EQ(mp_process_destroy(p), MP_OK);
+    CHECK_EQ(mp_process_join(p, 1), MP_EINVAL);
+    CHECK_EQ(mp_process_join(p, MP_FOREVER), MP_EINVAL);
+    CHECK_EQ(mp_process_terminate(p), MP_EINVAL);
+    CHECK_EQ(mp_process_sentinel(p), MP_EINVAL);
+    CHECK_EQ(mp_process_start(p), MP_EINVAL);
+    CHECK(!mp_process_is_alive(p));
+    CHECK_EQ(mp_process_exitcode(p), MP_EXITCODE_NONE);
+    CHECK_EQ(mp_process_destroy(p), MP_EINVAL); /* twice */
+    mp_process_desc d = {sleep_long, NULL, NULL, false, 0};
+    p = mp_process_create(&d); /* never started */
+    CHECK_EQ(mp_process_destroy(p), MP_OK);
+    CHECK_EQ(mp_process_start(p), MP_EINVAL);
+    CHECK(mp_current_process() != NULL);
+    CHECK_EQ(mp_process_destroy(mp_current_process()), MP_EINVAL);
+}
+
+/* mp_current_process makes the main process's record in the heap on first use: a full
+   heap then gives NULL with ENOMEM, as documented, and the next call after room is
+   made succeeds. */
+TEST(process_current_process_on_a_full_heap_is_enomem) {
+    mp_config c = {1 << 20};
+    CHECK_EQ(mp_init(&c), MP_OK);
+    void *blocks[4096];
+    int n = 0;
+    for (size_t sz = 65536; sz >= 16; sz /= 4) /* big blocks first, then what is left */
+        while (n < 4096 && (blocks[n] = mp_alloc(sz)) != NULL) n++;
+    CHECK(n < 4096);
+    errno = 0;
+    CHECK(mp_current_process() == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    for (int i = 0; i < n; i++) mp_free(blocks[i]);
+    CHECK(mp_current_process() != NULL);
+    CHECK(strcmp(mp_process_name(mp_current_process()), "MainProcess") == 0);
+}

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "test.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -105,4 +107,30 @@ TEST(shm_fd_limit_is_clean_error) {
     CHECK(m != NULL);
     mp_shm_close(m);
     mp_shm_unlink(name);
+}
+
+/* A create without MP_SHM_EXCL that fails removes what it created (a size-0 create of
+   a new name is EINVAL), but never an object that was there before it. */
+TEST(shm_failed_create_leaves_nothing_behind) {
+    char name[64];
+    shm_name(name, sizeof name, "c");
+    CHECK(mp_shm_open(name, 0, MP_SHM_CREATE) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    m = mp_shm_open(name, 4096, MP_SHM_CREATE | MP_SHM_EXCL); /* the name is free */
+    CHECK(m != NULL);
+    mp_shm_close(m);
+    m = mp_shm_open(name, 0, MP_SHM_CREATE); /* an existing one at its size: fine */
+    CHECK(m != NULL);
+    CHECK_EQ(mp_shm_size(m), 4096);
+    mp_shm_close(m);
+    CHECK_EQ(mp_shm_unlink(name), MP_OK);
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600); /* someone else's, empty */
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK(mp_shm_open(name, 0, MP_SHM_CREATE) == NULL); /* size 0 of an empty one */
+    CHECK_EQ(errno, EINVAL);
+    fd = shm_open(name, O_RDWR, 0); /* the failure did not remove what was there */
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_EQ(mp_shm_unlink(name), MP_OK);
 }

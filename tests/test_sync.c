@@ -1010,3 +1010,41 @@ TEST(sync_barrier_action_runner_killed_breaks_it) {
     CHECK_EQ(mp_barrier_wait(s->bar, 0, NULL), MP_EBROKEN);
     shared_free(s);
 }
+
+/* The arrival that completes a round must not count a party that died waiting: with
+   parties = 2, one waits and is killed (reaped, or still a zombie), and the other's
+   arrival gets MP_EBROKEN, not MP_OK with index 1. */
+TEST(sync_barrier_last_arrival_does_not_release_a_dead_party) {
+    for (int reap = 0; reap < 2; reap++) {
+        shared *s = shared_new();
+        s->bar = mp_barrier_create(2, NULL, NULL);
+        pid_t victim = t_fork(barrier_waits_forever, s);
+        wait_n_waiting(s->bar, 1);
+        kill(victim, SIGKILL);
+        if (reap) {
+            t_wait(victim);
+        } else { /* until it is a zombie, unreaped */
+            siginfo_t si;
+            CHECK_EQ(waitid(P_PID, (id_t)victim, &si, WEXITED | WNOWAIT), 0);
+        }
+        unsigned idx = 99;
+        CHECK_EQ(mp_barrier_wait(s->bar, 5, &idx), MP_EBROKEN);
+        CHECK(mp_barrier_broken(s->bar));
+        if (!reap) t_wait(victim);
+        mp_barrier_reset(s->bar);
+        pid_t k = t_fork(barrier_party, s); /* and it works again after a reset */
+        CHECK_EQ(mp_barrier_wait(s->bar, 10, NULL), MP_OK);
+        join_ok(k);
+        shared_free(s);
+    }
+}
+
+TEST(sync_barrier_parties_limit_is_einval) {
+    errno = 0;
+    CHECK(mp_barrier_create((1u << 24) + 1, NULL, NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    mp_barrier *b = mp_barrier_create(1u << 10, NULL, NULL);
+    CHECK(b != NULL);
+    CHECK_EQ(mp_barrier_parties(b), 1u << 10);
+    mp_barrier_destroy(b);
+}
