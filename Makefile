@@ -15,7 +15,7 @@ EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC)) \
                $(patsubst examples/%.cpp,$(B)/examples/%,$(EXAMPLE_CXX))
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
-.PHONY: all examples test check check-asan check-valgrind check-matrix bench bench-deps bench-plot install clean \
+.PHONY: all examples test check check-asan check-valgrind check-matrix check-bench-probe bench bench-skipped bench-deps bench-plot install clean \
 	torture torture-short fuzz
 
 all: examples
@@ -97,7 +97,7 @@ check-matrix:
 	done
 	@echo "compile matrix clean"
 
-check: check-matrix check-asan check-valgrind torture-short
+check: check-matrix check-bench-probe check-asan check-valgrind torture-short
 
 # --- make torture: SIGKILL at random instants (TORTURE_SECONDS, default 300) ---------
 TORTURE_SECONDS ?= 300
@@ -133,9 +133,16 @@ fuzz: $(B)/fuzz_conn
 # when their headers are found (Boost.Interprocess: libboost-dev; ZeroMQ: libzmq3-dev);
 # otherwise they report themselves skipped. make bench-deps installs them.
 BENCH_CXX_SRC = $(sort $(wildcard bench/*.cpp))
-HAVE_CXX   = $(shell command -v $(CXX) >/dev/null 2>&1 && echo 1 || echo 0)
-HAVE_BOOST = $(shell echo '\#include <boost/interprocess/ipc/message_queue.hpp>' | $(CXX) -x c++ -E - >/dev/null 2>&1 && echo 1 || echo 0)
-HAVE_ZMQ   = $(shell echo '\#include <zmq.h>' | $(CC) -E - >/dev/null 2>&1 && echo 1 || echo 0)
+# Each probe compiles (ZeroMQ: and links) a real program, once per make run. The
+# headers' names are variables so that make check can hide them (check-bench-probe).
+H := \#
+BOOST_HEADER ?= boost/interprocess/ipc/message_queue.hpp
+ZMQ_HEADER   ?= zmq.h
+HAVE_CXX   = $(eval HAVE_CXX := $(shell command -v $(CXX) >/dev/null 2>&1 && echo 1 || echo 0))$(HAVE_CXX)
+HAVE_BOOST = $(eval HAVE_BOOST := $(if $(filter 1,$(HAVE_CXX)),$(shell printf '$(H)include <$(BOOST_HEADER)>\nint main() { return 0; }\n' | \
+	$(CXX) -std=c++11 -x c++ -fsyntax-only - >/dev/null 2>&1 && echo 1 || echo 0),0))$(HAVE_BOOST)
+HAVE_ZMQ   = $(eval HAVE_ZMQ := $(shell printf '$(H)include <$(ZMQ_HEADER)>\nint main(void) { int a, b, c; zmq_version(&a, &b, &c); return 0; }\n' | \
+	$(CC) -x c - -o /dev/null -lzmq >/dev/null 2>&1 && echo 1 || echo 0))$(HAVE_ZMQ)
 BENCH_FLAGS = -O2 -g -Wall -Wextra -I. -DMPB_HAVE_BOOST=$(HAVE_BOOST) -DMPB_HAVE_ZMQ=$(HAVE_ZMQ)
 BENCH_OBJ = $(patsubst bench/%.c,$(B)/bench/%.o,$(BENCH_SRC)) \
             $(if $(filter 1,$(HAVE_CXX)),$(patsubst bench/%.cpp,$(B)/bench/%.o,$(BENCH_CXX_SRC)))
@@ -161,9 +168,28 @@ FORCE:
 
 # W=workload-or-prefix... limits the run; R=runs (default 5).
 bench: $(B)/mpbench
-	@[ -n "$(filter 1,$(HAVE_BOOST))" ] || echo "# Boost.Interprocess peer not built: make bench-deps (libboost-dev)"
-	@[ -n "$(filter 1,$(HAVE_ZMQ))" ] || echo "# ZeroMQ peer not built: make bench-deps (libzmq3-dev)"
+	@$(MAKE) --no-print-directory bench-skipped
 	$(B)/mpbench -r $(or $(R),5) -c $(B)/bench.csv -m $(B)/bench.md -p $(B)/bench.dat $(W)
+
+bench-skipped:
+	@[ -n "$(filter 1,$(HAVE_CXX))" ] || echo "# skipped: the C++ peers ($(CXX) not found): Boost.Interprocess"
+	@[ -n "$(filter 1,$(HAVE_BOOST))" ] || echo "# skipped: Boost.Interprocess peer (<$(BOOST_HEADER)> not found): make bench-deps (libboost-dev)"
+	@[ -n "$(filter 1,$(HAVE_ZMQ))" ] || echo "# skipped: ZeroMQ peer (<$(ZMQ_HEADER)> or -lzmq not found): make bench-deps (libzmq3-dev)"
+	@command -v python3 >/dev/null 2>&1 || echo "# skipped: the Python peers (python3 not found)"
+
+# make check: the bench builds and runs with the optional peers' headers hidden, and
+# says which peers it skipped (a machine with only cc, make and python3).
+check-bench-probe:
+	@$(MAKE) --no-print-directory B=$(B)/bench-probe ZMQ_HEADER=mp-hidden/zmq.h \
+	  BOOST_HEADER=mp-hidden/message_queue.hpp bench-skipped $(B)/bench-probe/mpbench >$(B)/bench-probe.log 2>&1 || \
+	  { cat $(B)/bench-probe.log; exit 1; }
+	@grep -q 'skipped: ZeroMQ' $(B)/bench-probe.log && grep -q 'skipped: Boost' $(B)/bench-probe.log || \
+	  { cat $(B)/bench-probe.log; echo "bench probe: the hidden peers were not reported"; exit 1; }
+	@grep -q -- '-DMPB_HAVE_BOOST=0 -DMPB_HAVE_ZMQ=0' $(B)/bench-probe/bench/flags || \
+	  { echo "bench probe: a hidden peer was still built"; exit 1; }
+	@$(B)/bench-probe/mpbench -r 1 -s ZeroMQ pingpong_64B 2>&1 | grep -q 'skipped' || \
+	  { echo "bench probe: the ZeroMQ pair did not report itself skipped"; exit 1; }
+	@echo "bench builds without the optional peers, and says so"
 
 # The optional peers and the plotter, from Debian's packages (as root, else with sudo).
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)

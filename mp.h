@@ -481,7 +481,10 @@
       Robustness. A producer or consumer killed at any instant - mid-put, mid-get,
       mid-copy, between reserve and commit - never wedges the others: each slot in
       flight names its owner's thread, and a waiter that finds the slot stuck checks
-      every 20 ms whether the owner lives. A dead writer's slot is
+      every 20 ms whether the owner lives - and so does a call about to give up
+      (timeout 0 or a short timeout: a consumer that polls recovers the slot too; each
+      thread looks at a given live owner at most once per 20 ms, so polling stays
+      cheap). A dead writer's slot is
       skipped (its message is lost), a dead reader's slot is freed (the message it
       was taking is lost). Nothing is duplicated and nothing else is lost or
       corrupted; the heap block of a lost large message leaks. Sleepers therefore
