@@ -3142,6 +3142,9 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     uint64_t done, passed; /* passed: positions the head passed, not wrapped */
     mp__q_ev joiners;
     char pad5_[64 - 2 * 8 - sizeof(mp__q_ev)];
+    struct mp__q_node *ovf_head, *ovf_tail; /* unbounded: the overflow, under ovf_lock */
+    uint64_t ovf_count;
+    uint32_t ovf_lock, unbounded;
 };
 
 /* Each part on its own cache line (checked, as a zero-size pad would not be ISO C). */
@@ -3405,6 +3408,8 @@ static int mp__q_block(mp_queue *q, mp__q_ev *ev, mp__q_slot *s, uint64_t w, mp_
     return MP_OK;
 }
 
+static unsigned mp__q_ovf_refill(mp_queue *q, bool block, unsigned max);
+
 static int mp__q_put_slot(mp_queue *q, uint64_t *pos, mp__q_slot **sp, double timeout) {
     uint32_t me = mp__tid();
     mp__q_waiter wt = {timeout, 0, 0, 0, 0};
@@ -3436,8 +3441,9 @@ static int mp__q_get_slot(mp_queue *q, size_t cap, bool check_cap, uint64_t *pos
         }
         *seen = w;
         if (r != MP__Q_BLOCKED) return r;
-        /* closed was read before the slot and the tail: a put that claims after this
-           look will see closed and give up */
+        if (mp__q_ovf_refill(q, true, 64)) continue;
+        /* closed was read before the slot, the overflow and the tail: a put that claims
+           or appends after this look will see closed and give up */
         if (closed && (mp__q_pos(w) != *pos ||
                        mp__q_pos(__atomic_load_n(&q->tail, MP__SC)) == *pos))
             return MP_ECLOSED;
@@ -3461,6 +3467,7 @@ static void mp__q_finish_get(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t 
                              uint64_t lenw) {
     void *blk = (lenw & MP__Q_BIG) ? mp__q_payload(s, lenw) : NULL;
     if (mp__q_free_slot(q, s, pos, w, mp__tid()) && blk) mp_free(blk);
+    mp__q_ovf_refill(q, false, 8); /* keep the ring full while the overflow holds any */
 }
 
 /* A heap block for a message too big for a slot. */
@@ -3472,9 +3479,131 @@ static int mp__q_block_for(mp_queue *q, size_t len, void **blk) {
     return *blk ? MP_OK : MP_ENOMEM;
 }
 
+/* ---- the overflow of an unbounded queue ----
+   When the ring is full, a put appends its message to a FIFO list of heap nodes under a
+   robust lock word, and from then on every put does so until the list is empty again:
+   the ring holds older messages than the list, so nothing overtakes. Getters move the
+   oldest nodes into the slots they free (and when they find the ring empty), each move
+   claiming a ring slot first, then unlinking the node (the commit), then committing the
+   slot. So a mover killed before the unlink leaves the message listed (its claimed slot
+   is skipped as a dead writer's), one killed after it loses that message only. Each
+   list change commits with one store; tail and count are hints that the next locker
+   rebuilds from the list when the previous holder died. */
+
+typedef struct mp__q_node {
+    struct mp__q_node *next;
+    uint64_t lenw; /* as a slot's len: | MP__Q_BIG when blk holds the payload */
+    void *blk;     /* else the payload follows the node */
+} mp__q_node;
+#define MP__Q_NODE_HDR ((sizeof(mp__q_node) + 15) & ~(size_t)15)
+
+static void mp__q_ovf_repair(mp_queue *q) {
+    mp__q_node *last = NULL;
+    uint64_t k = 0;
+    for (mp__q_node *n = q->ovf_head; n; n = n->next) last = n, k++;
+    q->ovf_tail = last, q->ovf_count = k;
+}
+
+/* Take the overflow lock (deadline: MP__NEVER or now for a try); false if busy. */
+static bool mp__q_ovf_lock(mp_queue *q, int64_t deadline) {
+    int r = mp__lw_acquire(&q->ovf_lock, deadline);
+    if (r == MP_EOWNERDEAD) mp__q_ovf_repair(q);
+    return r != MP_ETIMEDOUT;
+}
+
+static mp__q_node *mp__q_ovf_first(mp_queue *q) {
+    return __atomic_load_n(&q->ovf_head, MP__SC);
+}
+
+/* Append a copy of buf (in blk already when it is above a slot). Never blocks but for
+   the lock. MP_OK, MP_ECLOSED, MP_ENOMEM. */
+static int mp__q_ovf_put(mp_queue *q, const void *buf, size_t len, void *blk) {
+    mp__q_node *n = (mp__q_node *)mp_alloc(MP__Q_NODE_HDR + (blk ? 0 : len));
+    if (!n) {
+        mp_free(blk);
+        return MP_ENOMEM;
+    }
+    n->next = NULL, n->blk = blk, n->lenw = len | (blk ? MP__Q_BIG : 0);
+    if (!blk && len) memcpy((char *)n + MP__Q_NODE_HDR, buf, len);
+    mp__q_ovf_lock(q, MP__NEVER);
+    mp__q_node *prev = q->ovf_tail, **link = prev ? &prev->next : &q->ovf_head;
+    __atomic_store_n(link, n, MP__SC); /* the commit */
+    q->ovf_tail = n, q->ovf_count++;
+    /* getters that saw the queue closed may have made their last look: take it back */
+    bool closed = __atomic_load_n(&q->closed, MP__SC) != 0;
+    if (closed) {
+        __atomic_store_n(link, (mp__q_node *)NULL, MP__SC);
+        q->ovf_tail = prev, q->ovf_count--;
+    }
+    mp__lw_release(&q->ovf_lock);
+    if (closed) {
+        mp_free(blk);
+        mp_free(n);
+        return MP_ECLOSED;
+    }
+    mp__q_wake(&q->not_empty);
+    return MP_OK;
+}
+
+/* With the overflow lock: move up to max of the oldest nodes into free ring slots.
+   Returns how many moved. */
+static unsigned mp__q_ovf_move(mp_queue *q, unsigned max) {
+    uint32_t me = mp__tid();
+    unsigned moved = 0;
+    mp__q_node *n;
+    while (moved < max && (n = mp__q_ovf_first(q)) != NULL) {
+        uint64_t pos, w;
+        mp__q_slot *s;
+        if (mp__q_try_put(q, me, &pos, &s, &w) != MP_OK) break; /* the ring is full */
+        __atomic_store_n(&q->ovf_head, n->next, MP__SC); /* the commit: n is ours */
+        if (!n->next) q->ovf_tail = NULL;
+        q->ovf_count--;
+        if (n->blk) memcpy((char *)s + MP__Q_HDR, &n->blk, sizeof n->blk);
+        else if (n->lenw) memcpy((char *)s + MP__Q_HDR, (char *)n + MP__Q_NODE_HDR, n->lenw);
+        mp__q_commit(q, s, pos, n->lenw, me);
+        mp_free(n);
+        moved++;
+    }
+    return moved;
+}
+
+/* Refill the ring from the overflow: wait for the lock (block) or only try. */
+static unsigned mp__q_ovf_refill(mp_queue *q, bool block, unsigned max) {
+    if (!q->unbounded || !mp__q_ovf_first(q)) return 0;
+    if (!mp__q_ovf_lock(q, block ? MP__NEVER : mp__now_ns())) return 0;
+    unsigned moved = mp__q_ovf_move(q, max);
+    mp__lw_release(&q->ovf_lock);
+    return moved;
+}
+
+/* A reserve on an unbounded queue waits until the overflow is empty: its slot must not
+   pass this thread's own earlier messages still listed there. */
+static int mp__q_ovf_drained(mp_queue *q, double timeout) {
+    int64_t deadline = 0;
+    while (q->unbounded && mp__q_ovf_first(q)) {
+        if (__atomic_load_n(&q->closed, MP__SC)) return MP_ECLOSED;
+        int64_t now = mp__now_ns();
+        if (!deadline) deadline = timeout == 0 ? now : mp__deadline(timeout);
+        if (now >= deadline) return MP_ETIMEDOUT;
+        int64_t wake = now + MP__LW_POLL_NS < deadline ? now + MP__LW_POLL_NS : deadline;
+        mp__q_sleep(&q->not_full, NULL, 0, &q->closed, wake);
+    }
+    return MP_OK;
+}
+
+static void mp__q_ovf_free(mp_queue *q) {
+    for (mp__q_node *n = q->ovf_head, *next; n; n = next) {
+        next = n->next;
+        mp_free(n->blk);
+        mp_free(n);
+    }
+    q->ovf_head = q->ovf_tail = NULL;
+}
+
 MPDEF mp_queue *mp_queue_create(const mp_queue_desc *d) {
     mp__heap *h = mp__heap_get();
     size_t maxsize = d ? d->maxsize : 0;
+    bool unbounded = !d || (!d->maxsize && !d->capacity);
     size_t cap = d && d->capacity ? d->capacity : ((size_t)1 << 20);
     if (!h) return NULL;
     if (maxsize > ((size_t)1 << 30) || cap < 64 || cap > h->size) {
@@ -3498,6 +3627,7 @@ MPDEF mp_queue *mp_queue_create(const mp_queue_desc *d) {
     q->pow2 = (n & (n - 1)) == 0;
     q->wrap = (((uint64_t)1 << 40) / n) * n;
     q->put_spin = q->get_spin = MP__Q_SPIN_MAX;
+    q->unbounded = unbounded;
     for (size_t i = 0; i < n; i++) {
         mp__q_slot *s = mp__q_at(q, i);
         s->word = mp__q_word(i, MP__Q_EMPTY);
@@ -3515,7 +3645,12 @@ MPDEF int mp_queue_put(mp_queue *q, const void *buf, size_t len, double timeout)
     int r = mp__q_block_for(q, len, &blk);
     if (r) return r;
     if (blk) memcpy(blk, buf, len); /* before the claim: getters never wait on this copy */
-    r = mp__q_put_slot(q, &pos, &s, timeout);
+    if (q->unbounded) { /* the ring if it has room and nothing overflowed, else the list */
+        r = mp__q_ovf_first(q) ? MP_ETIMEDOUT : mp__q_put_slot(q, &pos, &s, 0);
+        if (r == MP_ETIMEDOUT) return mp__q_ovf_put(q, buf, len, blk);
+    } else {
+        r = mp__q_put_slot(q, &pos, &s, timeout);
+    }
     if (r) {
         mp_free(blk);
         return r;
@@ -3567,9 +3702,10 @@ MPDEF int mp_queue_get_alloc(mp_queue *q, void **buf, size_t *len, double timeou
 MPDEF int mp_queue_reserve(mp_queue *q, size_t len, mp_queue_msg *m, double timeout) {
     uint64_t pos;
     mp__q_slot *s;
-    void *blk;
+    void *blk = NULL;
     if (!mp__q_ok(q) || !m) return MP_EINVAL;
-    int r = mp__q_block_for(q, len, &blk);
+    int r = mp__q_ovf_drained(q, timeout);
+    if (!r) r = mp__q_block_for(q, len, &blk);
     if (!r) r = mp__q_put_slot(q, &pos, &s, timeout);
     if (r) {
         mp_free(blk);
@@ -3634,13 +3770,14 @@ MPDEF size_t mp_queue_qsize(mp_queue *q) {
     if (!mp__q_ok(q)) return 0;
     uint64_t h = mp__q_pos(mp__load(&q->head)), t = mp__q_pos(mp__load(&q->tail));
     int64_t d = mp__q_dist(q, t, h);
-    return d <= 0 ? 0 : (uint64_t)d > q->nslots ? (size_t)q->nslots : (size_t)d;
+    size_t ring = d <= 0 ? 0 : (uint64_t)d > q->nslots ? (size_t)q->nslots : (size_t)d;
+    return ring + (q->unbounded && mp__q_ovf_first(q) ? (size_t)mp__load(&q->ovf_count) : 0);
 }
 
 MPDEF bool mp_queue_empty(mp_queue *q) { return mp_queue_qsize(q) == 0; }
 
 MPDEF bool mp_queue_full(mp_queue *q) {
-    return mp__q_ok(q) && mp_queue_qsize(q) >= q->nslots;
+    return mp__q_ok(q) && !q->unbounded && mp_queue_qsize(q) >= q->nslots;
 }
 
 MPDEF void mp_queue_close(mp_queue *q) {
@@ -3664,6 +3801,7 @@ MPDEF int mp_queue_task_done(mp_queue *q) {
 /* Every message got is done, and none waits in the ring. */
 static bool mp__q_joined(mp_queue *q) {
     if (__atomic_load_n(&q->done, MP__SC) != mp__q_got(q)) return false;
+    if (q->unbounded && mp__q_ovf_first(q)) return false;
     uint64_t t = mp__q_pos(mp__load(&q->tail));
     for (uint64_t p = mp__q_pos(mp__load(&q->head)); p != t; p = mp__q_next(q, p, 1)) {
         uint64_t w = mp__load(&mp__q_at(q, p)->word);
@@ -3692,6 +3830,7 @@ MPDEF void mp_queue_destroy(mp_queue *q) {
         if (mp__q_st(s->word) == MP__Q_FULL && (s->len & MP__Q_BIG))
             mp_free(mp__q_payload(s, s->len));
     }
+    mp__q_ovf_free(q);
     mp_free(q->raw);
 }
 
