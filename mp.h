@@ -3431,6 +3431,9 @@ static int mp__q_get_slot(mp_queue *q, size_t cap, bool check_cap, uint64_t *pos
                           mp__q_slot **sp, uint64_t *seen, uint64_t *lenw, double timeout) {
     uint32_t me = mp__tid();
     mp__q_waiter wt = {timeout, 0, 0, 0, 0};
+    /* keep the ring full while the overflow holds any: here rather than after a get, so
+       a getter killed while moving was not also holding a message it had got */
+    mp__q_ovf_refill(q, false, 8);
     for (;;) {
         uint64_t w;
         bool closed = __atomic_load_n(&q->closed, MP__SC) != 0;
@@ -3467,7 +3470,6 @@ static void mp__q_finish_get(mp_queue *q, mp__q_slot *s, uint64_t pos, uint64_t 
                              uint64_t lenw) {
     void *blk = (lenw & MP__Q_BIG) ? mp__q_payload(s, lenw) : NULL;
     if (mp__q_free_slot(q, s, pos, w, mp__tid()) && blk) mp_free(blk);
-    mp__q_ovf_refill(q, false, 8); /* keep the ring full while the overflow holds any */
 }
 
 /* A heap block for a message too big for a slot. */
@@ -3483,7 +3485,7 @@ static int mp__q_block_for(mp_queue *q, size_t len, void **blk) {
    When the ring is full, a put appends its message to a FIFO list of heap nodes under a
    robust lock word, and from then on every put does so until the list is empty again:
    the ring holds older messages than the list, so nothing overtakes. Getters move the
-   oldest nodes into the slots they free (and when they find the ring empty), each move
+   oldest nodes into free slots as each get begins (and when they find the ring empty), each move
    claiming a ring slot first, then unlinking the node (the commit), then committing the
    slot. So a mover killed before the unlink leaves the message listed (its claimed slot
    is skipped as a dead writer's), one killed after it loses that message only. Each
