@@ -576,3 +576,268 @@ TEST(fluency_realloc_shared_heap) {
     mp_free(slot);
     CHECK_EQ(blocks_now(), base);
 }
+
+/* ---- the unbounded queue ---- */
+
+typedef struct {
+    uint32_t producer, seq, len, pad_;
+} uq_hdr;
+
+static size_t uq_len(uint32_t seq) { return sizeof(uq_hdr) + (seq % 7 == 0 ? 1000 : seq % 50); }
+
+static void uq_make(unsigned char *buf, uint32_t producer, uint32_t seq) {
+    uq_hdr h = {producer, seq, (uint32_t)uq_len(seq), 0};
+    memcpy(buf, &h, sizeof h);
+    for (size_t i = sizeof h; i < h.len; i++) buf[i] = (unsigned char)(seq * 31 + i);
+}
+
+static bool uq_check(const unsigned char *buf, size_t len, uq_hdr *h) {
+    if (len < sizeof *h) return false;
+    memcpy(h, buf, sizeof *h);
+    if (h->len != len || uq_len(h->seq) != len) return false;
+    for (size_t i = sizeof *h; i < len; i++)
+        if (buf[i] != (unsigned char)(h->seq * 31 + i)) return false;
+    return true;
+}
+
+TEST(fluency_queue_unbounded_by_default) {
+    size_t base = blocks_now();
+    mp_queue *q = mp_queue_create(NULL);
+    CHECK(q != NULL);
+    enum { N = 60000 }; /* far above the 4096 slots of the ring */
+    unsigned char buf[2048];
+    for (uint32_t i = 0; i < N; i++) {
+        uq_make(buf, 0, i);
+        CHECK_EQ(mp_queue_put(q, buf, uq_len(i), 0), MP_OK); /* never full */
+    }
+    CHECK_EQ(mp_queue_qsize(q), N);
+    CHECK(!mp_queue_full(q));
+    /* reserve waits while messages are in the overflow: its slot must not pass them */
+    mp_queue_msg m;
+    CHECK_EQ(mp_queue_reserve(q, 8, &m, 0), MP_ETIMEDOUT);
+    CHECK_EQ(mp_queue_reserve(q, 8, &m, 0.05), MP_ETIMEDOUT);
+    for (uint32_t i = 0; i < N; i++) {
+        size_t len;
+        uq_hdr h;
+        CHECK_EQ(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_OK);
+        CHECK(uq_check(buf, len, &h));
+        CHECK_EQ(h.seq, i); /* FIFO across ring and overflow */
+        if (i == N / 2) { /* a put in the middle goes behind everything held */
+            uq_make(buf, 1, 0);
+            CHECK_EQ(mp_queue_put(q, buf, uq_len(0), 0), MP_OK);
+        }
+    }
+    size_t len;
+    uq_hdr h;
+    CHECK_EQ(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_OK);
+    CHECK(uq_check(buf, len, &h) && h.producer == 1);
+    CHECK_EQ(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_ETIMEDOUT);
+    CHECK_EQ(mp_queue_reserve(q, 8, &m, 0), MP_OK); /* drained: reserve works again */
+    memcpy(m.data, "reserved", 8);
+    CHECK_EQ(mp_queue_commit(q, &m), MP_OK);
+    CHECK_EQ(mp_queue_get(q, buf, sizeof buf, &len, 0), MP_OK);
+    CHECK(len == 8 && memcmp(buf, "reserved", 8) == 0);
+    /* zeroed desc: unbounded too; any non-zero field: bounded as before */
+    mp_queue_desc zero = {0, 0}, bounded = {4, 0}, capped = {0, 4096};
+    mp_queue *z = mp_queue_create(&zero), *b = mp_queue_create(&bounded),
+             *c = mp_queue_create(&capped);
+    CHECK(z && b && c);
+    for (int i = 0; i < 5000; i++) CHECK_EQ(mp_queue_put(z, "x", 1, 0), MP_OK);
+    for (int i = 0; i < 4; i++) CHECK_EQ(mp_queue_put(b, "x", 1, 0), MP_OK);
+    CHECK_EQ(mp_queue_put(b, "x", 1, 0), MP_ETIMEDOUT);
+    CHECK(mp_queue_full(b));
+    for (int i = 0; i < 16; i++) CHECK_EQ(mp_queue_put(c, "x", 1, 0), MP_OK);
+    CHECK_EQ(mp_queue_put(c, "x", 1, 0), MP_ETIMEDOUT);
+    mp_queue_destroy(z); /* with 5000 - 4096 messages in the overflow: all freed */
+    mp_queue_destroy(b);
+    mp_queue_destroy(c);
+    mp_queue_destroy(q);
+    CHECK_EQ(blocks_now(), base);
+}
+
+TEST(fluency_queue_unbounded_close_and_join_see_the_overflow) {
+    mp_queue *q = mp_queue_create(NULL);
+    CHECK(q != NULL);
+    for (uint32_t i = 0; i < 10000; i++) CHECK_EQ(mp_queue_put(q, &i, sizeof i, 0), MP_OK);
+    CHECK_EQ(mp_queue_join(q, 0.01), MP_ETIMEDOUT);
+    mp_queue_close(q);
+    CHECK_EQ(mp_queue_put(q, "x", 1, 0), MP_ECLOSED);
+    uint32_t v, n = 0;
+    size_t len;
+    int rc;
+    while ((rc = mp_queue_get(q, &v, sizeof v, &len, 1)) == MP_OK) {
+        CHECK_EQ(v, n);
+        n++;
+        CHECK_EQ(mp_queue_task_done(q), MP_OK);
+        if (n < 10000) CHECK_EQ(mp_queue_join(q, 0), MP_ETIMEDOUT);
+    }
+    CHECK_EQ(rc, MP_ECLOSED);
+    CHECK_EQ(n, 10000);
+    CHECK_EQ(mp_queue_join(q, 0), MP_OK);
+    mp_queue_destroy(q);
+}
+
+/* Producers in other processes overflow the ring; consumers in others drain it: every
+   message exactly once, in order per producer for each consumer. */
+enum { UQ_NP = 2, UQ_NC = 2, UQ_N = 40000 };
+
+typedef struct {
+    mp_queue *q;
+    uint8_t seen[UQ_NP][UQ_N];
+    uint32_t bad;
+    uint64_t max_held;
+} uq_state;
+
+typedef struct {
+    uq_state *s;
+    uint32_t id;
+} uq_arg;
+
+static int uq_producer(void *arg) {
+    uq_state *s = ((uq_arg *)arg)->s;
+    uint32_t id = ((uq_arg *)arg)->id;
+    unsigned char buf[2048];
+    for (uint32_t i = 0; i < UQ_N; i++) {
+        uq_make(buf, id, i);
+        if (mp_queue_put(s->q, buf, uq_len(i), MP_FOREVER) != MP_OK) return 1;
+        size_t held = mp_queue_qsize(s->q);
+        if (held > s->max_held) s->max_held = held; /* racy: a hint for the report */
+    }
+    return 0;
+}
+
+static int uq_consumer(void *arg) {
+    uq_state *s = ((uq_arg *)arg)->s;
+    unsigned char buf[2048];
+    int64_t last[UQ_NP] = {-1, -1};
+    size_t len;
+    usleep(100000); /* let the producers run ahead, into the overflow */
+    int rc;
+    while ((rc = mp_queue_get(s->q, buf, sizeof buf, &len, MP_FOREVER)) == MP_OK) {
+        uq_hdr h;
+        if (!uq_check(buf, len, &h) || h.producer >= UQ_NP || h.seq >= UQ_N ||
+            (int64_t)h.seq <= last[h.producer]) {
+            s->bad = 1;
+            return 2;
+        }
+        last[h.producer] = h.seq;
+        __atomic_fetch_add(&s->seen[h.producer][h.seq], 1, __ATOMIC_SEQ_CST);
+    }
+    return rc == MP_ECLOSED ? 0 : 3;
+}
+
+TEST(fluency_queue_unbounded_across_processes_exactly_once) {
+    uq_state *s = (uq_state *)mp_calloc(1, sizeof *s);
+    CHECK(s && (s->q = mp_queue_create(NULL)) != NULL);
+    mp_process *ps[UQ_NP + UQ_NC];
+    for (int i = 0; i < UQ_NP + UQ_NC; i++) {
+        uq_arg a = {s, (uint32_t)i};
+        mp_process_desc d = {i < UQ_NP ? uq_producer : uq_consumer, &a, NULL, false, sizeof a};
+        CHECK((ps[i] = mp_process_create(&d)) != NULL);
+        CHECK_EQ(mp_process_start(ps[i]), MP_OK);
+    }
+    for (int i = 0; i < UQ_NP; i++) {
+        CHECK_EQ(mp_process_join(ps[i], 60), MP_OK);
+        CHECK_EQ(mp_process_exitcode(ps[i]), 0);
+    }
+    mp_queue_close(s->q);
+    for (int i = UQ_NP; i < UQ_NP + UQ_NC; i++) {
+        CHECK_EQ(mp_process_join(ps[i], 60), MP_OK);
+        CHECK_EQ(mp_process_exitcode(ps[i]), 0);
+    }
+    for (int i = 0; i < UQ_NP + UQ_NC; i++) mp_process_destroy(ps[i]);
+    CHECK_EQ(s->bad, 0);
+    for (int p = 0; p < UQ_NP; p++)
+        for (int i = 0; i < UQ_N; i++) CHECK_EQ(s->seen[p][i], 1);
+    CHECK(s->max_held > 4096); /* it did overflow */
+    mp_queue_destroy(s->q);
+    mp_free(s);
+}
+
+TEST(fluency_queue_unbounded_fails_only_when_the_heap_is_full) {
+    mp_config c = {8 << 20};
+    CHECK_EQ(mp_init(&c), MP_OK);
+    mp_queue *q = mp_queue_create(NULL);
+    CHECK(q != NULL);
+    static char msg[1000];
+    size_t n = 0;
+    int rc;
+    while ((rc = mp_queue_put(q, msg, sizeof msg, 0)) == MP_OK) n++;
+    CHECK_EQ(rc, MP_ENOMEM); /* never MP_ETIMEDOUT */
+    CHECK(n > 4096);
+    CHECK_EQ(mp_queue_qsize(q), n);
+    size_t len;
+    for (size_t i = 0; i < n; i++) CHECK_EQ(mp_queue_get(q, msg, sizeof msg, &len, 0), MP_OK);
+    CHECK_EQ(mp_queue_get(q, msg, sizeof msg, &len, 0), MP_ETIMEDOUT);
+    CHECK_EQ(mp_queue_put(q, msg, sizeof msg, 0), MP_OK); /* room again */
+    mp_queue_destroy(q);
+}
+
+/* close while producers are overflowing: every put that returned MP_OK is got once, a
+   put that failed with MP_ECLOSED never arrives. */
+enum { UC_NP = 2, UC_MAX = 1000000 };
+
+typedef struct {
+    mp_queue *q;
+    uint32_t ok_puts[UC_NP];
+    uint8_t seen[UC_NP][UC_MAX];
+    uint32_t bad;
+} uc_state;
+
+static uc_state *uc_g;
+
+static int uc_producer(void *arg) {
+    uint32_t id = *(const uint32_t *)arg;
+    for (uint32_t seq = 0; seq < UC_MAX; seq++) {
+        uint32_t m[2] = {id, seq};
+        int r = mp_queue_put(uc_g->q, m, sizeof m, MP_FOREVER);
+        if (r == MP_ECLOSED) return 0;
+        if (r != MP_OK) return 1;
+        __atomic_store_n(&uc_g->ok_puts[id], seq + 1, __ATOMIC_RELEASE);
+    }
+    return 3;
+}
+
+static int uc_consumer(void *arg) {
+    (void)arg;
+    uint32_t m[2];
+    size_t len;
+    int r;
+    while ((r = mp_queue_get(uc_g->q, m, sizeof m, &len, MP_FOREVER)) == MP_OK) {
+        if (m[0] >= UC_NP || m[1] >= UC_MAX) uc_g->bad = 1;
+        else __atomic_fetch_add(&uc_g->seen[m[0]][m[1]], 1, __ATOMIC_RELAXED);
+        for (volatile int k = 0; k < 200; k++) {} /* slower than the producers */
+    }
+    return r == MP_ECLOSED ? 0 : 1;
+}
+
+TEST(fluency_queue_unbounded_close_racing_with_overflowing_puts) {
+    for (int round = 0; round < 6; round++) {
+        uc_g = (uc_state *)mp_calloc(1, sizeof *uc_g);
+        CHECK(uc_g && (uc_g->q = mp_queue_create(NULL)) != NULL);
+        mp_process *p[UC_NP + 2];
+        for (uint32_t i = 0; i < UC_NP + 2; i++) {
+            mp_process_desc d = {i < UC_NP ? uc_producer : uc_consumer, &i, NULL, false,
+                                 sizeof i};
+            CHECK((p[i] = mp_process_create(&d)) != NULL);
+            CHECK_EQ(mp_process_start(p[i]), MP_OK);
+        }
+        usleep(20000 + (useconds_t)round * 15000);
+        size_t held = mp_queue_qsize(uc_g->q);
+        mp_queue_close(uc_g->q);
+        for (int i = 0; i < UC_NP + 2; i++) {
+            CHECK_EQ(mp_process_join(p[i], 60), MP_OK);
+            CHECK_EQ(mp_process_exitcode(p[i]), 0);
+            mp_process_destroy(p[i]);
+        }
+        CHECK_EQ(uc_g->bad, 0);
+        for (uint32_t id = 0; id < UC_NP; id++) {
+            uint32_t n = uc_g->ok_puts[id];
+            for (uint32_t s = 0; s <= n && s < UC_MAX; s++)
+                if (uc_g->seen[id][s] != (s < n)) CHECK_EQ(uc_g->seen[id][s], s < n);
+        }
+        if (round == 5) printf("     %zu held when closed (the ring has 4096 slots)\n", held);
+        mp_queue_destroy(uc_g->q);
+        mp_free(uc_g);
+    }
+}
