@@ -3159,7 +3159,8 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     char *slots;
     void *raw;
     uint64_t magic, nslots, stride, inline_max, wrap;
-    uint32_t closed, pow2; /* the read-mostly line is exactly full: no padding here */
+    uint32_t closed;
+    uint16_t pow2, unbounded; /* the read-mostly line is exactly full: no padding here */
     uint64_t tail;
     uint32_t put_spin; /* the putters' spin budget (polls) */
     char pad1_[64 - 8 - 4];
@@ -3175,12 +3176,14 @@ struct mp_queue { /* one line each for the read-mostly part, tail, head and wait
     char pad5_[64 - 2 * 8 - sizeof(mp__q_ev)];
     struct mp__q_node *ovf_head, *ovf_tail; /* unbounded: the overflow, under ovf_lock */
     uint64_t ovf_count;
-    uint32_t ovf_lock, unbounded;
+    uint32_t ovf_lock;
+    char pad6_[64 - 2 * sizeof(void *) - 8 - 4]; /* the slots start on a line */
 };
 
 /* Each part on its own cache line (checked, as a zero-size pad would not be ISO C). */
 typedef char mp__q_layout_[offsetof(struct mp_queue, tail) == 64 &&
-                           offsetof(struct mp_queue, head) == 128 ? 1 : -1];
+                           offsetof(struct mp_queue, head) == 128 &&
+                           sizeof(struct mp_queue) % 64 == 0 ? 1 : -1];
 
 typedef struct mp__q_waiter {
     double timeout;
@@ -3439,7 +3442,10 @@ static int mp__q_block(mp_queue *q, mp__q_ev *ev, mp__q_slot *s, uint64_t w, mp_
     return MP_OK;
 }
 
-static unsigned mp__q_ovf_refill(mp_queue *q, bool block, unsigned max);
+static unsigned mp__q_ovf_refill_slow(mp_queue *q, bool block, unsigned max);
+static inline unsigned mp__q_ovf_refill(mp_queue *q, bool block, unsigned max) {
+    return q->unbounded ? mp__q_ovf_refill_slow(q, block, max) : 0;
+}
 
 static int mp__q_put_slot(mp_queue *q, uint64_t *pos, mp__q_slot **sp, double timeout) {
     uint32_t me = mp__tid();
@@ -3601,13 +3607,14 @@ static unsigned mp__q_ovf_move(mp_queue *q, unsigned max) {
 }
 
 /* Refill the ring from the overflow: wait for the lock (block) or only try. */
-static unsigned mp__q_ovf_refill(mp_queue *q, bool block, unsigned max) {
-    if (!q->unbounded || !mp__q_ovf_first(q)) return 0;
+static unsigned mp__q_ovf_refill_slow(mp_queue *q, bool block, unsigned max) {
+    if (!mp__q_ovf_first(q)) return 0;
     if (!mp__q_ovf_lock(q, block ? MP__NEVER : mp__now_ns())) return 0;
     unsigned moved = mp__q_ovf_move(q, max);
     mp__lw_release(&q->ovf_lock);
     return moved;
 }
+
 
 /* A reserve on an unbounded queue waits until the overflow is empty: its slot must not
    pass this thread's own earlier messages still listed there. */
@@ -3657,10 +3664,10 @@ MPDEF mp_queue *mp_queue_create(const mp_queue_desc *d) {
     q->slots = (char *)q + sizeof *q;
     q->raw = raw;
     q->nslots = n, q->stride = stride, q->inline_max = stride - MP__Q_HDR;
-    q->pow2 = (n & (n - 1)) == 0;
+    q->pow2 = (n & (n - 1)) == 0 ? 1 : 0;
     q->wrap = (((uint64_t)1 << 40) / n) * n;
     q->put_spin = q->get_spin = MP__Q_SPIN_MAX;
-    q->unbounded = unbounded;
+    q->unbounded = unbounded ? 1 : 0;
     for (size_t i = 0; i < n; i++) {
         mp__q_slot *s = mp__q_at(q, i);
         s->word = mp__q_word(i, MP__Q_EMPTY);
