@@ -1,10 +1,10 @@
 /* mp.h - v0.1.0 - MIT or public domain - Python's multiprocessing for C on Linux
 
-   Processes, pipes, bounded queues, locks/semaphores/events/conditions/barriers,
-   shared memory and a worker pool, all living in one shared memory region that every
-   process of the family maps at the same address. Python's names and semantics,
-   futex-based waits, and robustness: a process killed at any moment (SIGKILL
-   included) never wedges the others.
+   Processes, pipes, queues (unbounded or bounded), locks, semaphores, events,
+   conditions, barriers, shared memory and a worker pool, all living in one shared
+   memory region that every process of the family maps at the same address. Python's
+   names and semantics, futex-based waits, and robustness: a process killed at any
+   moment (SIGKILL included) never wedges the others.
 
    Do this:
       #define MP_IMPLEMENTATION
@@ -3483,9 +3483,11 @@ static int mp__q_get_slot(mp_queue *q, size_t cap, bool check_cap, uint64_t *pos
         if (r != MP__Q_BLOCKED) return r;
         if (mp__q_ovf_refill(q, true, 64)) continue;
         /* closed was read before the slot, the overflow and the tail: a put that claims
-           or appends after this look will see closed and give up */
-        if (closed && (mp__q_pos(w) != *pos ||
-                       mp__q_pos(__atomic_load_n(&q->tail, MP__SC)) == *pos))
+           or appends after this look will see closed and give up. Messages still in the
+           overflow (kept out of the ring by a slot a dead reader holds) are not drained */
+        bool drained = !q->unbounded || !__atomic_load_n(&q->ovf_head, MP__SC);
+        if (closed && drained &&
+            (mp__q_pos(w) != *pos || mp__q_pos(__atomic_load_n(&q->tail, MP__SC)) == *pos))
             return MP_ECLOSED;
         r = mp__q_block(q, &q->not_empty, *sp, w, &wt);
         if (r) return r;

@@ -841,3 +841,38 @@ TEST(fluency_queue_unbounded_close_racing_with_overflowing_puts) {
         mp_free(uc_g);
     }
 }
+
+/* A reader dies holding a ring slot while messages wait in the overflow; the queue is
+   then closed: the survivors recover the slot and still get every message, in order,
+   before MP_ECLOSED. */
+static int claim_and_die(void *arg) {
+    mp_queue_msg m;
+    if (mp_queue_claim((mp_queue *)arg, &m, 10) != MP_OK) return 1;
+    raise(SIGKILL); /* never released */
+    return 2;
+}
+
+TEST(fluency_queue_unbounded_close_with_overflow_behind_a_dead_readers_slot) {
+    mp_queue *q = mp_queue_create(NULL);
+    CHECK(q != NULL);
+    enum { N = 4096 + 100 };
+    for (uint32_t i = 0; i < N; i++) CHECK_EQ(mp_queue_put(q, &i, sizeof i, 0), MP_OK);
+    mp_process_desc d = {claim_and_die, q, NULL, false, 0};
+    mp_process *p = mp_process_create(&d);
+    CHECK_EQ(mp_process_start(p), MP_OK);
+    CHECK_EQ(mp_process_join(p, 20), MP_OK);
+    CHECK_EQ(mp_process_exitcode(p), -SIGKILL);
+    mp_process_destroy(p);
+    uint32_t v, next = 1; /* message 0 died with its reader */
+    size_t len;
+    for (int i = 0; i < 4095; i++) { /* the ring's part; the overflow refills behind */
+        CHECK_EQ(mp_queue_get(q, &v, sizeof v, &len, 10), MP_OK);
+        CHECK_EQ(v, next++);
+    }
+    mp_queue_close(q);
+    int rc;
+    while ((rc = mp_queue_get(q, &v, sizeof v, &len, 10)) == MP_OK) CHECK_EQ(v, next++);
+    CHECK_EQ(rc, MP_ECLOSED);
+    CHECK_EQ(next, N); /* none lost but the dead reader's own */
+    mp_queue_destroy(q);
+}
