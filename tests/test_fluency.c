@@ -876,3 +876,31 @@ TEST(fluency_queue_unbounded_close_with_overflow_behind_a_dead_readers_slot) {
     CHECK_EQ(next, N); /* none lost but the dead reader's own */
     mp_queue_destroy(q);
 }
+
+static int nap_item(const void *in, void *out) {
+    usleep(20000);
+    *(int64_t *)out = *(const int64_t *)in;
+    return 0;
+}
+
+TEST(fluency_map_async_outlives_a_terminated_pool) {
+    size_t base = blocks_now();
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    int64_t in[200], out[200];
+    for (int k = 0; k < 200; k++) in[k] = k;
+    mp_map_failure f;
+    mp_map_desc d = {nap_item, in, 8, out, 8, 200, 1, false, NULL, NULL, &f, NULL, 0};
+    mp_async *r = mp_pool_map_async(p, &d);
+    CHECK(r != NULL);
+    usleep(50000);
+    mp_pool_destroy(p); /* terminates: the chunks not done are cancelled */
+    CHECK(mp_async_ready(r));
+    CHECK_EQ(mp_async_get(r, NULL, 0, NULL, 0), MP_ECANCELLED);
+    CHECK(f.failed > 0 && f.failed < 200);
+    CHECK_EQ(f.rc, MP_ECANCELLED);
+    for (size_t k = 0; k < f.index; k++) CHECK_EQ(out[k], (int64_t)k); /* done before */
+    mp_async_destroy(r);
+    CHECK_EQ(blocks_now(), base);
+}
