@@ -322,7 +322,7 @@ TEST(fluency_imap_task_worker_killed) {
 
 static int slow_square(const void *in, void *out) {
     int64_t x = *(const int64_t *)in;
-    if (x == 0) usleep(200000);
+    if (x == 0) usleep(500000);
     *(int64_t *)out = x * x;
     return x == 333 ? 9 : 0;
 }
@@ -354,7 +354,7 @@ TEST(fluency_map_async_results_land_in_out) {
         CHECK(r != NULL);
     } /* d is gone: the handle kept a copy */
     memset(in, 0xff, N * sizeof *in); /* the input was copied at the call */
-    CHECK(!mp_async_ready(r)); /* item 0 sleeps 200 ms */
+    CHECK(!mp_async_ready(r)); /* item 0 sleeps 500 ms */
     CHECK_EQ(mp_async_wait(r, 0.01), MP_ETIMEDOUT);
     CHECK_EQ(out[1], 0); /* not delivered before the handle finished */
     size_t len = 0;
@@ -409,7 +409,7 @@ TEST(fluency_wait_any_as_completed) {
     mp_pool_desc pd = {3, NULL, NULL, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
-    int ms[3] = {600, 50, 300};
+    int ms[3] = {1500, 50, 700};
     mp_async *rs[3];
     for (int k = 0; k < 3; k++) CHECK((rs[k] = mp_pool_apply_async(p, sleep_ms_task, &ms[k], sizeof(int))) != NULL);
     CHECK_EQ(mp_async_wait_any(rs, 3, 0), MP_ETIMEDOUT);
@@ -426,8 +426,8 @@ TEST(fluency_wait_any_as_completed) {
         left[i] = left[--n];
     }
     CHECK_EQ(order[0], 50);
-    CHECK_EQ(order[1], 300);
-    CHECK_EQ(order[2], 600);
+    CHECK_EQ(order[1], 700);
+    CHECK_EQ(order[2], 1500);
     CHECK_EQ(mp_async_wait_any(rs, 3, 0), 0); /* all finished: the lowest index */
     for (int k = 0; k < 3; k++) mp_async_destroy(rs[k]);
 
@@ -471,28 +471,26 @@ TEST(fluency_wait_any_across_pools_and_dead_workers) {
     mp_pool_desc pd = {1, NULL, NULL, 0, 0, 0};
     mp_pool *a = mp_pool_create(&pd), *b = mp_pool_create(&pd);
     CHECK(a && b);
-    int slow = 2000, fast = 100, die = 666;
+    int slow = 30000, fast = 100, die = 666; /* slow: never finishes before terminate */
     mp_async *rs[2] = {mp_pool_apply_async(a, sleep_ms_task, &slow, sizeof slow),
                        mp_pool_apply_async(b, sleep_ms_task, &fast, sizeof fast)};
-    double t0 = t_now();
-    CHECK_EQ(mp_async_wait_any(rs, 2, 30), 1);
-    CHECK(t_now() - t0 < 1.5);
+    CHECK_EQ(mp_async_wait_any(rs, 2, 25), 1);
+    CHECK(!mp_async_ready(rs[0]));
     mp_async_destroy(rs[1]);
     /* the caller sleeps on pool a; pool b's worker dies: seen all the same */
     rs[1] = mp_pool_apply_async(b, sleep_ms_task, &die, sizeof die);
-    t0 = t_now();
-    CHECK_EQ(mp_async_wait_any(rs, 2, 30), 1);
-    CHECK(t_now() - t0 < 1.5);
+    CHECK_EQ(mp_async_wait_any(rs, 2, 25), 1);
     CHECK_EQ(mp_async_get(rs[1], NULL, 0, NULL, 0), MP_EWORKERDIED);
     CHECK_EQ(mp_async_code(rs[1]), -SIGKILL);
-    CHECK_EQ(mp_async_wait_any(rs, 1, 30), 0); /* the slow one in time */
+    CHECK_EQ(mp_async_wait_any(rs, 1, 0), MP_ETIMEDOUT);
+    mp_pool_terminate(a); /* the slow one ends cancelled: finished all the same */
+    CHECK_EQ(mp_async_wait_any(rs, 1, 10), 0);
+    CHECK_EQ(mp_async_get(rs[0], NULL, 0, NULL, 0), MP_ECANCELLED);
     for (int k = 0; k < 2; k++) mp_async_destroy(rs[k]);
-    for (int k = 0; k < 2; k++) {
-        mp_pool *q = k ? b : a;
-        mp_pool_close(q);
-        CHECK_EQ(mp_pool_join(q, 30), MP_OK);
-        mp_pool_destroy(q);
-    }
+    mp_pool_destroy(a);
+    mp_pool_close(b);
+    CHECK_EQ(mp_pool_join(b, 30), MP_OK);
+    mp_pool_destroy(b);
 }
 
 static int not_owner_async(void *arg) {
