@@ -1331,8 +1331,10 @@ MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d);
    used in place) must stay valid until then, or until mp_async_destroy. mp_async_get
    returns the map's code as mp_pool_map does (out/cap unused: pass NULL, 0; *len =
    n * out_size); mp_async_code is the first failure's code. progress is called from
-   those same calls as chunks finish. Destroying an unfinished handle cancels its
-   chunks not yet started, waits for the running ones and writes nothing to d->out.
+   those same calls as chunks finish. Any thread of the owner may wait on the handle,
+   several at once (one of them delivers). The job's shared copies are freed by
+   mp_async_destroy; destroying an unfinished handle cancels its chunks not yet
+   started, waits for the running ones and writes nothing to d->out.
    NULL + errno: EINVAL, EPERM, ENOMEM as mp_pool_map's codes. */
 MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d);
 
@@ -4618,7 +4620,7 @@ struct mp_async {
     void (*progress)(size_t done, size_t total, void *arg);
     void *progress_arg;
     size_t prog_done;
-    uint32_t prog_k;
+    uint32_t prog_k, settled;
     pid_t owner;
 };
 #define MP__ASYNC_HDR ((sizeof(mp_async) + 15) & ~(size_t)15)
@@ -5411,10 +5413,15 @@ static bool mp__job_progress(const mp__job *j, uint32_t *k, size_t *done) {
     return *k != k0;
 }
 
-/* A finished map job: results to out (when j used a copy), failures, then free it. */
-static int mp__job_conclude(mp__job *j, void *out, mp_map_failure *f) {
+/* A finished map job: results to out (when j used a copy) and its failures. */
+static int mp__job_deliver(mp__job *j, void *out, mp_map_failure *f) {
     int rc = mp__job_failures(j, f);
     if (j->own_out) memcpy(out, j->out, j->n * j->out_size);
+    return rc;
+}
+
+static int mp__job_conclude(mp__job *j, void *out, mp_map_failure *f) {
+    int rc = mp__job_deliver(j, out, f);
     mp__job_retire(j);
     return rc;
 }
@@ -5632,21 +5639,28 @@ MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d) {
 static bool mp__async_done(void *arg) {
     mp_async *r = (mp_async *)arg;
     mp__job *j = r->job;
-    if (!j) return (mp__load(&r->state) & MP__ST_DONE) != 0;
+    bool settled = (mp__load(&r->state) & MP__ST_DONE) != 0;
+    if (!j || settled) return settled;
     if (r->progress && r->owner == mp__g.pid &&
         mp__job_progress(j, &r->prog_k, &r->prog_done))
         r->progress(r->prog_done, j->n, r->progress_arg);
     return mp__load(&j->norder) == j->nchunks;
 }
 
-/* A finished map handle: deliver its results (owner only), free the job. */
+/* A finished map handle: deliver its results, once, in the owner (any of its threads
+   may get here: one delivers, the others wait for it). The job lives on until destroy. */
 static int mp__async_settle(mp_async *r) {
-    if (!r->job) return MP_OK;
+    if (!r->job || (mp__load(&r->state) & MP__ST_DONE)) return MP_OK;
     if (r->owner != mp__g.pid) return MP_EPERM;
-    r->rc = mp__job_conclude(r->job, r->map_out, r->failure);
-    r->job = NULL;
-    r->code = 0;
-    if (r->failure) r->code = r->failure->code;
+    uint32_t no = 0;
+    if (!mp__cas(&r->settled, &no, 1u)) {
+        while (!(mp__load(&r->state) & MP__ST_DONE)) sched_yield();
+        return MP_OK;
+    }
+    mp_map_failure f;
+    r->rc = mp__job_deliver(r->job, r->map_out, &f);
+    r->code = f.code;
+    if (r->failure) *r->failure = f;
     mp__store(&r->state, MP__ST_DONE);
     return MP_OK;
 }

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "test.h"
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -903,4 +904,39 @@ TEST(fluency_map_async_outlives_a_terminated_pool) {
     for (size_t k = 0; k < f.index; k++) CHECK_EQ(out[k], (int64_t)k); /* done before */
     mp_async_destroy(r);
     CHECK_EQ(blocks_now(), base);
+}
+
+static void *wait_map(void *arg) {
+    return (void *)(intptr_t)mp_async_get((mp_async *)arg, NULL, 0, NULL, 30);
+}
+
+TEST(fluency_map_async_waited_on_by_several_threads) {
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool *p = mp_pool_create(&pd);
+    CHECK(p != NULL);
+    size_t base = blocks_now();
+    int64_t in[300], out[300];
+    for (int k = 0; k < 300; k++) in[k] = k;
+    for (int round = 0; round < 20; round++) {
+        memset(out, 0, sizeof out);
+        mp_map_desc d = {square64, in, 8, out, 8, 300, 7, false, NULL, NULL, NULL, NULL, 0};
+        mp_async *r = mp_pool_map_async(p, &d);
+        CHECK(r != NULL);
+        pthread_t th[3];
+        for (int k = 0; k < 3; k++) CHECK(pthread_create(&th[k], NULL, wait_map, r) == 0);
+        int rc = mp_async_get(r, NULL, 0, NULL, 30);
+        for (int k = 0; k < 3; k++) {
+            void *res;
+            pthread_join(th[k], &res);
+            CHECK_EQ((int)(intptr_t)res, MP_ETASK); /* item 77 fails, code 5 */
+        }
+        CHECK_EQ(rc, MP_ETASK);
+        CHECK_EQ(mp_async_code(r), 5);
+        for (int k = 0; k < 300; k++) CHECK_EQ(out[k], (int64_t)k * k);
+        mp_async_destroy(r);
+    }
+    CHECK_EQ(blocks_now(), base);
+    mp_pool_close(p);
+    CHECK_EQ(mp_pool_join(p, 30), MP_OK);
+    mp_pool_destroy(p);
 }
