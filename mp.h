@@ -215,7 +215,8 @@
         process's lines come out when its buffer fills or it exits (a parent's may
         come after its children's). mp.h does not change the buffering; the examples
         call setvbuf(stdout, NULL, _IOLBF, 0) at the top of main (children inherit
-        it), which writes each line when it ends.
+        it), which writes each line when it ends, or fflush(stdout) where order
+        matters.
       - Only the thread that calls mp_process_start exists in the child, as with any
         fork. mp's own process-private state is reset in the child.
       - Every mp object in the heap may be used from any thread of any process of
