@@ -707,10 +707,10 @@
 
       Owner: the process that created the pool is its owner; only it may map, imap,
       apply, get/wait results, close, join, terminate and destroy (MP_EPERM, or no
-      effect for the void functions, elsewhere), from any of its threads. The owner reaps and replaces
-      workers while it waits (a dead worker is noticed within 20 ms of waiting) and
-      when it submits (retired workers), so a pool nobody waits on just keeps its
-      queue. maxtasksperchild retires a worker after that many tasks; a fresh one
+      effect for the void functions, elsewhere), from any of its threads. The owner
+      reaps and replaces workers while it waits (a dead worker is noticed within 20 ms
+      of waiting) and when it submits (retired workers), so a pool nobody waits on
+      just keeps its queue. maxtasksperchild retires a worker after that many tasks; a fresh one
       takes its place. An initializer runs once in every worker, replacements
       included; if it fails at creation mp_pool_create fails (ECHILD); a replacement
       whose initializer fails is not restarted, and a pool left without workers
@@ -4147,12 +4147,12 @@ static int mp__q_block_for(mp_queue *q, size_t len, void **blk) {
    When the ring is full, a put appends its message to a FIFO list of heap nodes under a
    robust lock word, and from then on every put does so until the list is empty again:
    the ring holds older messages than the list, so nothing overtakes. Getters move the
-   oldest nodes into free slots as each get begins (and when they find the ring empty), each move
-   claiming a ring slot first, then unlinking the node (the commit), then committing the
-   slot. So a mover killed before the unlink leaves the message listed (its claimed slot
-   is skipped as a dead writer's), one killed after it loses that message only. Each
-   list change commits with one store; tail and count are hints that the next locker
-   rebuilds from the list when the previous holder died. */
+   oldest nodes into free slots as each get begins (and when they find the ring empty),
+   each move claiming a ring slot first, then unlinking the node (the commit), then
+   committing the slot. So a mover killed before the unlink leaves the message listed
+   (its claimed slot is skipped as a dead writer's), one killed after it loses that
+   message only. Each list change commits with one store; tail and count are hints that
+   the next locker rebuilds from the list when the previous holder died. */
 
 typedef struct mp__q_node {
     struct mp__q_node *next;
@@ -4239,7 +4239,6 @@ static unsigned mp__q_ovf_refill_slow(mp_queue *q, bool block, unsigned max) {
     mp__lw_release(&q->ovf_lock);
     return moved;
 }
-
 
 /* A reserve on an unbounded queue waits until the overflow is empty: its slot must not
    pass this thread's own earlier messages still listed there. */
@@ -4436,7 +4435,8 @@ MPDEF size_t mp_queue_qsize(mp_queue *q) {
     uint64_t h = mp__q_pos(mp__load(&q->head)), t = mp__q_pos(mp__load(&q->tail));
     int64_t d = mp__q_dist(q, t, h);
     size_t ring = d <= 0 ? 0 : (uint64_t)d > q->nslots ? (size_t)q->nslots : (size_t)d;
-    return ring + (q->unbounded && mp__q_ovf_first(q) ? (size_t)mp__load(&q->ovf_count) : 0);
+    bool listed = q->unbounded && mp__q_ovf_first(q);
+    return ring + (listed ? (size_t)mp__load(&q->ovf_count) : 0);
 }
 
 MPDEF bool mp_queue_empty(mp_queue *q) { return mp_queue_qsize(q) == 0; }
