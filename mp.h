@@ -4614,7 +4614,7 @@ struct mp_async {
     int rc, code;
     size_t arg_len, res_len, cap;
     void *big; /* heap block for a result above cap */
-    /* map_async: the job (NULL once settled) and where its results go */
+    /* map_async: the job (kept until destroy) and where its results go */
     struct mp__job *job;
     void *map_out;
     mp_map_failure *failure;
