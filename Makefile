@@ -34,9 +34,14 @@ $(B)/runner: $(TEST_SRC) tests/test.h mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) $(OPT) -I. $(TEST_SRC) -o $@ $(LIBS)
 
-# The tests run the examples too, so they are built first.
-test: $(B)/runner examples
-	MP_EXAMPLES_DIR=$(B)/examples $(B)/runner $(T)
+# A program the tests exec: unrelated to the runner, it attaches to a named heap.
+$(B)/named_peer: tests/peer/named_peer.c mp.h
+	@mkdir -p $(B)
+	$(CC) $(STD) $(WARN) $(OPT) $< -o $@ $(LIBS)
+
+# The tests run the examples and the peer too, so they are built first.
+test: $(B)/runner examples $(B)/named_peer
+	MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner $(T)
 
 # --- make check: sanitizers, valgrind, the compile matrix -------------------------
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -49,9 +54,9 @@ $(B)/runner-vg: $(TEST_SRC) tests/test.h mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) -O1 -g -I. $(TEST_SRC) -o $@ $(LIBS)
 
-check-asan: $(B)/runner-asan examples
+check-asan: $(B)/runner-asan examples $(B)/named_peer
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples $(B)/runner-asan $(T)
+	MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner-asan $(T)
 
 # Valgrind writes one log per process into VG_LOGDIR (so the examples' own stderr stays
 # theirs); a process with an error exits 99 and fails its test, and the logs that hold
@@ -68,9 +73,9 @@ VALGRIND := valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=fu
 # never under ASan, never with a plain fork+kill loop outside the suite).
 VG_EXCLUDE := -x process_hundred_terminated_right_after_start
 
-check-valgrind: $(B)/runner-vg examples
+check-valgrind: $(B)/runner-vg examples $(B)/named_peer
 	@rm -rf $(VG_LOGDIR) && mkdir -p $(VG_LOGDIR) && chmod 1777 $(VG_LOGDIR)
-	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples \
+	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer \
 	$(VALGRIND) $(B)/runner-vg $(VG_EXCLUDE) $(T) || \
 	{ grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' $(VG_LOGDIR)/*.log | xargs -r cat; exit 1; }
 

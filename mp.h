@@ -145,6 +145,7 @@
       CONNECTIONS               mp_pipe, mp_conn_*, mp_wait
       QUEUES                    mp_queue_*
       NAMED SHARED MEMORY       mp_shm_*
+      UNRELATED PROGRAMS        mp_name_*, the named heap (mp_config.name), mp_heap_unlink
       THE POOL                  mp_pool_*, mp_imap_*, mp_async_*
       ROBUSTNESS                what happens when a process dies mid-operation
 
@@ -179,7 +180,8 @@
    THE SHARED HEAP
 
       mp_init reserves one MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE region (it happens
-      by itself on first use). Every process forked afterwards sees it at the same
+      by itself on first use; a named heap, shared by unrelated programs, is a shared
+      memory object instead: see UNRELATED PROGRAMS). Every process forked afterwards sees it at the same
       address, so a pointer into the heap means the same thing in every process of the
       family: an object a child creates after the fork can be handed to its parent or
       siblings through a queue. All mp objects but connections and named shared memory
@@ -246,7 +248,70 @@
       mp_shm_open(name, size, flags) maps a POSIX shared memory object (shm_open)
       that processes not forked from one another can share by name. Created with
       mode 0600 and sized with posix_fallocate, so a full /dev/shm is an error at
-      open time (errno ENOSPC), not a SIGBUS later.
+      open time (errno ENOSPC), not a SIGBUS later. These are raw bytes; to share mp
+      objects (queues, locks...) between such programs, use a named heap.
+
+   UNRELATED PROGRAMS
+
+      Names. mp_name_set(name, obj) registers any object of the heap (a queue, a lock,
+      a block of your own) under a name of 1 to 255 bytes; mp_name_get(name) finds it
+      from any process; mp_name_del removes the name. mp_name_setdefault registers
+      unless the name is taken and returns the object the name stands for, so two
+      processes that race to create one object agree on it. The registry is robust: a
+      process killed inside a call leaves it consistent.
+
+      The named heap. mp_init with cfg.name creates the heap as a POSIX shared memory
+      object of that name, or attaches to it if it exists, so programs not forked from
+      one another - a daemon and its tools, two services - share every kind of mp
+      object at memory speed, and find them through the registry (cut from
+      examples/named_heap.c):
+
+          mp_config cfg = { .name = argv[2] };   // create or attach the named heap
+          int rc = mp_init(&cfg);
+          ...
+          mp_queue *q = (mp_queue *)mp_name_get("jobs");
+          if (q) return q;
+          mp_queue *mine = mp_queue_create(NULL);
+          if (!mine) return NULL;
+          q = (mp_queue *)mp_name_setdefault("jobs", mine);   // another may have won the race
+          if (q != mine) mp_queue_destroy(mine);
+
+      - Same address everywhere. The creator maps the heap at an address it records in
+        the heap's header; every program that attaches maps it at that address
+        (MAP_FIXED_NOREPLACE, checked), so a pointer into the heap means the same in
+        every program - also programs built from different sources. The address is one
+        of 1024 slots, 16 GiB apart from 32 TiB up, picked by a hash of the name: far
+        from where Linux puts programs, libraries, stacks and mmap (near 0x55... and
+        0x7f...) and above ASan's shadow. If it is taken in the creator, the next slot
+        serves; if it is taken in a program that attaches, mp_init fails with MP_ESYS
+        and errno EEXIST (nothing else is changed: that program can go on without it).
+      - Safe attach. Creation and attach are serialized by an flock on the object,
+        which the kernel drops when its holder dies: a creator killed half way through
+        is found by the next program (the header's magic is written last), which
+        formats the heap anew instead of hanging. A heap of another layout version is
+        MP_EINVAL with errno EPROTO; asking for a heap_size other than the heap's is
+        MP_EINVAL with errno ERANGE (heap_size 0 takes the heap's own).
+      - Permissions. The object is created with mode 0600 (cfg.mode for another, e.g.
+        0660 for a group; applied exactly, whatever the umask). A program the mode
+        forbids gets MP_ESYS with errno EACCES.
+      - Memory. The object is backed as the heap's top grows, 4 MiB at a time
+        (MADV_POPULATE_WRITE), so a full /dev/shm is MP_ENOMEM from mp_init or NULL
+        with errno ENOMEM from mp_alloc - never a SIGBUS on first touch. (Kernels
+        before 5.14 lack that advice; there the pages come on first touch.)
+      - Lifetime. The heap lives while its name exists or a program maps it:
+        mp_heap_unlink(name) removes the name (programs attached keep their heap); the
+        next mp_init of that name then creates a fresh one.
+      - Robustness across programs. A lock owner, a queue slot's owner or a barrier
+        waiter is a thread id, checked as any other: a program SIGKILLed while
+        attached never wedges the others, exactly as in a family.
+      - What cannot cross. Function pointers and fds belong to one program: process
+        targets, pool tasks and initializers, and a barrier's action (only its
+        creator's program may wait on a barrier that has one: others get MP_EPERM).
+        A process can be started, joined or destroyed only by the process that created
+        it, and a pool used only by its owner (elsewhere an error); mp_conn handles
+        are per process. A condition's predicate (mp_condition_wait_for) is the
+        caller's own, so conditions cross freely. Each program may fork a family of its
+        own on the named heap: its children share it too.
 
    SYNCHRONIZATION
 
@@ -699,19 +764,36 @@ enum {
     MP_EOVERFLOW = -10,
     MP_ENOMEM = -11,
     MP_EINVAL = -12,
-    MP_ESYS = -13
+    MP_ESYS = -13,
+    MP_EAUTH = -14,
+    MP_ENOTFOUND = -15
 };
 
 #define MP_FOREVER (-1.0)
 
 typedef struct mp_config {
-    size_t heap_size; /* 0: MP_DEFAULT_HEAP_SIZE (1 GiB of address space) */
+    size_t heap_size; /* 0: MP_DEFAULT_HEAP_SIZE (1 GiB of address space); for a named
+                         heap that exists, 0 takes its size */
+    const char *name; /* NULL: an anonymous heap for this family. "/jobs": a named heap
+                         that unrelated programs share (see UNRELATED PROGRAMS) */
+    unsigned mode;    /* a named heap's permissions when this call creates it; 0: 0600 */
 } mp_config;
 
 /* Reserve the shared heap. Optional (the first mp call does it with defaults); must
-   precede the first fork. Returns MP_OK; MP_EINVAL if already initialized with another
-   size or cfg->heap_size is below 1 MiB; MP_ESYS if mmap fails. */
+   precede the first fork. With cfg->name: create the named heap, or attach to it if it
+   exists (see UNRELATED PROGRAMS). Returns MP_OK (also when the heap asked for is the
+   one already there); MP_EINVAL: already initialized otherwise, cfg->heap_size below
+   1 MiB or above 2^46, a bad name (as for mp_shm_open), or - errno EPROTO - a named
+   heap of another layout version or that does not match its header, or - errno ERANGE
+   - a named heap of another size than cfg->heap_size; MP_ENOMEM: /dev/shm is full;
+   MP_ETIMEDOUT: another program held the heap's creation lock for 10 s; MP_ESYS: a
+   system call failed, errno says which (EACCES: the mode forbids us; EEXIST: the named
+   heap's address is taken in this process). */
 MPDEF int mp_init(const mp_config *cfg);
+
+/* Remove a named heap's name (programs attached keep it until they exit). MP_OK,
+   MP_EINVAL (bad name), MP_ESYS (errno ENOENT...). */
+MPDEF int mp_heap_unlink(const char *name);
 
 /* Text of an MP_E... code (or "unknown error"). Never NULL. */
 MPDEF const char *mp_strerror(int code);
@@ -745,6 +827,26 @@ typedef struct mp_heap_stats {
 
 /* Snapshot of the heap's counters. MP_EINVAL if out is NULL. */
 MPDEF int mp_heap_stats_get(mp_heap_stats *out);
+
+// >>decl:names -------------------------------------------------------------------
+
+/* A registry of names for objects of the shared heap (queues, locks, dicts, your own
+   blocks): processes of a family, and the programs attached to one named heap, find
+   each other's objects by name. Names are 1 to 255 bytes. Robust: a process killed
+   inside a call leaves the registry consistent. */
+
+/* Register obj under name, replacing what it named. MP_OK; MP_EINVAL (bad name, obj
+   not in the shared heap); MP_ENOMEM. */
+MPDEF int mp_name_set(const char *name, void *obj);
+/* Register obj under name unless the name is taken, and return what the name stands
+   for: obj, or the object registered first (Python's dict.setdefault). Two processes
+   that race to create one object by name use this: the loser destroys its own. NULL
+   + errno EINVAL, ENOMEM. */
+MPDEF void *mp_name_setdefault(const char *name, void *obj);
+/* The object registered under name; NULL + errno ENOENT (none) or EINVAL (bad name). */
+MPDEF void *mp_name_get(const char *name);
+/* Remove the name (the object itself stays). MP_OK, MP_ENOTFOUND, MP_EINVAL. */
+MPDEF int mp_name_del(const char *name);
 
 // >>decl:process -----------------------------------------------------------------
 
@@ -894,7 +996,9 @@ MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), vo
 /* Wait until parties callers have arrived. MP_OK and *index (if not NULL) = arrival
    order 0..parties-1 (the last, parties-1, ran the action). MP_EBROKEN: the barrier is or
    got broken while waiting: abort, reset, a waiter's timeout (which breaks it for
-   everyone, as in Python), or a waiter that died; it stays broken until reset. */
+   everyone, as in Python), or a waiter that died; it stays broken until reset.
+   MP_EPERM: a barrier with an action, waited on from another program than its
+   creator's (a named heap): the action is a function of that program only. */
 MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index);
 /* Break the barrier: waiters and later callers get MP_EBROKEN until reset. */
 MPDEF void mp_barrier_abort(mp_barrier *b);
@@ -1289,6 +1393,8 @@ MPDEF void mp_progress_bar(size_t done, size_t total, void *arg);
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <sys/auxv.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1413,6 +1519,20 @@ static bool mp__tid_alive(uint32_t tid) {
     return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
+/* This program image: the kernel's AT_RANDOM bytes, new at every exec and kept across
+   fork. Function pointers are valid only within one image (programs attached to one
+   named heap are different images, even of one binary, since ASLR moves them). */
+static uint64_t mp__image(void) {
+    static uint64_t id;
+    if (!id) {
+        const void *r = (const void *)getauxval(AT_RANDOM);
+        uint64_t v = 0;
+        if (r) memcpy(&v, r, sizeof v);
+        __atomic_store_n(&id, v | 1, __ATOMIC_RELAXED);
+    }
+    return id;
+}
+
 /* The robust lock word: 0 free, else the owner's tid | MP__LW_WAITERS when someone
    sleeps (Drepper's three-state futex mutex with the owner in the word). A sleeper that
    sees the same owner for MP__LW_POLL_NS checks that the owner still lives and, if not,
@@ -1507,6 +1627,8 @@ MPDEF const char *mp_strerror(int code) {
     case MP_ENOMEM: return "out of shared memory";
     case MP_EINVAL: return "invalid argument or state";
     case MP_ESYS: return "system call failed (see errno)";
+    case MP_EAUTH: return "authentication failed";
+    case MP_ENOTFOUND: return "no such key, index or name";
     default: return "unknown error";
     }
 }
@@ -1538,11 +1660,19 @@ typedef struct mp__block {
     uint64_t next; /* offset of the next free block of the class; 0 ends */
 } mp__block;
 
+#define MP__HEAP_LAYOUT 1 /* the header's layout version: a named heap records it */
+#define MP__HEAP_STEP ((size_t)4 << 20) /* a named heap's object grows this much at a time */
+
 typedef struct mp__heap {
-    uint64_t magic;
+    uint64_t magic;      /* written last: the heap is ready */
     uint32_t lock;
-    uint32_t pad_;
+    uint32_t version;    /* MP__HEAP_LAYOUT */
     size_t size, top, in_use, blocks, free_bytes;
+    uint64_t addr;       /* where every process maps it */
+    uint64_t committed;  /* bytes backed by the object (a named heap grows it) */
+    uint32_t names_lock; /* the registry (>>names) */
+    uint32_t pad_;
+    uint64_t names;      /* offset of its table, 0 until the first name */
     uint64_t free_head[MP__NCLASS];
 } mp__heap;
 
@@ -1557,7 +1687,8 @@ static struct {
     bool atexit_done;
     bool have_pidfd;  /* else sentinels are pipes whose write end the child holds */
     int sentinel_w;   /* that write end, in a child started without pidfd support */
-} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false, false, -1};
+    char heap_name[256]; /* "/name" of a named heap, else "" */
+} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false, false, -1, ""};
 
 static void mp__atfork_child(void);
 
@@ -1576,6 +1707,198 @@ static unsigned mp__class_of(size_t total) {
     return 16 + (p - 9) * 4 + sub - 1;
 }
 
+/* "/name" for shm_open, or false if the user's name is unusable. */
+static bool mp__shm_name(const char *name, char *out, size_t cap) {
+    if (!name) return false;
+    if (name[0] == '/') name++;
+    size_t n = strlen(name);
+    if (n == 0 || n > 200 || n + 2 > cap || strchr(name, '/')) return false;
+    out[0] = '/';
+    memcpy(out + 1, name, n + 1);
+    return true;
+}
+
+/* shm_open that tells whether this call created the object: with MP_SHM_CREATE alone,
+   an exclusive create first, then a plain open of the one someone else made (again if
+   it is unlinked in between). */
+static int mp__shm_open_fd(const char *nm, int flags, bool *created) {
+    for (;;) {
+        int excl = (flags & MP_SHM_CREATE) ? O_CREAT | O_EXCL : 0;
+        int fd = shm_open(nm, O_RDWR | O_CLOEXEC | excl, 0600);
+        if (fd >= 0 || !excl || errno != EEXIST || (flags & MP_SHM_EXCL)) {
+            *created = fd >= 0 && excl;
+            return fd;
+        }
+        if ((fd = shm_open(nm, O_RDWR | O_CLOEXEC, 0600)) >= 0 || errno != ENOENT) return fd;
+    }
+}
+
+static void mp__heap_format(mp__heap *h, size_t size, size_t committed) {
+    h->version = MP__HEAP_LAYOUT;
+    h->size = size;
+    h->top = (sizeof *h + 63) & ~(size_t)63;
+    h->addr = (uint64_t)(uintptr_t)h;
+    h->committed = committed;
+    __atomic_store_n(&h->magic, MP__HEAP_MAGIC, __ATOMIC_RELEASE);
+}
+
+static int mp__heap_map_anon(size_t size, mp__heap **out) {
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return MP_ESYS;
+    mp__heap_format((mp__heap *)m, size, size);
+    *out = (mp__heap *)m;
+    return MP_OK;
+}
+
+/* Map fd at addr exactly (MAP_FIXED_NOREPLACE; on a kernel that ignores the flag the
+   address is only a hint, so the result is checked). NULL + errno EEXIST if taken. */
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+static void *mp__map_at(uintptr_t addr, size_t size, int fd) {
+    void *m = mmap((void *)addr, size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE | (addr ? MAP_FIXED_NOREPLACE : 0), fd, 0);
+    if (m == MAP_FAILED) return NULL;
+    if (addr && (uintptr_t)m != addr) {
+        munmap(m, size);
+        errno = EEXIST;
+        return NULL;
+    }
+    return m;
+}
+
+/* Where a named heap goes: one of 1024 slots 16 GiB apart from 32 TiB up, picked by the
+   name's hash - far above the places Linux gives programs, libraries, thread stacks
+   and mmap (near 0x55.. and 0x7f..), and above ASan's shadow. The next slots serve if
+   one is taken in the creator; the kernel's choice is the last resort. */
+#define MP__NAMED_BASE ((uintptr_t)1 << 45)
+#define MP__NAMED_SLOT ((uintptr_t)1 << 34)
+static void *mp__heap_place(const char *name, size_t size, int fd) {
+    uint32_t h = 2166136261u;
+    for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    for (uint32_t i = 0; i < 64 && sizeof(void *) == 8; i++) {
+        void *m = mp__map_at(MP__NAMED_BASE + (uintptr_t)((h + i) % 1024) * MP__NAMED_SLOT, size, fd);
+        if (m) return m;
+    }
+    return mp__map_at(0, size, fd);
+}
+
+/* A named heap's object is backed as the heap's top grows, MP__HEAP_STEP at a time
+   (MADV_POPULATE_WRITE, Linux 5.14: it fails where a touch would SIGBUS), so a full
+   /dev/shm is ENOMEM from mp_alloc (or mp_init), never a SIGBUS later. An older kernel
+   refuses the advice (EINVAL): the pages then come on first touch, as anonymous ones. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+static bool mp__heap_commit(mp__heap *h, size_t end) {
+    if (end <= h->committed) return true;
+    size_t to = (end + MP__HEAP_STEP - 1) / MP__HEAP_STEP * MP__HEAP_STEP;
+    if (to > h->size) to = h->size;
+    if (madvise((char *)h + h->committed, to - h->committed, MADV_POPULATE_WRITE) != 0 &&
+        errno != EINVAL)
+        return false;
+    mp__store(&h->committed, to);
+    return true;
+}
+
+/* Format the named object fd as a new heap: it is new, or its creator died before it
+   was ready (the flock held during this let no one attach). */
+static int mp__heap_create_named(int fd, const char *name, size_t size, mp__heap **out) {
+    int e;
+    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0) return MP_ESYS;
+    size_t first = size < MP__HEAP_STEP ? size : MP__HEAP_STEP;
+    if ((e = posix_fallocate(fd, 0, (off_t)first)) != 0) {
+        errno = e;
+        return e == ENOSPC ? MP_ENOMEM : MP_ESYS;
+    }
+    mp__heap *h = (mp__heap *)mp__heap_place(name, size, fd);
+    if (!h) return MP_ESYS;
+    mp__heap_format(h, size, first);
+    *out = h;
+    return MP_OK;
+}
+
+/* Attach to a ready named heap whose header is hdr. MP_EINVAL with errno EPROTO
+   (another layout version, or an object that does not match its header) or ERANGE
+   (want, if not 0, differs from its size). */
+static int mp__heap_attach(int fd, const mp__heap *hdr, size_t want, mp__heap **out) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return MP_ESYS;
+    if (hdr->version != MP__HEAP_LAYOUT || (uint64_t)st.st_size < hdr->size ||
+        hdr->size < ((size_t)1 << 20) || !hdr->addr) {
+        errno = EPROTO;
+        return MP_EINVAL;
+    }
+    if (want && want != hdr->size) {
+        errno = ERANGE;
+        return MP_EINVAL;
+    }
+    void *m = mp__map_at((uintptr_t)hdr->addr, hdr->size, fd);
+    if (!m) return MP_ESYS;
+    *out = (mp__heap *)m;
+    return MP_OK;
+}
+
+/* The object's flock serializes creation and attach between programs; the kernel drops
+   it when its holder dies, so a creator killed mid-way never blocks the next one. */
+static int mp__flock(int fd, int64_t deadline) {
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) return MP_ESYS;
+        if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
+        usleep(1000);
+    }
+    return MP_OK;
+}
+
+/* Under the object's flock: attach to the heap in it, or format it if it is not ready. */
+static int mp__heap_open_locked(int fd, const char *nm, const mp_config *cfg, size_t size,
+                                mp__heap **out) {
+    mp__heap hdr;
+    ssize_t n;
+    int rc = mp__flock(fd, mp__now_ns() + (int64_t)10 * 1000000000);
+    if (rc != MP_OK) return rc;
+    do n = pread(fd, &hdr, sizeof hdr, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof hdr && hdr.magic == MP__HEAP_MAGIC)
+        rc = mp__heap_attach(fd, &hdr, cfg->heap_size ? size : 0, out);
+    else
+        rc = mp__heap_create_named(fd, nm, size, out);
+    int e = errno;
+    flock(fd, LOCK_UN);
+    errno = e;
+    return rc;
+}
+
+static int mp__heap_open_named(const mp_config *cfg, size_t size, mp__heap **out) {
+    char nm[256];
+    bool created = false;
+    if (!mp__shm_name(cfg->name, nm, sizeof nm)) return MP_EINVAL;
+    int fd = mp__shm_open_fd(nm, MP_SHM_CREATE, &created), rc = MP_ESYS;
+    if (fd < 0) return MP_ESYS;
+    if (!created || fchmod(fd, cfg->mode ? (mode_t)cfg->mode : 0600) == 0)
+        rc = mp__heap_open_locked(fd, nm, cfg, size, out);
+    if (rc == MP_OK) { /* the mapping keeps the object: the fd is not needed any more */
+        snprintf(mp__g.heap_name, sizeof mp__g.heap_name, "%s", nm);
+        close(fd);
+        return MP_OK;
+    }
+    int e = errno;
+    if (created) shm_unlink(nm); /* a create that fails leaves nothing behind */
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* The named heap asked for is the one we have (same name, and size if given). */
+static bool mp__heap_same(const mp_config *cfg) {
+    char nm[256];
+    if (!cfg) return true;
+    if (cfg->heap_size && cfg->heap_size != mp__g.heap->size) return false;
+    if (!cfg->name) return mp__g.heap_name[0] == 0;
+    return mp__shm_name(cfg->name, nm, sizeof nm) && strcmp(nm, mp__g.heap_name) == 0;
+}
+
 MPDEF int mp_init(const mp_config *cfg) {
     size_t size = cfg && cfg->heap_size ? cfg->heap_size : MP_DEFAULT_HEAP_SIZE;
     int rc = MP_OK;
@@ -1583,17 +1906,11 @@ MPDEF int mp_init(const mp_config *cfg) {
     size = (size + 4095) & ~(size_t)4095;
     pthread_mutex_lock(&mp__g.mu);
     if (mp__g.heap) {
-        rc = (cfg && cfg->heap_size && cfg->heap_size != mp__g.heap->size) ? MP_EINVAL : MP_OK;
+        rc = mp__heap_same(cfg) ? MP_OK : MP_EINVAL;
     } else {
-        void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED) {
-            rc = MP_ESYS;
-        } else {
-            mp__heap *h = (mp__heap *)m;
-            h->magic = MP__HEAP_MAGIC;
-            h->size = size;
-            h->top = (sizeof *h + 63) & ~(size_t)63;
+        mp__heap *h = NULL;
+        rc = cfg && cfg->name ? mp__heap_open_named(cfg, size, &h) : mp__heap_map_anon(size, &h);
+        if (rc == MP_OK) {
             mp__g.heap = h;
             mp__g.pid = getpid();
             int fd = (int)syscall(SYS_pidfd_open, mp__g.pid, 0);
@@ -1604,6 +1921,12 @@ MPDEF int mp_init(const mp_config *cfg) {
     }
     pthread_mutex_unlock(&mp__g.mu);
     return rc;
+}
+
+MPDEF int mp_heap_unlink(const char *name) {
+    char nm[256];
+    if (!mp__shm_name(name, nm, sizeof nm)) return MP_EINVAL;
+    return shm_unlink(nm) == 0 ? MP_OK : MP_ESYS;
 }
 
 static mp__heap *mp__heap_get(void) {
@@ -1627,7 +1950,7 @@ static void *mp__heap_take(mp__heap *h, unsigned c) {
         h->free_bytes -= mp__class_size(k);
     } else {
         size_t sz = mp__class_size(c);
-        if (sz > h->size - h->top) return NULL;
+        if (sz > h->size - h->top || !mp__heap_commit(h, h->top + sz)) return NULL;
         b = (mp__block *)(base + h->top);
         mp__store(&h->top, h->top + sz); /* the commit */
         k = c;
@@ -1735,6 +2058,162 @@ MPDEF int mp_heap_stats_get(mp_heap_stats *out) {
     out->free_bytes = h->free_bytes;
     mp__lw_release(&h->lock);
     return MP_OK;
+}
+
+// >>names ------------------------------------------------------------------------
+// The registry: an open-addressing table of fixed-size entries in a heap block, under a
+// robust lock word of the heap's header. Every change commits with one store of an
+// entry's obj (0 empty, 1 deleted, else the object's offset in the heap) or of the
+// table's offset, so a process killed inside leaves it consistent: a name written into
+// a slot whose obj was never stored is not there; a table being grown is either not
+// yet installed (it leaks) or complete.
+
+#define MP__NAME_MAX 255
+#define MP__NAME_DELETED 1u
+
+typedef struct mp__name_ent {
+    uint64_t obj;
+    char name[MP__NAME_MAX + 1];
+} mp__name_ent;
+
+typedef struct mp__names {
+    uint64_t cap;  /* a power of two */
+    uint64_t used; /* slots not empty (live or deleted): grows the table at 3/4 */
+    mp__name_ent e[1];
+} mp__names;
+
+static mp__names *mp__names_of(mp__heap *h) {
+    return h->names ? (mp__names *)(void *)((char *)h + h->names) : NULL;
+}
+
+static uint64_t mp__name_hash(const char *name) {
+    uint64_t x = 1469598103934665603ull;
+    for (; *name; name++) x = (x ^ (unsigned char)*name) * 1099511628211ull;
+    return x;
+}
+
+/* The slot holding name, or if absent the slot an insert would take (the first deleted
+   one on the way, else the empty one that ends the probe). */
+static mp__name_ent *mp__names_find(mp__names *t, const char *name, bool *found) {
+    mp__name_ent *free_slot = NULL;
+    for (uint64_t i = mp__name_hash(name) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        mp__name_ent *e = &t->e[i];
+        uint64_t o = mp__load(&e->obj);
+        if (o == 0) {
+            *found = false;
+            return free_slot ? free_slot : e;
+        }
+        if (o == MP__NAME_DELETED) {
+            if (!free_slot) free_slot = e;
+        } else if (strcmp(e->name, name) == 0) {
+            *found = true;
+            return e;
+        }
+    }
+}
+
+static mp__names *mp__names_new(uint64_t cap) {
+    mp__names *t = (mp__names *)mp_calloc(1, sizeof *t + (cap - 1) * sizeof(mp__name_ent));
+    if (t) t->cap = cap;
+    return t;
+}
+
+/* A table with room for one more name: the current one, or a bigger copy installed in
+   its place (with no deleted entries). NULL + errno ENOMEM. */
+static mp__names *mp__names_room(mp__heap *h) {
+    mp__names *t = mp__names_of(h), *n;
+    if (t && (t->used + 1) * 4 <= t->cap * 3) return t;
+    uint64_t live = 0;
+    for (uint64_t i = 0; t && i < t->cap; i++) live += t->e[i].obj > MP__NAME_DELETED;
+    if (!(n = mp__names_new(t && (live + 1) * 2 > t->cap ? t->cap * 2 : t ? t->cap : 64)))
+        return NULL;
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        bool found;
+        if (t->e[i].obj <= MP__NAME_DELETED) continue;
+        *mp__names_find(n, t->e[i].name, &found) = t->e[i];
+        n->used++;
+    }
+    mp__store(&h->names, (uint64_t)((char *)n - (char *)h)); /* the commit */
+    mp_free(t);
+    return n;
+}
+
+/* Lock the registry. A dead holder's half-done change is harmless (see above) but may
+   have left the used count one short: count again. */
+static mp__heap *mp__names_lock(void) {
+    mp__heap *h = mp__heap_get();
+    if (!h || mp__lw_acquire(&h->names_lock, MP__NEVER) != MP_EOWNERDEAD) return h;
+    mp__names *t = mp__names_of(h);
+    for (uint64_t i = 0, n = 0; t && i < t->cap; i++)
+        if ((n += t->e[i].obj != 0, i + 1 == t->cap)) t->used = n;
+    return h;
+}
+
+static bool mp__name_ok(const char *name) {
+    return name && name[0] && strlen(name) <= MP__NAME_MAX;
+}
+
+/* Register obj under name (replace: overwrite an existing entry). The registered
+   object, or NULL + errno. */
+static void *mp__name_put(const char *name, void *obj, bool replace) {
+    mp__heap *h = mp__heap_get();
+    char *o = (char *)obj, *base = (char *)h;
+    if (!h || !mp__name_ok(name) || o < base + sizeof *h || o >= base + mp__load(&h->top)) {
+        if (h) errno = EINVAL;
+        return NULL;
+    }
+    mp__names_lock();
+    mp__names *t = mp__names_room(h);
+    void *r = NULL;
+    if (t) {
+        bool found;
+        mp__name_ent *e = mp__names_find(t, name, &found);
+        if (found && !replace) {
+            r = base + e->obj;
+        } else {
+            if (!found) memcpy(e->name, name, strlen(name) + 1);
+            t->used += !found && e->obj == 0;
+            mp__store(&e->obj, (uint64_t)(o - base)); /* the commit */
+            r = obj;
+        }
+    }
+    mp__lw_release(&h->names_lock);
+    return r;
+}
+
+MPDEF int mp_name_set(const char *name, void *obj) {
+    if (mp__name_put(name, obj, true)) return MP_OK;
+    return errno == ENOMEM ? MP_ENOMEM : MP_EINVAL;
+}
+
+MPDEF void *mp_name_setdefault(const char *name, void *obj) { return mp__name_put(name, obj, false); }
+
+/* Look name up; with del, remove it. The object, or NULL + errno ENOENT / EINVAL. */
+static void *mp__name_take(const char *name, bool del) {
+    if (!mp__name_ok(name)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp__heap *h = mp__names_lock();
+    if (!h) return NULL;
+    mp__names *t = mp__names_of(h);
+    void *r = NULL;
+    bool found = false;
+    mp__name_ent *e = t ? mp__names_find(t, name, &found) : NULL;
+    if (found) {
+        r = (char *)h + e->obj;
+        if (del) mp__store(&e->obj, (uint64_t)MP__NAME_DELETED); /* the commit */
+    }
+    mp__lw_release(&h->names_lock);
+    if (!found) errno = ENOENT;
+    return r;
+}
+
+MPDEF void *mp_name_get(const char *name) { return mp__name_take(name, false); }
+
+MPDEF int mp_name_del(const char *name) {
+    if (mp__name_take(name, true)) return MP_OK;
+    return errno == ENOENT ? MP_ENOTFOUND : MP_EINVAL;
 }
 
 // >>process ----------------------------------------------------------------------
@@ -2435,6 +2914,7 @@ struct mp_barrier {
     uint64_t ok_bits;
     void (*action)(void *);
     void *arg;
+    uint64_t image; /* the creator's program (mp__image): only it may run action */
     /* then uint32_t tids[parties]: who arrived, by index */
 };
 
@@ -2451,6 +2931,7 @@ MPDEF mp_barrier *mp_barrier_create(unsigned parties, void (*action)(void *), vo
     b->parties = parties;
     b->action = action;
     b->arg = arg;
+    b->image = mp__image();
     return b;
 }
 
@@ -2523,6 +3004,7 @@ static int mp__barrier_sleep(mp_barrier *b, uint32_t w, int64_t deadline) {
 
 MPDEF int mp_barrier_wait(mp_barrier *b, double timeout, unsigned *index) {
     if (!mp__magic_ok(b, MP__BARRIER_MAGIC)) return MP_EINVAL;
+    if (b->action && b->image != mp__image()) return MP_EPERM; /* its action is not ours */
     int64_t deadline = mp__deadline(timeout);
     mp__barrier_lock(b);
     uint32_t w = b->word, i = b->count;
@@ -3881,17 +4363,6 @@ struct mp_shm {
     size_t size;
 };
 
-/* "/name" for shm_open, or false if the user's name is unusable. */
-static bool mp__shm_name(const char *name, char *out, size_t cap) {
-    if (!name) return false;
-    if (name[0] == '/') name++;
-    size_t n = strlen(name);
-    if (n == 0 || n > 200 || n + 2 > cap || strchr(name, '/')) return false;
-    out[0] = '/';
-    memcpy(out + 1, name, n + 1);
-    return true;
-}
-
 static int mp__shm_size_fd(int fd, size_t size, bool create, size_t *out) {
     struct stat st;
     if (fstat(fd, &st) < 0) return -1;
@@ -3913,21 +4384,6 @@ static int mp__shm_size_fd(int fd, size_t size, bool create, size_t *out) {
     }
     *out = size;
     return 0;
-}
-
-/* shm_open that tells whether this call created the object: with MP_SHM_CREATE alone,
-   an exclusive create first, then a plain open of the one someone else made (again if
-   it is unlinked in between). */
-static int mp__shm_open_fd(const char *nm, int flags, bool *created) {
-    for (;;) {
-        int excl = (flags & MP_SHM_CREATE) ? O_CREAT | O_EXCL : 0;
-        int fd = shm_open(nm, O_RDWR | O_CLOEXEC | excl, 0600);
-        if (fd >= 0 || !excl || errno != EEXIST || (flags & MP_SHM_EXCL)) {
-            *created = fd >= 0 && excl;
-            return fd;
-        }
-        if ((fd = shm_open(nm, O_RDWR | O_CLOEXEC, 0600)) >= 0 || errno != ENOENT) return fd;
-    }
 }
 
 MPDEF mp_shm *mp_shm_open(const char *name, size_t size, int flags) {

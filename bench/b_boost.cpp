@@ -122,6 +122,14 @@ BENCH(boost_q1p1c, "queue_1p1c_64B", "Boost message_queue", "msg/s", +1) {
     return dt < 0 ? NAN : N / dt;
 }
 
+/* message_queue is itself a queue between unrelated processes: the peer of a named heap */
+BENCH(boost_named, "named_queue_1p1c_64B", "Boost message_queue", "msg/s", +1) {
+    const long N = 1000000;
+    BOOST_NOTE("message_queue(1024 x 64 B), forked processes (it is a named object)");
+    double dt = mq_stream(1, 1, 64, 1024, N);
+    return dt < 0 ? NAN : N / dt;
+}
+
 BENCH(boost_q2p2c, "queue_2p2c_64B", "Boost message_queue", "msg/s", +1) {
     const long N = 1000000;
     BOOST_NOTE("message_queue(1024 x 64 B), count and sum checked");
@@ -250,6 +258,7 @@ BENCH(boost_lock_2p, "lock_contended_2p", "Boost interprocess_mutex", "ns", -1) 
     }
 BOOST_SKIP(boost_q1p1c, "queue_1p1c_64B", "Boost message_queue", "msg/s", +1)
 BOOST_SKIP(boost_q2p2c, "queue_2p2c_64B", "Boost message_queue", "msg/s", +1)
+BOOST_SKIP(boost_named, "named_queue_1p1c_64B", "Boost message_queue", "msg/s", +1)
 BOOST_SKIP(boost_q1mib, "queue_1MiB", "Boost message_queue", "GB/s", +1)
 BOOST_SKIP(boost_pingpong, "pingpong_64B", "Boost message_queue", "us", -1)
 BOOST_SKIP(boost_lock_unc, "lock_uncontended", "Boost interprocess_mutex", "ns", -1)

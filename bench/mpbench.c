@@ -109,6 +109,9 @@ static const b_target b_targets[] = {
      "<= 1.1x bare fork+_exit+waitpid"},
     {"process_start_join", NULL, "fork+_exit+waitpid", NULL, 1 / 1.3,
      "floor: <= 1.3x bare fork+_exit+waitpid"},
+    {"named_queue_1p1c_64B", NULL, "family (forked), mp.h queue", NULL, 1 / 1.1,
+     "within 1.1x of the family figure"},
+    {"named_queue_1p1c_64B", NULL, "Boost message_queue", NULL, 2, ">= 2x Boost message_queue"},
 };
 enum { B_NTARGETS = sizeof b_targets / sizeof b_targets[0] };
 

@@ -2,8 +2,8 @@
    front (main) -> pre-0, pre-1 (round robin; 2 preprocessing workers) -> infer-0..5
    (by n % 6; six receivers) -> batcher (flushes at 128 items or 1 s after a batch
    began) -> predictor (loads its model after the fork, labels batches) -> results ->
-   front, which prints every answer. Stages find their queues by name in a registry in
-   the shared heap. After a bounded number of requests, all answered, the front shuts
+   front, which prints every answer. Stages find their queues by name in mp's registry
+   (mp_name_set / mp_name_get). After a bounded number of requests, all answered, the front shuts
    the stages down in order: close a stage's input queues, join its processes.
    Build: cc -std=c11 -Wall -Wextra -Werror -I. examples/pipeline.c -o pipeline -pthread */
 #define MP_IMPLEMENTATION
@@ -17,15 +17,10 @@
 #define BATCH 128
 typedef struct { int n, pre, receiver; long feature; char label[8]; } item;
 
-typedef struct { char name[16]; mp_queue *q; } named_queue;
-static struct registry { int count; named_queue e[16]; } *reg;   /* in the shared heap */
-
-static mp_queue *queue_named(const char *fmt, int i) {
+static mp_queue *queue_named(const char *fmt, int i) {   /* "pre-%d", 1: queue "pre-1" */
     char name[16];
     snprintf(name, sizeof name, fmt, i);
-    for (int k = 0; k < reg->count; k++)
-        if (strcmp(reg->e[k].name, name) == 0) return reg->e[k].q;
-    return NULL;
+    return (mp_queue *)mp_name_get(name);
 }
 
 static int fail(const char *what, int rc) {
@@ -116,12 +111,12 @@ int main(void) {
     mp_process *procs[10];
     int np = 0, rc, bad = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);   /* whole lines, even into a pipe (children too) */
-    if (!(reg = (struct registry *)mp_calloc(1, sizeof *reg))) { perror("mp_calloc"); return 1; }
     for (int s = 0; s < 5; s++)          /* register every queue by name */
         for (int i = 0; i < stages[s].count; i++) {
-            named_queue *e = &reg->e[reg->count++];
-            snprintf(e->name, sizeof e->name, stages[s].queue, i);
-            if (!(e->q = mp_queue_create(NULL))) { perror("mp_queue_create"); return 1; }
+            char name[16];
+            mp_queue *q = mp_queue_create(NULL);
+            snprintf(name, sizeof name, stages[s].queue, i);
+            if (!q || (rc = mp_name_set(name, q)) != MP_OK) return fail("queue", q ? rc : MP_ENOMEM);
         }
     for (int s = 0; s < 4; s++)          /* daemons: they go if the front goes */
         for (int i = 0; i < stages[s].count; i++, np++) {
@@ -162,7 +157,7 @@ int main(void) {
     for (int n = 0; n < REQUESTS; n++) once += answered[n] == 1;
     size_t extra = mp_queue_qsize(queue_named("results", 0));
     printf("%d requests, %d answered exactly once, %zu extra answers\n", REQUESTS, once, extra);
-    for (int k = 0; k < reg->count; k++) mp_queue_destroy(reg->e[k].q);
-    mp_free(reg);
+    for (int s = 0; s < 5; s++)
+        for (int i = 0; i < stages[s].count; i++) mp_queue_destroy(queue_named(stages[s].queue, i));
     return bad || once != REQUESTS || extra;
 }

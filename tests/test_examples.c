@@ -468,3 +468,56 @@ TEST(example_snippets_are_cut_from_examples) {
     free(h);
     free(hdr);
 }
+
+/* named_heap runs as two programs: a consumer, a producer killed half way, and a
+   second producer; the consumer goes on to the second's "done", and removes the name. */
+static pid_t ex_spawn(const char *bin, const char *role, const char *heap, const char *count,
+                      const char *out) {
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) _exit(126);
+        dup2(fd, 1);
+        close(fd);
+        execl(bin, "named_heap", role, heap, count, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+TEST_T(example_named_heap_two_programs, 60) {
+    const char *dir = getenv("MP_EXAMPLES_DIR");
+    char rel[512], bin[PATH_MAX], heap[64], tmp[] = "/tmp/mp_example.XXXXXX", co[600], po[600], shm[128];
+    snprintf(rel, sizeof rel, "%s/named_heap", dir && *dir ? dir : "build/examples");
+    CHECK(realpath(rel, bin) != NULL);
+    CHECK(mkdtemp(tmp) != NULL);
+    snprintf(heap, sizeof heap, "/mp-example-%d", (int)getpid());
+    snprintf(shm, sizeof shm, "/dev/shm%s", heap);
+    snprintf(co, sizeof co, "%s/consumer", tmp);
+    snprintf(po, sizeof po, "%s/producer", tmp);
+    pid_t c = ex_spawn(bin, "consume", heap, "0", co);
+    pid_t p1 = ex_spawn(bin, "produce", heap, "100000", po);
+    usleep(ex_slow() ? 3000000 : 300000);
+    kill(p1, SIGKILL); /* mid-stream */
+    int st = t_wait(p1);
+    CHECK(WIFSIGNALED(st));
+    pid_t p2 = ex_spawn(bin, "produce", heap, "150", po);
+    st = t_wait(p2);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = t_wait(c);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *out = ex_slurp(co), *pout = ex_slurp(po);
+    int jobs = 0;
+    const char *l = strstr(out, "consumer: ");
+    for (const char *n = l; n && (n = strstr(n, "consumer: ")); n++) l = n; /* the last line */
+    CHECK(l && sscanf(l, "consumer: %d jobs in all, producer done", &jobs) == 1);
+    CHECK(jobs >= 150); /* the second's 150, after some of the first's */
+    CHECK(strstr(pout, ": 150 jobs sent\n") != NULL);
+    CHECK(access(shm, F_OK) != 0); /* the consumer removed the name */
+    free(out);
+    free(pout);
+    unlink(co), unlink(po);
+    CHECK(rmdir(tmp) == 0);
+}

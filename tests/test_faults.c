@@ -243,7 +243,7 @@ static int ret0(void *arg) {
 }
 
 TEST(faults_heap_full_every_create_is_enomem) {
-    mp_config c = {2 << 20};
+    mp_config c = {.heap_size = 2 << 20};
     CHECK_EQ(mp_init(&c), MP_OK);
     mp_lock *l = mp_lock_create(); /* made before: must keep working */
     CHECK(l != NULL);
@@ -382,7 +382,7 @@ TEST(faults_eintr_storm_queue_put_get) {
 }
 
 TEST(faults_heap_full_queue_create_and_big_put_enomem) {
-    mp_config c = {4 << 20};
+    mp_config c = {.heap_size = 4 << 20};
     CHECK_EQ(mp_init(&c), MP_OK);
     mp_queue *q = mp_queue_create(NULL); /* made before: must keep working */
     CHECK(q != NULL);
@@ -450,7 +450,7 @@ TEST(faults_eintr_storm_pool_map) {
 }
 
 TEST(faults_heap_full_pool_create_enomem) {
-    mp_config c = {4 << 20};
+    mp_config c = {.heap_size = 4 << 20};
     CHECK_EQ(mp_init(&c), MP_OK);
     static void *held[100000];
     int n = heap_fill(held, 100000);

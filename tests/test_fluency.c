@@ -755,7 +755,7 @@ TEST(fluency_queue_unbounded_across_processes_exactly_once) {
 }
 
 TEST(fluency_queue_unbounded_fails_only_when_the_heap_is_full) {
-    mp_config c = {8 << 20};
+    mp_config c = {.heap_size = 8 << 20};
     CHECK_EQ(mp_init(&c), MP_OK);
     mp_queue *q = mp_queue_create(NULL);
     CHECK(q != NULL);

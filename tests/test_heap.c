@@ -27,13 +27,13 @@ TEST(base_cpu_count_matches_affinity) {
 }
 
 TEST(heap_init_rejects_bad_sizes) {
-    mp_config small = {1000};
+    mp_config small = {.heap_size = 1000};
     CHECK_EQ(mp_init(&small), MP_EINVAL);
-    mp_config c = {64 << 20};
+    mp_config c = {.heap_size = 64 << 20};
     CHECK_EQ(mp_init(&c), MP_OK);
     CHECK_EQ(mp_init(&c), MP_OK);
     CHECK_EQ(mp_init(NULL), MP_OK);
-    mp_config other = {128 << 20};
+    mp_config other = {.heap_size = 128 << 20};
     CHECK_EQ(mp_init(&other), MP_EINVAL);
     mp_heap_stats s;
     CHECK_EQ(mp_heap_stats_get(&s), MP_OK);
@@ -97,7 +97,7 @@ TEST(heap_bad_input_is_refused) {
 }
 
 TEST(heap_exhaustion_is_enomem_then_recovers) {
-    mp_config c = {4 << 20};
+    mp_config c = {.heap_size = 4 << 20};
     CHECK_EQ(mp_init(&c), MP_OK);
     void *blocks[64];
     int n = 0;

@@ -478,7 +478,7 @@ TEST(process_destroyed_record_is_einval) {
    heap then gives NULL with ENOMEM, as documented, and the next call after room is
    made succeeds. */
 TEST(process_current_process_on_a_full_heap_is_enomem) {
-    mp_config c = {1 << 20};
+    mp_config c = {.heap_size = 1 << 20};
     CHECK_EQ(mp_init(&c), MP_OK);
     void *blocks[4096];
     int n = 0;
