@@ -203,7 +203,8 @@
 
       - Call mp_init (or any mp function) before the first fork: a heap created
         after a fork is private to the process that created it.
-      - Processes are started with fork(); the child runs the target and leaves with
+      - Processes are started with fork() (or by the forkserver: see below); the
+        child runs the target and leaves with
         _exit after flushing stdio, so the parent's atexit handlers never run in it
         (unless the target itself calls exit(): return from the target instead).
         Buffered stdio is flushed before the fork, so nothing prints twice.
@@ -216,6 +217,50 @@
         fork. mp's own process-private state is reset in the child.
       - Every mp object in the heap may be used from any thread of any process of
         the family. Connections (mp_conn) are per-process handles, like FILE *.
+
+      Start methods. fork (MP_START_FORK, the default) copies the calling process as
+      it is at mp_process_start: its memory, its fds, and every lock its other threads
+      hold at that instant - which stay locked forever in the child, since those
+      threads do not exist there. mp's own locks survive that (they are robust), but a
+      library's plain pthread mutex (a logging library, malloc in some libcs, OpenMP,
+      a gRPC or CUDA runtime) does not: a child that touches it hangs. Python 3.12
+      warns about forking a threaded process, and 3.14 made forkserver its default on
+      Linux for this reason.
+
+      MP_START_FORKSERVER makes mp_init fork a small server while the program is
+      still single-threaded; every process is then forked by that server, so no
+      other thread's lock is held in the child. Ask for it first thing in main:
+
+         mp_config cfg = { .start_method = MP_START_FORKSERVER };
+         if (mp_init(&cfg) != MP_OK) ...   // then start threads, libraries...
+
+      A process desc or pool desc may still say MP_START_FORK (or, with the server
+      running, MP_START_FORKSERVER) for itself; 0 means the program's method
+      (mp_get_start_method). Semantics are fork's: pid, join with a timeout,
+      is_alive, exit codes, terminate/kill, the sentinel for mp_wait, names, daemons
+      (terminated at normal exit; killed when their parent dies - the server watches
+      the parents), mp_active_children, mp_parent_pid (the process that asked, not
+      the server), pool workers and their replacements. What differs, as in Python:
+      - The child is a fork of the server, made at mp_init: the requester's globals,
+        private heap (malloc), fds and environment as they are at start are not
+        there. What it gets: the target (a function of the same binary), its
+        argument - copied into the record with arg_size, or a pointer into the
+        shared heap - the shared heap itself, and the requester's stdin, stdout and
+        stderr as they are at start. Find anything else through the heap (a block
+        you pass, or mp_name_get).
+      - The child is the server's child: a SIGCHLD handler of yours does not see it,
+        and waitpid on its pid fails; use mp_process_join. The server runs as the
+        user who called mp_init: a process that changed its uid since is refused
+        (MP_ESYS, errno EPERM), as are limits like RLIMIT_NPROC of the requester
+        (the server's apply). Each start costs two messages on a socketpair.
+      - The server is private: its socket is a socketpair that only the family
+        inherits (no address anyone else could connect to), close-on-exec, and it
+        checks the kernel's credentials of every request against its own uid.
+      - If the server dies (it is killed, say), later starts fail cleanly with
+        MP_ESYS and errno EPIPE - it is not restarted, since a new fork of a threaded
+        program is what it exists to avoid - and running children go on: a join
+        ends when they do, with exit code MP_EXITCODE_LOST. It leaves by itself once
+        the process that called mp_init is gone and all its children ended.
 
    PROCESSES
 
