@@ -168,7 +168,7 @@ static bool t_run(const t_case *c) {
         }
     }
     if (pfd >= 0) close(pfd);
-    bool strays = !t_group_gone(pid, 2.0);
+    bool strays = !t_group_gone(pid, 2.0 * t_timeout_scale()); /* a forkserver leaves late under valgrind */
     if (strays) {
         kill(-pid, SIGKILL);
         t_group_gone(pid, 5.0);
