@@ -16,7 +16,7 @@ EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC)) \
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 .PHONY: all examples test check check-asan check-valgrind check-matrix check-bench-probe bench bench-skipped bench-deps bench-plot install clean \
-	torture torture-short fuzz
+	torture torture-short fuzz fuzz-handshake
 
 all: examples
 
@@ -30,7 +30,7 @@ $(B)/examples/%: examples/%.cpp mp.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++11 $(WARN) $(OPT) -I. $< -o $@ -pthread
 
-$(B)/runner: $(TEST_SRC) tests/test.h mp.h
+$(B)/runner: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) $(OPT) -I. $(TEST_SRC) -o $@ $(LIBS)
 
@@ -49,11 +49,11 @@ test: $(B)/runner examples $(B)/named_peer
 # --- make check: sanitizers, valgrind, the compile matrix -------------------------
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-$(B)/runner-asan: $(TEST_SRC) tests/test.h mp.h
+$(B)/runner-asan: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) -O1 -g $(SAN) -I. $(TEST_SRC) -o $@ $(LIBS)
 
-$(B)/runner-vg: $(TEST_SRC) tests/test.h mp.h
+$(B)/runner-vg: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
 	$(CC) $(STD) $(WARN) -O1 -g -I. $(TEST_SRC) -o $@ $(LIBS)
 
@@ -135,6 +135,19 @@ fuzz: $(B)/fuzz_conn
 	$(B)/fuzz_conn -max_total_time=$(FUZZ_SECONDS) -max_len=131072 -timeout=10 \
 	  -malloc_limit_mb=64 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(B)/ \
 	  $(B)/fuzz-corpus fuzz/corpus
+
+# The handshake (mp_listener_accept / mp_client's authentication) driven by a peer
+# thread with arbitrary bytes; seeds in fuzz/corpus-handshake.
+$(B)/fuzz_handshake: fuzz/fuzz_handshake.c mp.h
+	@mkdir -p $(B)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -I. $< -o $@ -pthread
+
+fuzz-handshake: $(B)/fuzz_handshake
+	@mkdir -p $(B)/fuzz-corpus-handshake
+	$(B)/fuzz_handshake -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	  -malloc_limit_mb=64 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(B)/ \
+	  $(B)/fuzz-corpus-handshake fuzz/corpus-handshake
 
 # --- make bench ---------------------------------------------------------------------
 # build/mpbench: every bench/*.c and bench/*.cpp. The optional peers are compiled in

@@ -1,10 +1,10 @@
 /* mp.h - v0.1.0 - MIT or public domain - Python's multiprocessing for C on Linux
 
-   Processes, pipes, bounded queues, locks/semaphores/events/conditions/barriers,
-   shared memory and a worker pool, all living in one shared memory region that every
-   process of the family maps at the same address. Python's names and semantics,
-   futex-based waits, and robustness: a process killed at any moment (SIGKILL
-   included) never wedges the others.
+   Processes, pipes, queues (unbounded or bounded), locks, semaphores, events,
+   conditions, barriers, shared memory and a worker pool, all living in one shared
+   memory region that every process of the family maps at the same address. Python's
+   names and semantics, futex-based waits, and robustness: a process killed at any
+   moment (SIGKILL included) never wedges the others.
 
    Do this:
       #define MP_IMPLEMENTATION
@@ -69,7 +69,7 @@
           d.arg_size = std::strlen("hello from C++") + 1;
           mp_process *p = mp_process_create(&d);
 
-   A SHORT TOUR (thirteen complete programs are in examples/; README.md maps every
+   A SHORT TOUR (fifteen complete programs are in examples/; README.md maps every
    Python name to its mp.h counterpart)
 
       Python's verbs become mp_<type>_<verb>; keyword arguments a *_desc struct whose
@@ -143,6 +143,7 @@
       PROCESSES                 mp_process_*, mp_active_children, mp_current_process
       SYNCHRONIZATION           locks, semaphores, events, conditions, barriers
       CONNECTIONS               mp_pipe, mp_conn_*, mp_wait
+      LISTENERS AND CLIENTS     mp_listener_*, mp_client: by address, with an authkey
       QUEUES                    mp_queue_*
       NAMED SHARED MEMORY       mp_shm_*
       UNRELATED PROGRAMS        mp_name_*, the named heap (mp_config.name), mp_heap_unlink
@@ -172,6 +173,9 @@
       MP_EINVAL       bad argument, or object in the wrong state (each function's
                       comment below names the states it refuses)
       MP_ESYS         a system call failed; errno holds the cause
+      MP_EAUTH        authentication failed (Listener/Client): wrong key, or a peer
+                      that broke the handshake
+      MP_ENOTFOUND    no such key, index or name (mp_name_*, the containers)
 
       Timeouts are double seconds: MP_FOREVER (any negative value) blocks, 0 tries
       once, anything else is a deadline on CLOCK_MONOTONIC. A signal never ends a
@@ -212,7 +216,8 @@
         process's lines come out when its buffer fills or it exits (a parent's may
         come after its children's). mp.h does not change the buffering; the examples
         call setvbuf(stdout, NULL, _IOLBF, 0) at the top of main (children inherit
-        it), which writes each line when it ends.
+        it), which writes each line when it ends, or fflush(stdout) where order
+        matters.
       - Only the thread that calls mp_process_start exists in the child, as with any
         fork. mp's own process-private state is reset in the child.
       - Every mp object in the heap may be used from any thread of any process of
@@ -516,6 +521,73 @@
       ready object, so a conn its peer floods never starves the others. Do not close a
       conn another thread is waiting on.
 
+   LISTENERS AND CLIENTS
+
+      Python's multiprocessing.connection.Listener and Client: connections between
+      processes that are not one family - unrelated programs on one machine over a
+      Unix socket, or two machines over TCP - authenticated with a shared authkey by
+      Python's own handshake, byte for byte, so either side may be a Python program
+      (3.11 or 3.12+). The connection you get is an ordinary mp_conn: send, recv,
+      poll and mp_wait work on it as on a pipe, and the listener's fd goes into mp_wait
+      too (readable when a client waits). A server and a client
+      (cut from examples/listener_client.c):
+
+          mp_listener_desc d = { .address = address, .authkey = authkey,
+                                 .authkey_len = sizeof authkey - 1 };
+          mp_listener *l = mp_listener_create(&d);       // NULL + errno (EADDRINUSE...)
+          ...
+              fds[0] = mp_listener_fileno(l);            // readable: a client is waiting
+              for (int i = 0; i < n; i++) fds[1 + i] = mp_conn_fileno(conn[i]);
+              int rc = mp_wait(fds, (size_t)(1 + n), ready, MP_FOREVER);
+              ...
+                  rc = mp_listener_accept(l, &c, 0);     // the handshake runs here
+          ...
+          mp_client_desc d = { .address = address, .authkey = key, .authkey_len = strlen(key) };
+          mp_conn *c;
+          int rc = mp_client(&d, &c);
+
+      Addresses are strings. "/path.sock", "./rel.sock", "../rel.sock": a Unix socket
+      file, created mode 0600 and removed by mp_listener_close in the process that
+      created the listener (not by a forked copy, and not if someone replaced it);
+      NULL: a fresh file in a private 0700 directory, both removed on close (Python's
+      arbitrary_address). "@name": Linux's abstract namespace (Python's "\0name").
+      "host:port", "[v6addr]:port": TCP, the host a name or a numeric address, empty
+      for any address when listening; port 0 picks a free port, and
+      mp_listener_address tells which ("127.0.0.1:40123"). TCP connections get
+      TCP_NODELAY. Abstract names and TCP ports have no file permissions, so a
+      listener there needs an authkey unless desc.allow_unauthenticated says
+      otherwise (abstract sockets: CVE-2022-42919).
+
+      The handshake. With an authkey, accept challenges first and then answers the
+      client's challenge; the client does the reverse; each message is one frame. mp
+      challenges as Python 3.12+ does: "#CHALLENGE#" + "{sha256}" + 40 bytes from
+      getrandom, and takes "{sha256}" + HMAC-SHA256 of all that follows "#CHALLENGE#",
+      "{md5}" + HMAC-MD5 of it, or a bare 16-byte HMAC-MD5 of it (a 3.11 client's
+      answer), exactly what Python 3.12+ takes but sha384/sha3. It answers Python 3.11's
+      20-byte challenge with a bare HMAC-MD5 and a "{digest}" one with that digest (md5
+      or sha256). Digests are compared in constant time. The verdict is "#WELCOME#"
+      or "#FAILURE#". Without an authkey there is no handshake, as in Python. The
+      bytes and their order are Python's, but mp merges writes where no peer can
+      wait on it: a client sends its own challenge with its answer (a listener reads
+      one frame at a time), and a listener that already has that challenge sends
+      "#WELCOME#" with its answer - two trips fewer between mp sides.
+
+      Hostile peers. Each handshake message is read with Python's limit of 256 bytes
+      (a header announcing more is refused before anything is allocated), under a
+      deadline: handshake_timeout for accept (10 s; whatever the accept timeout), the
+      client's timeout for mp_client (connect and handshake together). A client that
+      fails - wrong key, protocol error, closed, silent past the deadline - is closed
+      and accept returns MP_EAUTH for it; the listener goes on. Nothing a client sends
+      before the handshake ends is ever delivered as a message; what it sends after
+      its "#WELCOME#" is kept for the first recv. Out of fds, accept is MP_ESYS with
+      errno EMFILE and the client stays queued. mp_client: refused or reset is
+      MP_ECLOSED, a missing socket file MP_ESYS (ENOENT), out of time MP_ETIMEDOUT.
+
+      Limits. accept runs one handshake at a time, in the caller's thread: a slow
+      client delays the next one by up to handshake_timeout. Messages are bytes (no
+      pickled objects). A listener is a process-private handle like a conn; a forked
+      child may accept on its copy.
+
    QUEUES
 
       mp_queue is Python's Queue, JoinableQueue and SimpleQueue in one: a queue of
@@ -680,10 +752,10 @@
 
       Owner: the process that created the pool is its owner; only it may map, imap,
       apply, get/wait results, close, join, terminate and destroy (MP_EPERM, or no
-      effect for the void functions, elsewhere), from any of its threads. The owner reaps and replaces
-      workers while it waits (a dead worker is noticed within 20 ms of waiting) and
-      when it submits (retired workers), so a pool nobody waits on just keeps its
-      queue. maxtasksperchild retires a worker after that many tasks; a fresh one
+      effect for the void functions, elsewhere), from any of its threads. The owner
+      reaps and replaces workers while it waits (a dead worker is noticed within 20 ms
+      of waiting) and when it submits (retired workers), so a pool nobody waits on
+      just keeps its queue. maxtasksperchild retires a worker after that many tasks; a fresh one
       takes its place. An initializer runs once in every worker, replacements
       included; if it fails at creation mp_pool_create fails (ECHILD); a replacement
       whose initializer fails is not restarted, and a pool left without workers
@@ -1319,8 +1391,10 @@ MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d);
    used in place) must stay valid until then, or until mp_async_destroy. mp_async_get
    returns the map's code as mp_pool_map does (out/cap unused: pass NULL, 0; *len =
    n * out_size); mp_async_code is the first failure's code. progress is called from
-   those same calls as chunks finish. Destroying an unfinished handle cancels its
-   chunks not yet started, waits for the running ones and writes nothing to d->out.
+   those same calls as chunks finish. Any thread of the owner may wait on the handle,
+   several at once (one of them delivers). The job's shared copies are freed by
+   mp_async_destroy; destroying an unfinished handle cancels its chunks not yet
+   started, waits for the running ones and writes nothing to d->out.
    NULL + errno: EINVAL, EPERM, ENOMEM as mp_pool_map's codes. */
 MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d);
 
@@ -1424,6 +1498,68 @@ MPDEF int mp_pool_stats_get(mp_pool *p, mp_pool_stats *out);
    shows the run's true average. One bar at a time per process. */
 MPDEF void mp_progress_bar(size_t done, size_t total, void *arg);
 
+// >>decl:listener ----------------------------------------------------------------
+
+typedef struct mp_listener mp_listener;
+
+/* Addresses are strings: "/path.sock", "./rel.sock" or "../rel.sock" (a Unix socket
+   file), "@name" (Linux's abstract Unix namespace), "host:port" or "[v6addr]:port" (TCP;
+   host a name or a numeric address; port 0 picks a free one). Defaults: address NULL
+   is a fresh socket file in a private 0700 directory (Python's arbitrary_address);
+   authkey NULL: no authentication; backlog 128; handshake_timeout 10 s (negative: no
+   limit). A TCP or
+   abstract listener without an authkey is refused (EINVAL) unless
+   allow_unauthenticated: those addresses have no file permissions to guard them. */
+typedef struct mp_listener_desc {
+    const char *address;
+    const void *authkey;        /* copied */
+    size_t authkey_len;
+    int backlog;
+    double handshake_timeout;   /* seconds one client's handshake may take */
+    bool allow_unauthenticated;
+} mp_listener_desc;
+
+/* Bind and listen (Python's Listener). A socket file is created mode 0600 and removed
+   by mp_listener_close in the creating process. NULL + errno: EINVAL (bad address or
+   desc, unauthenticated TCP/abstract), ENAMETOOLONG (path over 107 bytes), EADDRINUSE,
+   ENOENT (a host that does not resolve), EACCES, EMFILE, ENOMEM... */
+MPDEF mp_listener *mp_listener_create(const mp_listener_desc *d);
+/* The address as bound, in the same syntax ("127.0.0.1:40123" for port 0, "[::1]:..."),
+   owned by the listener. NULL for NULL. */
+MPDEF const char *mp_listener_address(const mp_listener *l);
+/* The listening fd: readable when a client waits, for poll(2) or mp_wait. MP_EINVAL for
+   NULL. */
+MPDEF int mp_listener_fileno(const mp_listener *l);
+/* Wait up to timeout for a client, then run the handshake (with an authkey: Python's,
+   mutual, bounded by handshake_timeout whatever timeout is) and give its connection,
+   an ordinary mp_conn (TCP_NODELAY on TCP). MP_OK; MP_ETIMEDOUT (no client came);
+   MP_EAUTH (a client came but failed: wrong key, protocol error, a message over 256
+   bytes, closed, or silent past handshake_timeout; it was closed and the listener goes
+   on); MP_EINVAL (NULL); MP_ENOMEM; MP_ESYS (errno: EMFILE when out of fds - the
+   client stays queued and the listener is fine). *out is NULL on failure. */
+MPDEF int mp_listener_accept(mp_listener *l, mp_conn **out, double timeout);
+/* Close the listening socket and, in the process that created it, remove its socket
+   file (and the private directory of a NULL address). NULL is a no-op. Connections
+   already accepted are not affected. Do not close a listener another thread is
+   accepting on. */
+MPDEF void mp_listener_close(mp_listener *l);
+
+/* Defaults: timeout 10 s for connect and handshake together; authkey NULL: none. */
+typedef struct mp_client_desc {
+    const char *address; /* as for mp_listener_desc */
+    const void *authkey;
+    size_t authkey_len;
+    double timeout;
+} mp_client_desc;
+
+/* Connect to a listener (Python's Client) and, with an authkey, run the handshake.
+   MP_OK with *out an ordinary mp_conn; MP_EAUTH (the listener rejected our key, or
+   failed to prove it has it); MP_ETIMEDOUT; MP_ECLOSED (connection refused or reset,
+   or closed mid-handshake); MP_EINVAL (NULL, a bad address); MP_ENOMEM; MP_ESYS (errno:
+   ENOENT for a missing socket file or a host that does not resolve, EMFILE...). *out
+   is NULL on failure. */
+MPDEF int mp_client(const mp_client_desc *d, mp_conn **out);
+
 
 #ifdef __cplusplus
 }
@@ -1463,6 +1599,11 @@ MPDEF void mp_progress_bar(size_t done, size_t total, void *arg);
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/un.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #ifndef MP_ASSERT
 #include <assert.h>
@@ -4385,9 +4526,11 @@ static int mp__q_get_slot(mp_queue *q, size_t cap, bool check_cap, uint64_t *pos
         if (r != MP__Q_BLOCKED) return r;
         if (mp__q_ovf_refill(q, true, 64)) continue;
         /* closed was read before the slot, the overflow and the tail: a put that claims
-           or appends after this look will see closed and give up */
-        if (closed && (mp__q_pos(w) != *pos ||
-                       mp__q_pos(__atomic_load_n(&q->tail, MP__SC)) == *pos))
+           or appends after this look will see closed and give up. Messages still in the
+           overflow (kept out of the ring by a slot a dead reader holds) are not drained */
+        bool drained = !q->unbounded || !__atomic_load_n(&q->ovf_head, MP__SC);
+        if (closed && drained &&
+            (mp__q_pos(w) != *pos || mp__q_pos(__atomic_load_n(&q->tail, MP__SC)) == *pos))
             return MP_ECLOSED;
         r = mp__q_block(q, &q->not_empty, *sp, w, &wt);
         if (r) return r;
@@ -4424,12 +4567,12 @@ static int mp__q_block_for(mp_queue *q, size_t len, void **blk) {
    When the ring is full, a put appends its message to a FIFO list of heap nodes under a
    robust lock word, and from then on every put does so until the list is empty again:
    the ring holds older messages than the list, so nothing overtakes. Getters move the
-   oldest nodes into free slots as each get begins (and when they find the ring empty), each move
-   claiming a ring slot first, then unlinking the node (the commit), then committing the
-   slot. So a mover killed before the unlink leaves the message listed (its claimed slot
-   is skipped as a dead writer's), one killed after it loses that message only. Each
-   list change commits with one store; tail and count are hints that the next locker
-   rebuilds from the list when the previous holder died. */
+   oldest nodes into free slots as each get begins (and when they find the ring empty),
+   each move claiming a ring slot first, then unlinking the node (the commit), then
+   committing the slot. So a mover killed before the unlink leaves the message listed
+   (its claimed slot is skipped as a dead writer's), one killed after it loses that
+   message only. Each list change commits with one store; tail and count are hints that
+   the next locker rebuilds from the list when the previous holder died. */
 
 typedef struct mp__q_node {
     struct mp__q_node *next;
@@ -4516,7 +4659,6 @@ static unsigned mp__q_ovf_refill_slow(mp_queue *q, bool block, unsigned max) {
     mp__lw_release(&q->ovf_lock);
     return moved;
 }
-
 
 /* A reserve on an unbounded queue waits until the overflow is empty: its slot must not
    pass this thread's own earlier messages still listed there. */
@@ -4713,7 +4855,8 @@ MPDEF size_t mp_queue_qsize(mp_queue *q) {
     uint64_t h = mp__q_pos(mp__load(&q->head)), t = mp__q_pos(mp__load(&q->tail));
     int64_t d = mp__q_dist(q, t, h);
     size_t ring = d <= 0 ? 0 : (uint64_t)d > q->nslots ? (size_t)q->nslots : (size_t)d;
-    return ring + (q->unbounded && mp__q_ovf_first(q) ? (size_t)mp__load(&q->ovf_count) : 0);
+    bool listed = q->unbounded && mp__q_ovf_first(q);
+    return ring + (listed ? (size_t)mp__load(&q->ovf_count) : 0);
 }
 
 MPDEF bool mp_queue_empty(mp_queue *q) { return mp_queue_qsize(q) == 0; }
@@ -4891,14 +5034,14 @@ struct mp_async {
     int rc, code;
     size_t arg_len, res_len, cap;
     void *big; /* heap block for a result above cap */
-    /* map_async: the job (NULL once settled) and where its results go */
+    /* map_async: the job (kept until destroy) and where its results go */
     struct mp__job *job;
     void *map_out;
     mp_map_failure *failure;
     void (*progress)(size_t done, size_t total, void *arg);
     void *progress_arg;
     size_t prog_done;
-    uint32_t prog_k;
+    uint32_t prog_k, settled;
     pid_t owner;
 };
 #define MP__ASYNC_HDR ((sizeof(mp_async) + 15) & ~(size_t)15)
@@ -5697,10 +5840,15 @@ static bool mp__job_progress(const mp__job *j, uint32_t *k, size_t *done) {
     return *k != k0;
 }
 
-/* A finished map job: results to out (when j used a copy), failures, then free it. */
-static int mp__job_conclude(mp__job *j, void *out, mp_map_failure *f) {
+/* A finished map job: results to out (when j used a copy) and its failures. */
+static int mp__job_deliver(mp__job *j, void *out, mp_map_failure *f) {
     int rc = mp__job_failures(j, f);
     if (j->own_out) memcpy(out, j->out, j->n * j->out_size);
+    return rc;
+}
+
+static int mp__job_conclude(mp__job *j, void *out, mp_map_failure *f) {
+    int rc = mp__job_deliver(j, out, f);
     mp__job_retire(j);
     return rc;
 }
@@ -5918,21 +6066,28 @@ MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d) {
 static bool mp__async_done(void *arg) {
     mp_async *r = (mp_async *)arg;
     mp__job *j = r->job;
-    if (!j) return (mp__load(&r->state) & MP__ST_DONE) != 0;
+    bool settled = (mp__load(&r->state) & MP__ST_DONE) != 0;
+    if (!j || settled) return settled;
     if (r->progress && r->owner == mp__g.pid &&
         mp__job_progress(j, &r->prog_k, &r->prog_done))
         r->progress(r->prog_done, j->n, r->progress_arg);
     return mp__load(&j->norder) == j->nchunks;
 }
 
-/* A finished map handle: deliver its results (owner only), free the job. */
+/* A finished map handle: deliver its results, once, in the owner (any of its threads
+   may get here: one delivers, the others wait for it). The job lives on until destroy. */
 static int mp__async_settle(mp_async *r) {
-    if (!r->job) return MP_OK;
+    if (!r->job || (mp__load(&r->state) & MP__ST_DONE)) return MP_OK;
     if (r->owner != mp__g.pid) return MP_EPERM;
-    r->rc = mp__job_conclude(r->job, r->map_out, r->failure);
-    r->job = NULL;
-    r->code = 0;
-    if (r->failure) r->code = r->failure->code;
+    uint32_t no = 0;
+    if (!mp__cas(&r->settled, &no, 1u)) {
+        while (!(mp__load(&r->state) & MP__ST_DONE)) sched_yield();
+        return MP_OK;
+    }
+    mp_map_failure f;
+    r->rc = mp__job_deliver(r->job, r->map_out, &f);
+    r->code = f.code;
+    if (r->failure) *r->failure = f;
     mp__store(&r->state, MP__ST_DONE);
     return MP_OK;
 }
@@ -6100,6 +6255,723 @@ MPDEF void mp_progress_bar(size_t done, size_t total, void *arg) {
     }
 }
 
+
+// >>auth -------------------------------------------------------------------------
+// MD5 (RFC 1321), SHA-256 (FIPS 180-4) and HMAC (RFC 2104), just enough for Python's
+// connection handshake: one Merkle-Damgard driver with 64-byte blocks serves both
+// hashes, which differ only in their compression function, state and byte order.
+
+typedef struct mp__hash_alg {
+    const char *name; /* Python's digest name, as in "{sha256}" */
+    size_t len;       /* digest bytes */
+    int words;        /* 32-bit state words */
+    bool be;          /* big-endian words and length (SHA-2) or little (MD5) */
+    const uint32_t *iv;
+    void (*block)(uint32_t *h, const unsigned char *p);
+} mp__hash_alg;
+
+typedef struct mp__hash {
+    const mp__hash_alg *alg;
+    uint32_t h[8];
+    uint64_t bytes;
+    unsigned char buf[64];
+    size_t used;
+} mp__hash;
+
+#define MP__ROL(x, n) ((uint32_t)((x) << (n) | (x) >> (32 - (n))))
+#define MP__ROR(x, n) ((uint32_t)((x) >> (n) | (x) << (32 - (n))))
+#define MP__HASH_MAX 32 /* the largest digest: SHA-256 */
+
+static uint32_t mp__le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint32_t mp__be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void mp__md5_block(uint32_t *h, const unsigned char *p) {
+    static const uint32_t k[64] = {
+        0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+        0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+        0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+        0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+        0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+        0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+        0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+        0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
+    static const unsigned char r[16] = {7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21};
+    uint32_t w[16], a = h[0], b = h[1], c = h[2], d = h[3];
+    int i;
+    for (i = 0; i < 16; i++) w[i] = mp__le32(p + 4 * i);
+    for (i = 0; i < 64; i++) {
+        uint32_t f;
+        int g, round = i >> 4;
+        if (round == 0) f = (b & c) | (~b & d), g = i;
+        else if (round == 1) f = (d & b) | (~d & c), g = (5 * i + 1) & 15;
+        else if (round == 2) f = b ^ c ^ d, g = (3 * i + 5) & 15;
+        else f = c ^ (b | ~d), g = (7 * i) & 15;
+        f += a + k[i] + w[g];
+        a = d, d = c, c = b;
+        b += MP__ROL(f, r[round * 4 + (i & 3)]);
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d;
+}
+
+static const uint32_t mp__sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+static void mp__sha256_block(uint32_t *h, const unsigned char *p) {
+    uint32_t w[64], s[8];
+    int i;
+    for (i = 0; i < 16; i++) w[i] = mp__be32(p + 4 * i);
+    for (i = 16; i < 64; i++) {
+        uint32_t s0 = MP__ROR(w[i - 15], 7) ^ MP__ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = MP__ROR(w[i - 2], 17) ^ MP__ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(s, h, sizeof s);
+    for (i = 0; i < 64; i++) {
+        uint32_t e = s[4], a = s[0];
+        uint32_t t1 = s[7] + (MP__ROR(e, 6) ^ MP__ROR(e, 11) ^ MP__ROR(e, 25)) +
+                      ((e & s[5]) ^ (~e & s[6])) + mp__sha256_k[i] + w[i];
+        uint32_t t2 = (MP__ROR(a, 2) ^ MP__ROR(a, 13) ^ MP__ROR(a, 22)) +
+                      ((a & s[1]) ^ (a & s[2]) ^ (s[1] & s[2]));
+        memmove(s + 1, s, 7 * sizeof *s);
+        s[4] += t1;
+        s[0] = t1 + t2;
+    }
+    for (i = 0; i < 8; i++) h[i] += s[i];
+}
+
+static const uint32_t mp__md5_iv[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+static const uint32_t mp__sha256_iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                          0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+static const mp__hash_alg mp__md5 = {"md5", 16, 4, false, mp__md5_iv, mp__md5_block};
+static const mp__hash_alg mp__sha256 = {"sha256", 32, 8, true, mp__sha256_iv, mp__sha256_block};
+
+static void mp__hash_init(mp__hash *s, const mp__hash_alg *a) {
+    memset(s, 0, sizeof *s);
+    s->alg = a;
+    memcpy(s->h, a->iv, (size_t)a->words * sizeof *s->h);
+}
+
+static void mp__hash_update(mp__hash *s, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data;
+    s->bytes += n;
+    while (n > 0) {
+        size_t take = 64 - s->used < n ? 64 - s->used : n;
+        memcpy(s->buf + s->used, p, take);
+        s->used += take, p += take, n -= take;
+        if (s->used == 64) {
+            s->alg->block(s->h, s->buf);
+            s->used = 0;
+        }
+    }
+}
+
+/* Padding: 0x80, zeros to 56 mod 64, the length in bits (the algorithm's byte order). */
+static void mp__hash_final(mp__hash *s, unsigned char *out) {
+    uint64_t bits = s->bytes * 8;
+    unsigned char pad[72] = {0x80};
+    size_t padlen = (s->used < 56 ? 56 : 120) - s->used;
+    int i;
+    for (i = 0; i < 8; i++) pad[padlen + i] = (unsigned char)(bits >> (s->alg->be ? 56 - 8 * i : 8 * i));
+    mp__hash_update(s, pad, padlen + 8);
+    for (i = 0; i < 4 * s->alg->words; i++) {
+        int sh = s->alg->be ? 24 - 8 * (i & 3) : 8 * (i & 3);
+        out[i] = (unsigned char)(s->h[i >> 2] >> sh);
+    }
+}
+
+/* HMAC (RFC 2104) of msg under key; out gets alg->len bytes. */
+static void mp__hmac(const mp__hash_alg *a, const void *key, size_t klen, const void *msg,
+                     size_t mlen, unsigned char *out) {
+    unsigned char k[64], pad[64], inner[MP__HASH_MAX];
+    mp__hash s;
+    int i;
+    memset(k, 0, sizeof k);
+    if (klen > 64) { /* a long key is hashed first */
+        mp__hash_init(&s, a);
+        mp__hash_update(&s, key, klen);
+        mp__hash_final(&s, k);
+    } else if (klen) {
+        memcpy(k, key, klen);
+    }
+    for (i = 0; i < 64; i++) pad[i] = k[i] ^ 0x36;
+    mp__hash_init(&s, a);
+    mp__hash_update(&s, pad, 64);
+    mp__hash_update(&s, msg, mlen);
+    mp__hash_final(&s, inner);
+    for (i = 0; i < 64; i++) pad[i] = k[i] ^ 0x5c;
+    mp__hash_init(&s, a);
+    mp__hash_update(&s, pad, 64);
+    mp__hash_update(&s, inner, a->len);
+    mp__hash_final(&s, out);
+}
+
+/* Equal-length digests compared in time independent of where they differ. */
+static bool mp__digest_equal(const unsigned char *a, const unsigned char *b, size_t n) {
+    unsigned char d = 0;
+    size_t i;
+    for (i = 0; i < n; i++) d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* n bytes from the kernel's CSPRNG. MP_OK or MP_ESYS. */
+static int mp__random(void *buf, size_t n) {
+    unsigned char *p = (unsigned char *)buf;
+    while (n > 0) {
+        long r = syscall(SYS_getrandom, p, n, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return MP_ESYS;
+        p += r, n -= (size_t)r;
+    }
+    return MP_OK;
+}
+
+/* --- Python's handshake (Lib/multiprocessing/connection.py) ---
+   The side that challenges sends "#CHALLENGE#" + message and expects a MAC of message.
+   Python 3.11 sends 20 random bytes and wants a bare 16-byte HMAC-MD5; 3.12+ sends
+   "{sha256}" + 40 bytes and wants "{sha256}" + HMAC-SHA256 of the whole message, but
+   still takes a bare HMAC-MD5 (a 3.11 client's answer). We challenge as 3.12+ does and
+   answer both. Each message is one frame of at most 256 bytes. */
+
+#define MP__AUTH_MAX 256      /* Python's recv_bytes(256) */
+#define MP__AUTH_NONCE 40     /* Python's MESSAGE_LENGTH */
+#define MP__AUTH_LEGACY 20    /* a 3.11 challenge */
+#define MP__AUTH_CHALLENGE "#CHALLENGE#"
+#define MP__AUTH_WELCOME "#WELCOME#"
+#define MP__AUTH_FAILURE "#FAILURE#"
+
+/* Python's _get_digest_name_and_payload: a 16- or 20-byte message is the legacy form
+   (MD5, no prefix); else "{name}" with '}' within the first 10 bytes and name one
+   Python allows. Of those we compute md5 and sha256 (Python also allows sha384,
+   sha3_256 and sha3_384, which no Python side picks unless told to). NULL when the
+   digest is unknown or unsupported; *skip = prefix bytes. */
+static const mp__hash_alg *mp__auth_digest(const unsigned char *m, size_t n, size_t *skip) {
+    size_t i;
+    *skip = 0;
+    if (n == 16 || n == MP__AUTH_LEGACY) return &mp__md5;
+    if (n < 2 || m[0] != '{') return NULL;
+    for (i = 1; i < n && i < 10 && m[i] != '}'; i++) {}
+    if (i >= n || i >= 10) return NULL;
+    *skip = i + 1;
+    if (i - 1 == 3 && memcmp(m + 1, "md5", 3) == 0) return &mp__md5;
+    if (i - 1 == 6 && memcmp(m + 1, "sha256", 6) == 0) return &mp__sha256;
+    return NULL;
+}
+
+/* Receive one handshake message (at most MP__AUTH_MAX bytes). A longer one is a
+   protocol error (MP_EAUTH), as Python's "bad message length". */
+static int mp__auth_recv(mp_conn *c, unsigned char *buf, size_t *len, int64_t deadline) {
+    /* the peer is rarely faster than us: poll first rather than try a read in vain */
+    int rc = mp__conn_ready(c) ? MP_OK : mp__fd_wait(c->fd, POLLIN, deadline);
+    if (rc == MP_OK) rc = mp__conn_take(c, (char *)buf, MP__AUTH_MAX, len, deadline);
+    return rc == MP_ETOOBIG ? MP_EAUTH : rc;
+}
+
+/* Whether resp is a correct answer to our challenge message msg. */
+static bool mp__auth_check(const void *key, size_t klen, const unsigned char *msg, size_t mlen,
+                           const unsigned char *resp, size_t rlen) {
+    unsigned char want[MP__HASH_MAX];
+    size_t skip;
+    const mp__hash_alg *a = mp__auth_digest(resp, rlen, &skip);
+    if (!a || rlen - skip != a->len) return false;
+    mp__hmac(a, key, klen, msg, mlen, want);
+    return mp__digest_equal(want, resp + skip, a->len);
+}
+
+#define MP__AUTH_CHALLENGE_LEN (11 + 8 + MP__AUTH_NONCE)
+
+/* Our challenge: "#CHALLENGE#{sha256}" + 40 bytes from getrandom. */
+static int mp__auth_challenge(unsigned char *out) {
+    memcpy(out, MP__AUTH_CHALLENGE "{sha256}", 19);
+    return mp__random(out + 19, MP__AUTH_NONCE);
+}
+
+/* The second half of deliver_challenge: read the answer to our challenge ch. MP_OK
+   (the caller sends "#WELCOME#"); MP_EAUTH (wrong answer: #FAILURE# was sent; or a
+   protocol error); the conn's receive codes. */
+static int mp__auth_judge(mp_conn *c, const void *key, size_t klen, const unsigned char *ch,
+                          int64_t deadline) {
+    unsigned char resp[MP__AUTH_MAX];
+    size_t rlen;
+    int rc = mp__auth_recv(c, resp, &rlen, deadline);
+    if (rc != MP_OK) return rc;
+    if (!mp__auth_check(key, klen, ch + 11, MP__AUTH_CHALLENGE_LEN - 11, resp, rlen)) {
+        mp_conn_send(c, MP__AUTH_FAILURE, 9); /* best effort: we close next anyway */
+        return MP_EAUTH;
+    }
+    return MP_OK;
+}
+
+/* Python's _create_response: the MAC of a challenge message (after "#CHALLENGE#").
+   MP_OK with out/outlen, or MP_EAUTH for a message Python would refuse too (shorter
+   than 20 bytes, no known digest prefix) or a digest we do not compute. */
+static int mp__auth_response(const void *key, size_t klen, const unsigned char *m, size_t n,
+                             unsigned char *out, size_t *outlen) {
+    size_t skip;
+    const mp__hash_alg *a = n < MP__AUTH_LEGACY ? NULL : mp__auth_digest(m, n, &skip);
+    if (!a) return MP_EAUTH;
+    *outlen = skip + a->len;
+    memcpy(out, m, skip); /* "{name}", or nothing for the legacy form */
+    mp__hmac(a, key, klen, m, n, out + skip); /* the MAC covers the prefix too */
+    return MP_OK;
+}
+
+/* Frames a (if any), b and c (if any) in one write. */
+static int mp__auth_send3(mp_conn *c, const void *a, size_t an, const void *b, size_t bn,
+                          const void *z, size_t zn) {
+    unsigned char h[3][12];
+    struct iovec iov[6];
+    const void *p[3] = {a, b, z};
+    size_t n[3] = {an, bn, zn};
+    int i, cnt = 0;
+    for (i = 0; i < 3; i++) {
+        if (!p[i]) continue;
+        iov[cnt].iov_base = h[i];
+        iov[cnt++].iov_len = mp__conn_header(h[i], n[i]);
+        iov[cnt].iov_base = (void *)(uintptr_t)p[i];
+        iov[cnt++].iov_len = n[i];
+    }
+    return mp__conn_writev(c, iov, cnt);
+}
+
+/* The first half of answer_challenge: read the peer's challenge and send our answer,
+   in one write with the frames before and after (if any; see mp__auth_handshake).
+   MP_OK; MP_EAUTH (not a challenge Python would answer); the conn's codes. */
+static int mp__auth_respond(mp_conn *c, const void *key, size_t klen, int64_t deadline,
+                            const char *before, const unsigned char *after, size_t after_len) {
+    unsigned char m[MP__AUTH_MAX], out[16 + MP__HASH_MAX];
+    size_t n, outlen;
+    int rc = mp__auth_recv(c, m, &n, deadline);
+    if (rc == MP_OK && (n < 11 || memcmp(m, MP__AUTH_CHALLENGE, 11) != 0)) rc = MP_EAUTH;
+    if (rc == MP_OK) rc = mp__auth_response(key, klen, m + 11, n - 11, out, &outlen);
+    if (rc == MP_OK) return mp__auth_send3(c, before, before ? strlen(before) : 0, out, outlen, after, after_len);
+    if (before) mp_conn_send(c, before, strlen(before)); /* what was due anyway */
+    return rc;
+}
+
+/* The end of answer_challenge: MP_OK if the peer says "#WELCOME#", else MP_EAUTH. */
+static int mp__auth_verdict(mp_conn *c, int64_t deadline) {
+    unsigned char m[MP__AUTH_MAX];
+    size_t n;
+    int rc = mp__auth_recv(c, m, &n, deadline);
+    if (rc != MP_OK) return rc;
+    return n == 9 && memcmp(m, MP__AUTH_WELCOME, 9) == 0 ? MP_OK : MP_EAUTH;
+}
+
+/* Python's handshake, mutual. Accepting: deliver_challenge then answer_challenge;
+   connecting: the reverse. The bytes are Python's, in Python's order, but the writes
+   are merged where the peer cannot be kept waiting by it: the connecting side sends
+   its challenge with its answer (a listener reads one frame at a time), and when that
+   challenge is already here the accepting side sends "#WELCOME#" with its answer. Two
+   trips fewer than Python between two mp sides; none lost with a Python side. */
+static int mp__auth_handshake(mp_conn *c, const void *key, size_t klen, bool accepting,
+                              int64_t deadline) {
+    unsigned char ch[MP__AUTH_CHALLENGE_LEN];
+    int rc = mp__auth_challenge(ch) == MP_OK ? MP_OK : MP_ESYS;
+    if (rc == MP_OK && accepting) {
+        if ((rc = mp_conn_send(c, ch, sizeof ch)) == MP_OK) rc = mp__auth_judge(c, key, klen, ch, deadline);
+        size_t hdr;
+        uint64_t n; /* merge only with a whole challenge that is here already */
+        bool merge = rc == MP_OK && mp__conn_head(c, &hdr, &n) == MP_OK && n <= MP__AUTH_MAX &&
+                     c->rend - c->rpos - hdr >= n;
+        if (rc == MP_OK && !merge) rc = mp_conn_send(c, MP__AUTH_WELCOME, 9);
+        if (rc == MP_OK) rc = mp__auth_respond(c, key, klen, deadline, merge ? MP__AUTH_WELCOME : NULL, NULL, 0);
+        if (rc == MP_OK) rc = mp__auth_verdict(c, deadline);
+    } else if (rc == MP_OK) {
+        rc = mp__auth_respond(c, key, klen, deadline, NULL, ch, sizeof ch);
+        if (rc == MP_OK) rc = mp__auth_verdict(c, deadline);
+        if (rc == MP_OK) rc = mp__auth_judge(c, key, klen, ch, deadline);
+        if (rc == MP_OK) rc = mp_conn_send(c, MP__AUTH_WELCOME, 9);
+    }
+    return rc;
+}
+
+// >>listener ---------------------------------------------------------------------
+// Python's Listener and Client on Unix and TCP sockets. An accepted or connected
+// socket becomes an ordinary mp_conn, so the handshake above and everything after it
+// is the conn's framing; the handshake reads at most 256 bytes per message, under a
+// deadline, so a hostile or silent peer costs the listener that long at most.
+
+#define MP__LISTEN_BACKLOG 128
+#define MP__HANDSHAKE_TIMEOUT 10.0
+#define MP__ADDR_MAX 8 /* resolved TCP addresses tried in turn */
+
+typedef struct mp__sockaddr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} mp__sockaddr;
+
+typedef struct mp__addrs {
+    int n;
+    bool tcp;
+    bool path; /* a socket file (not abstract) */
+    mp__sockaddr a[MP__ADDR_MAX];
+} mp__addrs;
+
+struct mp_listener {
+    int fd;
+    bool tcp;
+    bool auth;
+    pid_t creator;           /* only it removes the socket file */
+    dev_t dev;               /* the socket file we bound, to remove no other */
+    ino_t ino;
+    double handshake_timeout;
+    unsigned char *key;
+    size_t klen;
+    char address[128];       /* as bound */
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* socket file to remove */
+    char dir[80];            /* private dir to remove (TMPDIR up to 64 bytes) */
+};
+
+/* "/p", "./p", "../p" or "@name" into a sockaddr_un. -1 with errno EINVAL or
+   ENAMETOOLONG. */
+static int mp__addr_unix(const char *s, mp__addrs *out) {
+    struct sockaddr_un *un = (struct sockaddr_un *)&out->a[0].ss;
+    bool abstract = s[0] == '@';
+    size_t n = strlen(s + abstract);
+    memset(un, 0, sizeof *un);
+    un->sun_family = AF_UNIX;
+    if (n == 0 || n >= sizeof un->sun_path) {
+        errno = n ? ENAMETOOLONG : EINVAL;
+        return -1;
+    }
+    memcpy(un->sun_path + abstract, s + abstract, n); /* abstract: a leading NUL byte */
+    out->n = 1;
+    out->path = !abstract;
+    out->a[0].len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + abstract + n + !abstract);
+    return 0;
+}
+
+/* A numeric IPv4 or IPv6 host needs no resolver (getaddrinfo reads files even then). */
+static bool mp__addr_numeric(const char *host, unsigned short port, mp__sockaddr *a) {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&a->ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a->ss;
+    memset(&a->ss, 0, sizeof a->ss);
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        a->len = sizeof *v4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        a->len = sizeof *v6;
+        return true;
+    }
+    return false;
+}
+
+/* "host:port" or "[v6]:port" (host may be empty: any address when listening,
+   loopback when connecting) through getaddrinfo. -1 with errno EINVAL, ENOENT (does
+   not resolve), ENOMEM. */
+/* host (NULL: any, or loopback) and a numeric port through getaddrinfo, up to
+   MP__ADDR_MAX addresses. -1 with errno ENOENT (does not resolve), ENOMEM. */
+static int mp__addr_resolve(const char *host, const char *port, bool passive, mp__addrs *out) {
+    struct addrinfo hints, *res, *ai;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    int r = getaddrinfo(host, port, &hints, &res);
+    if (r != 0) {
+        errno = r == EAI_MEMORY ? ENOMEM : r == EAI_SYSTEM ? errno : ENOENT;
+        return -1;
+    }
+    for (out->n = 0, ai = res; ai && out->n < MP__ADDR_MAX; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof out->a[0].ss) continue;
+        memcpy(&out->a[out->n].ss, ai->ai_addr, ai->ai_addrlen);
+        out->a[out->n++].len = ai->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    if (out->n == 0) errno = ENOENT;
+    return out->n ? 0 : -1;
+}
+
+static int mp__addr_tcp(const char *s, bool passive, mp__addrs *out) {
+    char host[256], *end;
+    const char *colon = strrchr(s, ':'), *h = s, *port = colon ? colon + 1 : NULL;
+    size_t hn = colon ? (size_t)(colon - s) : 0;
+    if (hn >= 2 && s[0] == '[' && s[hn - 1] == ']') h++, hn -= 2;
+    else if (memchr(s, ':', hn) || memchr(s, '[', hn)) port = NULL; /* v6 needs [] */
+    errno = 0;
+    unsigned long pn = port && *port >= '0' && *port <= '9' ? strtoul(port, &end, 10) : 70000;
+    if (!port || hn >= sizeof host || pn > 65535 || *end || errno) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(host, h, hn);
+    host[hn] = 0;
+    out->tcp = true;
+    if (mp__addr_numeric(host, (unsigned short)pn, &out->a[0])) return out->n = 1, 0;
+    return mp__addr_resolve(hn ? host : NULL, port, passive, out);
+}
+
+static int mp__addr_parse(const char *s, bool passive, mp__addrs *out) {
+    memset(out, 0, sizeof *out);
+    bool path = s[0] == '/' || (s[0] == '.' && (s[1] == '/' || (s[1] == '.' && s[2] == '/')));
+    if (path || s[0] == '@') return mp__addr_unix(s, out);
+    return mp__addr_tcp(s, passive, out);
+}
+
+static void mp__tcp_nodelay(int fd) {
+    int one = 1; /* small messages leave at once: a request/reply must not wait 40 ms */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Wrap a connected socket (taken in all cases) in a conn and, with a key, run the
+   handshake. MP_OK with *out, or the handshake's code. */
+static int mp__sock_conn(int fd, bool tcp, const void *key, size_t klen, bool accepting,
+                         int64_t deadline, mp_conn **out) {
+    if (tcp) mp__tcp_nodelay(fd);
+    mp_conn *c = mp__conn_new(fd, MP_CONN_READABLE | MP_CONN_WRITABLE, true);
+    if (!c) {
+        close(fd);
+        return MP_ENOMEM;
+    }
+    int rc = key ? mp__auth_handshake(c, key, klen, accepting, deadline) : MP_OK;
+    if (rc != MP_OK) {
+        int e = errno;
+        mp_conn_close(c);
+        errno = e;
+        return rc;
+    }
+    *out = c;
+    return MP_OK;
+}
+
+/* NULL address: a socket file in a fresh 0700 directory (mkdtemp), as Python's
+   arbitrary_address. */
+static int mp__listener_tmp(mp_listener *l, char *addr, size_t cap) {
+    const char *t = getenv("TMPDIR");
+    if (!t || !*t || strlen(t) > 64) t = "/tmp";
+    snprintf(l->dir, sizeof l->dir, "%s/mp-XXXXXX", t);
+    if (!mkdtemp(l->dir)) {
+        l->dir[0] = 0;
+        return -1;
+    }
+    snprintf(addr, cap, "%s/listener.sock", l->dir);
+    return 0;
+}
+
+/* A listening socket on the first address that binds. A socket file gets mode 0600
+   from the start: fchmod of the unbound socket sets the mode bind gives the file. */
+static int mp__listen_on(mp_listener *l, const mp__addrs *as, int backlog) {
+    int i, one = 1;
+    for (i = 0; i < as->n; i++) {
+        const mp__sockaddr *a = &as->a[i];
+        int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) continue; /* EAFNOSUPPORT: no IPv6 here, say; errno stays */
+        if (as->tcp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if ((!as->path || fchmod(fd, 0600) == 0) &&
+            bind(fd, (const struct sockaddr *)&a->ss, a->len) == 0 && listen(fd, backlog) == 0) {
+            l->fd = fd;
+            return 0;
+        }
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return -1;
+}
+
+/* The bound address, as a string of the same syntax. */
+static void mp__listener_name(mp_listener *l, const char *given) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char h[NI_MAXHOST], p[NI_MAXSERV];
+    if (!l->tcp || getsockname(l->fd, (struct sockaddr *)&ss, &len) != 0 ||
+        getnameinfo((struct sockaddr *)&ss, len, h, sizeof h, p, sizeof p,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(l->address, sizeof l->address, "%s", given);
+        return;
+    }
+    snprintf(l->address, sizeof l->address, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", h, p);
+}
+
+static int mp__listener_setup(mp_listener *l, const mp_listener_desc *d) {
+    char tmp[sizeof l->path];
+    const char *addr = d->address;
+    mp__addrs as;
+    struct stat st;
+    if (!addr && mp__listener_tmp(l, tmp, sizeof tmp) != 0) return -1;
+    if (!addr) addr = tmp;
+    if (mp__addr_parse(addr, true, &as) != 0) return -1;
+    if (!as.path && !d->authkey && !d->allow_unauthenticated) {
+        errno = EINVAL; /* no file permissions guard TCP or abstract names */
+        return -1;
+    }
+    if (mp__listen_on(l, &as, d->backlog ? d->backlog : MP__LISTEN_BACKLOG) != 0) return -1;
+    l->tcp = as.tcp;
+    mp__listener_name(l, addr);
+    if (as.path && stat(addr, &st) == 0) {
+        snprintf(l->path, sizeof l->path, "%s", addr);
+        l->dev = st.st_dev, l->ino = st.st_ino;
+    }
+    return 0;
+}
+
+MPDEF mp_listener *mp_listener_create(const mp_listener_desc *d) {
+    mp_listener_desc z;
+    if (!d) d = (const mp_listener_desc *)memset(&z, 0, sizeof z);
+    if ((!d->authkey && d->authkey_len) || d->backlog < 0 ||
+        d->handshake_timeout != d->handshake_timeout) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp_listener *l = (mp_listener *)MP_MALLOC(sizeof *l);
+    if (l) memset(l, 0, sizeof *l);
+    if (l && d->authkey && !(l->key = (unsigned char *)MP_MALLOC(d->authkey_len + 1))) {
+        MP_FREE(l);
+        l = NULL;
+    }
+    if (!l) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    l->fd = -1;
+    l->creator = getpid();
+    l->auth = d->authkey != NULL;
+    l->klen = d->authkey_len;
+    if (d->authkey_len) memcpy(l->key, d->authkey, d->authkey_len);
+    l->handshake_timeout = d->handshake_timeout ? d->handshake_timeout : MP__HANDSHAKE_TIMEOUT;
+    if (mp__listener_setup(l, d) == 0) return l;
+    int e = errno;
+    mp_listener_close(l);
+    errno = e;
+    return NULL;
+}
+
+MPDEF const char *mp_listener_address(const mp_listener *l) { return l ? l->address : NULL; }
+
+MPDEF int mp_listener_fileno(const mp_listener *l) { return l ? l->fd : MP_EINVAL; }
+
+/* accept4 on the non-blocking listening socket, waiting with poll until deadline:
+   another process sharing the listener may take the client we were woken for. */
+static int mp__accept_fd(int lfd, int64_t deadline) {
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) return fd;
+        switch (errno) {
+        case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+        case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case ENETUNREACH:
+            continue; /* that client is gone already; the next one may be fine */
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            break;
+        default:
+            return MP_ESYS; /* EMFILE, ENFILE, ENOBUFS...: the client stays queued */
+        }
+        int w = mp__fd_wait(lfd, POLLIN, deadline);
+        if (w != MP_OK) return w;
+    }
+}
+
+MPDEF int mp_listener_accept(mp_listener *l, mp_conn **out, double timeout) {
+    if (out) *out = NULL;
+    if (!l || !out || l->fd < 0) return MP_EINVAL;
+    int fd = mp__accept_fd(l->fd, mp__deadline(timeout));
+    if (fd < 0) return fd;
+    int64_t deadline = mp__deadline(l->handshake_timeout);
+    int rc = mp__sock_conn(fd, l->tcp, l->auth ? l->key : NULL, l->klen, true, deadline, out);
+    if (rc == MP_ECLOSED || rc == MP_ETIMEDOUT) rc = MP_EAUTH; /* that client failed */
+    return rc;
+}
+
+MPDEF void mp_listener_close(mp_listener *l) {
+    struct stat st;
+    if (!l) return;
+    if (l->fd >= 0) close(l->fd);
+    if (l->creator == getpid()) { /* not a forked copy: the file is its creator's */
+        if (l->path[0] && lstat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+            unlink(l->path);
+        if (l->dir[0]) rmdir(l->dir);
+    }
+    if (l->key) {
+        volatile unsigned char *k = l->key; /* the key does not linger in freed memory */
+        size_t i;
+        for (i = 0; i < l->klen; i++) k[i] = 0;
+        MP_FREE(l->key);
+    }
+    MP_FREE(l);
+}
+
+/* MP code of a failed connect (errno kept). */
+static int mp__connect_code(void) {
+    if (errno == ECONNREFUSED || errno == ECONNRESET || errno == EPIPE) return MP_ECLOSED;
+    return errno == ETIMEDOUT ? MP_ETIMEDOUT : MP_ESYS;
+}
+
+/* connect on a non-blocking socket until deadline. A Unix listener whose backlog is
+   full answers EAGAIN at once: retry after a short sleep, as a blocking connect would
+   wait. */
+static int mp__connect_fd(int fd, const mp__sockaddr *a, int64_t deadline) {
+    int64_t nap = 1000000;
+    while (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0) {
+        if (errno == EINPROGRESS || errno == EINTR) { /* TCP: finishes in the background */
+            int err = 0, w = mp__fd_wait(fd, POLLOUT, deadline);
+            socklen_t len = sizeof err;
+            if (w != MP_OK) return w;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return MP_ESYS;
+            if (!err) return MP_OK;
+            errno = err;
+            return mp__connect_code();
+        }
+        if (errno != EAGAIN) return mp__connect_code();
+        int64_t left = deadline - mp__now_ns();
+        if (left <= 0) return MP_ETIMEDOUT;
+        struct timespec ts = {0, (long)(nap < left ? nap : left)};
+        nanosleep(&ts, NULL);
+        if (nap < 50000000) nap *= 2;
+    }
+    return MP_OK;
+}
+
+/* A connected, blocking socket to the first address that takes us. */
+static int mp__connect(const mp__addrs *as, int64_t deadline, int *out) {
+    int i, rc = MP_ESYS;
+    for (i = 0; i < as->n; i++) {
+        int fd = socket(as->a[i].ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) continue; /* EAFNOSUPPORT...: the next address may do; rc stays */
+        rc = mp__connect_fd(fd, &as->a[i], deadline);
+        /* blocking again: a fresh socket has no other status flag to keep */
+        if (rc == MP_OK && fcntl(fd, F_SETFL, 0) == 0) {
+            *out = fd;
+            return MP_OK;
+        }
+        if (rc == MP_OK) rc = MP_ESYS;
+        int e = errno;
+        close(fd);
+        errno = e;
+        if (rc == MP_ETIMEDOUT) break;
+    }
+    return rc;
+}
+
+MPDEF int mp_client(const mp_client_desc *d, mp_conn **out) {
+    mp__addrs as;
+    int fd = -1;
+    if (out) *out = NULL;
+    if (!d || !out || !d->address || (!d->authkey && d->authkey_len) || d->timeout != d->timeout)
+        return MP_EINVAL;
+    int64_t deadline = mp__deadline(d->timeout ? d->timeout : MP__HANDSHAKE_TIMEOUT);
+    if (mp__addr_parse(d->address, false, &as) != 0) return errno == EINVAL ? MP_EINVAL : MP_ESYS;
+    int rc = mp__connect(&as, deadline, &fd);
+    if (rc != MP_OK) return rc;
+    return mp__sock_conn(fd, as.tcp, d->authkey, d->authkey_len, false, deadline, out);
+}
 
 #ifdef __cplusplus
 }

@@ -54,8 +54,9 @@ static b_result b_cur; /* in the child: the run in progress */
 static const char *const b_workloads[] = {
     "queue_1p1c_64B",   "queue_2p2c_64B",   "pingpong_64B",     "queue_1MiB",
     "pool_map_1M",      "pool_apply_async", "pool_imap_chunk1", "lock_uncontended",
-    "lock_contended_2p", "process_start_join", "queue_sizes_8B", "queue_sizes_256B",
-    "queue_sizes_4KiB", "queue_sizes_64KiB", "queue_sizes_1MiB", "queue_sizes_16MiB"};
+    "lock_contended_2p", "process_start_join", "tcp_pingpong_64B", "connect_auth",
+    "queue_sizes_8B",    "queue_sizes_256B",   "queue_sizes_4KiB", "queue_sizes_64KiB",
+    "queue_sizes_1MiB",  "queue_sizes_16MiB"};
 enum { B_NWORKLOADS = sizeof b_workloads / sizeof b_workloads[0] };
 
 /* The targets of BENCHMARKS.md, then the floors the issues set. sys: the mp.h system
@@ -115,6 +116,8 @@ static const b_target b_targets[] = {
     {"named_queue_1p1c_64B", NULL, "family (forked), mp.h queue", NULL, 1 / 1.1,
      "within 1.1x of the family figure"},
     {"named_queue_1p1c_64B", NULL, "Boost message_queue", NULL, 2, ">= 2x Boost message_queue"},
+    {"tcp_pingpong_64B", "mp.h", "raw TCP socket", NULL, 1 / 1.1, "<= 1.1x raw TCP socket"},
+    {"connect_auth", "mp.h", "Python Listener/Client", NULL, 1, "faster than Python"},
 };
 enum { B_NTARGETS = sizeof b_targets / sizeof b_targets[0] };
 

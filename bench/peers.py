@@ -11,6 +11,7 @@ COUNT overrides the count (to check that scaling does not change the rate).
 
 The fork start method is used, as mp.h forks (it is Linux's default before 3.14)."""
 import multiprocessing as mp
+from multiprocessing.connection import Client, Listener
 import sys
 import time
 
@@ -30,7 +31,10 @@ COUNTS = {
     "lock_uncontended": (1_000_000, 1_000_000, "pairs"),
     "lock_contended_2p": (200_000, 1_000_000, "increments per process"),
     "process_start_join": (300, 2_000, "processes"),
+    "tcp_pingpong_64B": (20_000, 100_000, "round trips"),
+    "connect_auth": (1_000, 1_000, "connections"),
 }
+KEY = b"bench key"
 
 
 def check(procs):
@@ -257,6 +261,52 @@ def process_start_join(variant, n):
         p.join()
     how = 'get_context("forkserver").' if variant == "forkserver" else ""
     return (time.perf_counter() - t0) / n * 1e6, how + "Process(target=noop).start(); join()"
+
+
+# ---- Listener and Client --------------------------------------------------------------
+
+def tcp_echo(address, n):
+    c = Client(address, authkey=KEY)
+    recv, send = c.recv_bytes, c.send_bytes
+    for _ in range(n):
+        send(recv())
+    c.close()
+
+
+def tcp_pingpong_64B(variant, n):
+    with Listener(("127.0.0.1", 0), authkey=KEY) as l:
+        p = ctx.Process(target=tcp_echo, args=(l.address, n + 1))
+        p.start()
+        c = l.accept()
+    put, get = c.send_bytes, c.recv_bytes
+    put(MSG)  # the first round trip waits for the child to start
+    get()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        put(MSG)
+        get()
+    dt = time.perf_counter() - t0
+    c.close()
+    check([p])
+    return dt / n * 1e6, "Listener/Client on 127.0.0.1, send_bytes/recv_bytes"
+
+
+def connect_many(address, n):
+    for _ in range(n):
+        Client(address, authkey=KEY).close()
+
+
+def connect_auth(variant, n):
+    with Listener(("127.0.0.1", 0), authkey=KEY) as l:
+        t0 = time.perf_counter()
+        p = ctx.Process(target=connect_many, args=(l.address, n))
+        p.start()
+        for _ in range(n):
+            l.accept().close()
+        dt = time.perf_counter() - t0
+    check([p])
+    digest = "HMAC-SHA256" if sys.version_info >= (3, 12) else "HMAC-MD5"
+    return dt / n * 1e6, f"Client -> Listener on 127.0.0.1, {digest} both ways"
 
 
 def main():

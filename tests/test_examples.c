@@ -3,6 +3,7 @@
    own, with a time limit; its output is then checked, and no process may outlive it. */
 #define _GNU_SOURCE
 #include "test.h"
+#include "py_peer.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -370,6 +371,62 @@ TEST_T(example_pipeline, 40) {
     CHECK_EQ(batched, 300);
     CHECK(r.secs >= 0.9); /* the last partial batch waits for its second */
     ex_free(&r);
+}
+
+TEST_T(example_listener_client, 30) {
+    ex_result r = ex_run("listener_client", 20);
+    const char *l = ex_line(r.out, "server listening on 127.0.0.1:");
+    CHECK(l && atoi(l + 30) > 0);
+    for (int c = 0; c < 3; c++)
+        for (int i = 1; i <= 3; i++) { /* each request answered, in order per client */
+            char want[96];
+            snprintf(want, sizeof want, "client %d got: HELLO FROM CLIENT %d (%d)\n", c, c, i);
+            CHECK(ex_line(r.out, want));
+            if (i > 1) {
+                char prev[96];
+                snprintf(prev, sizeof prev, "client %d got: HELLO FROM CLIENT %d (%d)\n", c, c, i - 1);
+                CHECK(ex_line(r.out, prev) < ex_line(r.out, want));
+            }
+        }
+    CHECK(ex_line(r.out, "client 3: authentication failed\n"));
+    CHECK(ex_line(r.out, "server: 3 clients served, 9 requests, 1 refused\n"));
+    CHECK_EQ(ex_lines(r.out), 12);
+    ex_free(&r);
+}
+
+/* README's Python snippet, run as it stands (its port replaced by the one the server
+   got), against "listener_client serve 127.0.0.1:0 1". */
+TEST_T(example_listener_client_python_snippet, 30) {
+    if (t_py_slow("example_listener_client_python_snippet")) return;
+    char *readme = ex_slurp("README.md"), *py = strstr(readme, "```python\n# talks to examples/listener_client.c");
+    CHECK(py != NULL);
+    py += strlen("```python\n");
+    char *end = strstr(py, "```");
+    CHECK(end != NULL);
+    *end = 0;
+    const char *dir = getenv("MP_EXAMPLES_DIR");
+    char bin[512], line[128], port[128], code[2048];
+    snprintf(bin, sizeof bin, "%s/listener_client", dir && *dir ? dir : "build/examples");
+    char *sargv[] = {bin, (char *)"serve", (char *)"127.0.0.1:0", (char *)"1", NULL};
+    t_proc server, client;
+    CHECK(t_proc_start(sargv, &server));
+    CHECK(t_proc_line(&server, line, sizeof line, 20));
+    CHECK(strncmp(line, "listening on 127.0.0.1:", 23) == 0);
+    snprintf(port, sizeof port, "%s", line + 23);
+    code[0] = 0; /* every "6000" (the snippet's port) becomes the real one */
+    for (char *at; (at = strstr(py, "6000")) != NULL; py = at + 4)
+        snprintf(code + strlen(code), sizeof code - strlen(code), "%.*s%s", (int)(at - py), py, port);
+    CHECK(strstr(code, port) != NULL);
+    snprintf(code + strlen(code), sizeof code - strlen(code), "%s", py);
+    char *pargv[] = {(char *)"python3", (char *)"-c", code, NULL};
+    CHECK(t_proc_start(pargv, &client));
+    CHECK(t_proc_line(&client, line, sizeof line, 20));
+    CHECK(strcmp(line, "b'HELLO FROM PYTHON'") == 0);
+    CHECK_EQ(t_proc_end(&client), 0);
+    CHECK(t_proc_line(&server, line, sizeof line, 20));
+    CHECK(strcmp(line, "server: 1 clients served, 1 requests, 0 refused") == 0);
+    CHECK_EQ(t_proc_end(&server), 0);
+    free(readme);
 }
 
 /* ---- every snippet in README.md and mp.h's doc block is cut from an example ---- */
