@@ -2674,7 +2674,8 @@ static void mp__fs_track(pid_t pid, pid_t requester, mp_process *rec) {
         if (!c) return; /* untracked: reaped all the same, its status is lost */
         mp__fs.c = c, mp__fs.cap = cap;
     }
-    mp__fs.c[mp__fs.n++] = (mp__fs_child){pid, requester, rec, rec->daemon};
+    mp__fs_child *c = &mp__fs.c[mp__fs.n++];
+    c->pid = pid, c->requester = requester, c->rec = rec, c->daemon = rec->daemon;
 }
 
 /* In the server: answer one request (a requester that died meanwhile is no matter). */
