@@ -1339,6 +1339,71 @@ typedef struct mp_client_desc {
 MPDEF int mp_client(const mp_client_desc *d, mp_conn **out);
 
 
+// >>decl:dict --------------------------------------------------------------------
+
+/* Python's dict and list of bytes, in the shared heap: every thread of every process
+   of the family (and the programs attached to a named heap) uses one at memory speed.
+   Keys and values are byte strings of any size (0 included) up to what the heap holds;
+   the containers grow as the heap allows and reuse the memory of what is deleted.
+   Robust: a process killed inside any verb leaves the container consistent (the verb
+   happened or it did not; at most the value it was moving leaks). The same verbs work
+   on a handle from mp_manager_dict / mp_manager_list (see SHARED CONTAINERS AND THE
+   MANAGER): there every verb is one round trip to the server and may also return
+   MP_ECLOSED (server gone), MP_ETIMEDOUT (no answer within the manager's timeout),
+   MP_ESYS. */
+typedef struct mp_dict mp_dict;
+typedef struct mp_list mp_list;
+
+/* An empty dict in the shared heap. NULL + errno ENOMEM. */
+MPDEF mp_dict *mp_dict_create(void);
+/* d[key] = val (copies both). MP_OK; MP_EINVAL (NULL or destroyed d, NULL key or val
+   with a length > 0); MP_ENOMEM. */
+MPDEF int mp_dict_set(mp_dict *d, const void *key, size_t klen, const void *val, size_t vlen);
+/* Copy d[key] into buf, *len = its size. MP_OK; MP_ENOTFOUND; MP_ETOOBIG (cap too
+   small: *len = the size needed, nothing copied; buf NULL with cap 0 asks the size);
+   MP_EINVAL. */
+MPDEF int mp_dict_get(mp_dict *d, const void *key, size_t klen, void *buf, size_t cap, size_t *len);
+/* As mp_dict_get into a new MP_MALLOC buffer (*buf; free() it), NULL on failure.
+   MP_OK, MP_ENOTFOUND, MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_dict_get_alloc(mp_dict *d, const void *key, size_t klen, void **buf, size_t *len);
+/* del d[key]. MP_OK, MP_ENOTFOUND, MP_EINVAL. */
+MPDEF int mp_dict_del(mp_dict *d, const void *key, size_t klen);
+/* *n = number of keys. MP_OK, MP_EINVAL. */
+MPDEF int mp_dict_len(mp_dict *d, size_t *n);
+/* Call fn on every (key, value) of a snapshot taken at once (in no set order); fn
+   returning non-zero stops. The pointers are valid during the call only. MP_OK,
+   MP_ENOMEM (no room for the snapshot), MP_EINVAL. */
+MPDEF int mp_dict_items(mp_dict *d, int (*fn)(const void *k, size_t kl, const void *v,
+                                              size_t vl, void *arg), void *arg);
+/* Free a local dict and everything in it (no one may use it any more); for a served
+   handle, free the handle only (the server's dict stays). NULL is a no-op. */
+MPDEF void mp_dict_destroy(mp_dict *d);
+
+/* An empty list in the shared heap. NULL + errno ENOMEM. */
+MPDEF mp_list *mp_list_create(void);
+/* l.append(val). MP_OK, MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_list_append(mp_list *l, const void *val, size_t len);
+/* Copy l[index] into buf (index < 0 counts from the end, as Python's). MP_OK;
+   MP_ENOTFOUND (out of range); MP_ETOOBIG as mp_dict_get; MP_EINVAL. */
+MPDEF int mp_list_get(mp_list *l, long index, void *buf, size_t cap, size_t *len);
+/* As mp_list_get into a new MP_MALLOC buffer. MP_OK, MP_ENOTFOUND, MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_list_get_alloc(mp_list *l, long index, void **buf, size_t *len);
+/* l[index] = val. MP_OK, MP_ENOTFOUND, MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_list_set(mp_list *l, long index, const void *val, size_t len);
+/* l.pop(index) (-1: the last) into buf, *len = its size (len may be NULL). buf NULL
+   with cap 0: discard the item. MP_OK; MP_ENOTFOUND; MP_ETOOBIG (nothing removed, *len
+   = the size needed); MP_ENOMEM (a pop before the last item copies the list's array of
+   offsets, 8 bytes an item: no room for it, nothing removed); MP_EINVAL. */
+MPDEF int mp_list_pop(mp_list *l, long index, void *buf, size_t cap, size_t *len);
+/* *n = number of items. MP_OK, MP_EINVAL. */
+MPDEF int mp_list_len(mp_list *l, size_t *n);
+/* Call fn on every item of a snapshot, in order; fn returning non-zero stops. MP_OK,
+   MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_list_items(mp_list *l, int (*fn)(const void *v, size_t len, void *arg), void *arg);
+/* As mp_dict_destroy. */
+MPDEF void mp_list_destroy(mp_list *l);
+
+
 #ifdef __cplusplus
 }
 #endif
@@ -2033,11 +2098,15 @@ static mp__names *mp__names_of(mp__heap *h) {
     return h->names ? (mp__names *)(void *)((char *)h + h->names) : NULL;
 }
 
-static uint64_t mp__name_hash(const char *name) {
+/* FNV-1a: the registry's and the dict's hash. */
+static uint64_t mp__fnv(const void *p, size_t n) {
+    const unsigned char *c = (const unsigned char *)p;
     uint64_t x = 1469598103934665603ull;
-    for (; *name; name++) x = (x ^ (unsigned char)*name) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++) x = (x ^ c[i]) * 1099511628211ull;
     return x;
 }
+
+static uint64_t mp__name_hash(const char *name) { return mp__fnv(name, strlen(name)); }
 
 /* The slot holding name, or if absent the slot an insert would take (the first deleted
    one on the way, else the empty one that ends the probe). */
@@ -5947,6 +6016,581 @@ MPDEF int mp_client(const mp_client_desc *d, mp_conn **out) {
     int rc = mp__connect(&as, deadline, &fd);
     if (rc != MP_OK) return rc;
     return mp__sock_conn(fd, as.tcp, d->authkey, d->authkey_len, false, deadline, out);
+}
+
+// >>dict -------------------------------------------------------------------------
+// A hash table in the shared heap under one robust lock word. Keys and values live
+// together in immutable heap blocks; a table slot holds a block's offset (0 empty, 1
+// deleted), so every change commits with one store: a set builds its block before it
+// takes the lock and swaps it in, a delete stores 1. A process killed inside leaves the
+// table consistent; the next holder recounts (the counts are not part of the commit)
+// and frees a half-built table (recorded in pending before it is filled). The lock is
+// held for a probe and a copy, never for an allocation of a value.
+
+#define MP__DICT_MAGIC 0x64494354u
+#define MP__LIST_MAGIC 0x6c495354u
+#define MP__SERVED_MAGIC 0x73525644u
+#define MP__KV_DELETED 1u
+
+/* What a verb asks, in one struct, so that a served handle forwards any verb through
+   one function and the server runs it on a local container with the same verbs. */
+typedef struct mp__op {
+    int code; /* MP__OP_*, the protocol's opcode (see >>manager) */
+    const void *key, *val;
+    size_t klen, vlen;
+    long index;
+    void *buf;
+    size_t cap, *len; /* get/pop into buf */
+    void **alloc;     /* get_alloc */
+    size_t *n;        /* len */
+    int (*dict_fn)(const void *k, size_t kl, const void *v, size_t vl, void *arg);
+    int (*list_fn)(const void *v, size_t vl, void *arg);
+    void *arg;
+} mp__op;
+
+enum {
+    MP__OP_OPEN = 1, MP__OP_DICT_SET, MP__OP_DICT_GET, MP__OP_DICT_DEL, MP__OP_DICT_LEN,
+    MP__OP_DICT_ITEMS, MP__OP_LIST_APPEND, MP__OP_LIST_GET, MP__OP_LIST_SET,
+    MP__OP_LIST_POP, MP__OP_LIST_LEN, MP__OP_LIST_ITEMS, MP__OP_VALUE_READ,
+    MP__OP_VALUE_WRITE, MP__OP_SHUTDOWN, MP__OP_COUNT
+};
+
+/* A served handle begins so (see >>manager): the verbs hand it the op. */
+typedef struct mp__served {
+    uint32_t magic; /* MP__SERVED_MAGIC */
+    uint32_t kind;  /* MP__DICT_MAGIC, MP__LIST_MAGIC, MP__VALUE_MAGIC */
+    int (*call)(struct mp__served *s, mp__op *op);
+} mp__served;
+
+struct mp_dict {
+    uint32_t magic;
+    uint32_t lock;
+    uint64_t table;   /* offset of the mp__dtab, 0 until the first set */
+    uint64_t pending; /* a table being built under the lock, 0 otherwise */
+    uint64_t count;   /* live entries */
+};
+
+typedef struct mp__dent {
+    uint64_t hash;
+    uint64_t kv; /* offset of the mp__kv block; 0 empty, 1 deleted */
+} mp__dent;
+
+typedef struct mp__dtab {
+    uint64_t cap;  /* a power of two */
+    uint64_t used; /* slots not empty: grows (or cleans) the table at 3/4 */
+    mp__dent e[1];
+} mp__dtab;
+
+typedef struct mp__kv {
+    uint64_t klen, vlen; /* then the key's bytes, then the value's */
+} mp__kv;
+
+static void *mp__at(uint64_t off) { return (char *)mp__g.heap + off; }
+static uint64_t mp__off(const void *p) { return (uint64_t)((const char *)p - (char *)mp__g.heap); }
+static const char *mp__kv_key(const mp__kv *kv) { return (const char *)(kv + 1); }
+static const char *mp__kv_val(const mp__kv *kv) { return mp__kv_key(kv) + kv->klen; }
+
+/* A heap block holding a (key, value) pair; key may be NULL with klen 0 (a list item).
+   NULL + errno ENOMEM. */
+static mp__kv *mp__kv_new(const void *key, size_t klen, const void *val, size_t vlen) {
+    if (klen > SIZE_MAX / 2 - sizeof(mp__kv) || vlen > SIZE_MAX / 2) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mp__kv *kv = (mp__kv *)mp_alloc(sizeof *kv + klen + vlen);
+    if (!kv) return NULL;
+    kv->klen = klen, kv->vlen = vlen;
+    if (klen) memcpy(kv + 1, key, klen);
+    if (vlen) memcpy((char *)(kv + 1) + klen, val, vlen);
+    return kv;
+}
+
+/* The copy-out rule of get and pop: into buf when it fits (buf NULL: nothing copied,
+   as pop's discard), MP_ETOOBIG with *len otherwise, or into a fresh MP_MALLOC block. */
+static int mp__copy_out(const void *src, size_t n, mp__op *op) {
+    if (op->len) *op->len = n;
+    if (op->alloc) {
+        if (!(*op->alloc = MP_MALLOC(n ? n : 1))) return MP_ENOMEM;
+        if (n) memcpy(*op->alloc, src, n);
+        return MP_OK;
+    }
+    if (!op->buf) return MP_OK;
+    if (n > op->cap) return MP_ETOOBIG;
+    if (n) memcpy(op->buf, src, n);
+    return MP_OK;
+}
+
+/* A block recorded in *pending by a holder that died before installing it is freed;
+   one it installed is left (installed is what the container now points to). */
+static void mp__pending_repair(uint64_t *pending, uint64_t installed) {
+    if (*pending && *pending != installed) mp_free(mp__at(*pending));
+    *pending = 0;
+}
+
+static mp__dtab *mp__dtab_of(mp_dict *d) { return d->table ? (mp__dtab *)mp__at(d->table) : NULL; }
+
+static void mp__dict_lock(mp_dict *d) {
+    if (mp__lw_acquire(&d->lock, MP__NEVER) != MP_EOWNERDEAD) return;
+    mp__pending_repair(&d->pending, d->table);
+    mp__dtab *t = mp__dtab_of(d);
+    uint64_t used = 0, live = 0;
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        used += t->e[i].kv != 0;
+        live += t->e[i].kv > MP__KV_DELETED;
+    }
+    if (t) t->used = used;
+    d->count = live;
+}
+
+/* As mp__names_find: the slot holding the key, else the slot an insert takes. */
+static mp__dent *mp__dict_find(mp__dtab *t, uint64_t hash, const void *key, size_t klen,
+                               bool *found) {
+    mp__dent *free_slot = NULL;
+    for (uint64_t i = hash & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        mp__dent *e = &t->e[i];
+        uint64_t o = mp__load(&e->kv);
+        if (o == 0) {
+            *found = false;
+            return free_slot ? free_slot : e;
+        }
+        if (o == MP__KV_DELETED) {
+            if (!free_slot) free_slot = e;
+            continue;
+        }
+        const mp__kv *kv = (const mp__kv *)mp__at(o);
+        if (e->hash == hash && kv->klen == klen && memcmp(mp__kv_key(kv), key, klen) == 0) {
+            *found = true;
+            return e;
+        }
+    }
+}
+
+/* A table with room for one more entry: the current one, or a rebuilt one (twice the
+   size when half full of live entries, else the same size without deleted slots)
+   installed by one store. NULL (ENOMEM). Holding the lock. */
+static mp__dtab *mp__dict_room(mp_dict *d) {
+    mp__dtab *t = mp__dtab_of(d), *n;
+    if (t && (t->used + 1) * 4 <= t->cap * 3) return t;
+    uint64_t cap = !t ? 8 : (d->count + 1) * 2 > t->cap ? t->cap * 2 : t->cap;
+    if (cap > (SIZE_MAX - sizeof *n) / sizeof(mp__dent) / 2) return NULL;
+    if (!(n = (mp__dtab *)mp_calloc(1, sizeof *n + (cap - 1) * sizeof(mp__dent)))) return NULL;
+    mp__store(&d->pending, mp__off(n));
+    n->cap = cap;
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        if (t->e[i].kv <= MP__KV_DELETED) continue;
+        bool found;
+        const mp__kv *kv = (const mp__kv *)mp__at(t->e[i].kv);
+        *mp__dict_find(n, t->e[i].hash, mp__kv_key(kv), kv->klen, &found) = t->e[i];
+        n->used++;
+    }
+    mp__store(&d->table, mp__off(n)); /* the commit */
+    mp__store(&d->pending, (uint64_t)0);
+    mp_free(t);
+    return n;
+}
+
+static bool mp__dict_ok(const mp_dict *d) { return d && d->magic == MP__DICT_MAGIC; }
+static bool mp__served_is(const void *h, uint32_t kind) {
+    const mp__served *s = (const mp__served *)h;
+    return s && s->magic == MP__SERVED_MAGIC && s->kind == kind;
+}
+
+MPDEF mp_dict *mp_dict_create(void) {
+    mp_dict *d = (mp_dict *)mp_calloc(1, sizeof *d);
+    if (d) d->magic = MP__DICT_MAGIC;
+    return d;
+}
+
+static int mp__dict_set(mp_dict *d, mp__op *op) {
+    uint64_t hash = mp__fnv(op->key, op->klen), old = 0;
+    mp__kv *kv = mp__kv_new(op->key, op->klen, op->val, op->vlen);
+    if (!kv) return MP_ENOMEM;
+    mp__dict_lock(d);
+    mp__dtab *t = mp__dict_room(d);
+    if (t) {
+        bool found;
+        mp__dent *e = mp__dict_find(t, hash, op->key, op->klen, &found);
+        if (found) {
+            old = e->kv;
+        } else {
+            e->hash = hash;
+            t->used += e->kv == 0;
+        }
+        mp__store(&e->kv, mp__off(kv)); /* the commit */
+        d->count += !found;
+    }
+    mp__lw_release(&d->lock);
+    if (!t) mp_free(kv);
+    if (old) mp_free(mp__at(old));
+    return t ? MP_OK : MP_ENOMEM;
+}
+
+/* get, get_alloc and del: one probe under the lock. */
+static int mp__dict_take(mp_dict *d, mp__op *op) {
+    uint64_t hash = mp__fnv(op->key, op->klen), old = 0;
+    mp__dict_lock(d);
+    mp__dtab *t = mp__dtab_of(d);
+    bool found = false;
+    mp__dent *e = t ? mp__dict_find(t, hash, op->key, op->klen, &found) : NULL;
+    int rc = found ? MP_OK : MP_ENOTFOUND;
+    if (found && op->code == MP__OP_DICT_DEL) {
+        old = e->kv;
+        mp__store(&e->kv, (uint64_t)MP__KV_DELETED); /* the commit */
+        d->count--;
+    } else if (found) {
+        const mp__kv *kv = (const mp__kv *)mp__at(e->kv);
+        rc = mp__copy_out(mp__kv_val(kv), kv->vlen, op);
+    }
+    mp__lw_release(&d->lock);
+    if (old) mp_free(mp__at(old));
+    return rc;
+}
+
+/* A snapshot of the live blocks, copied under the lock into one MP_MALLOC buffer that
+   holds them back to back (each an mp__kv then its bytes, 16-byte aligned); the
+   callback runs after the lock is released. */
+static int mp__dict_items(mp_dict *d, mp__op *op) {
+    mp__dict_lock(d);
+    mp__dtab *t = mp__dtab_of(d);
+    size_t total = 0;
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        const mp__kv *kv = (const mp__kv *)mp__at(t->e[i].kv);
+        if (t->e[i].kv > MP__KV_DELETED) total += (sizeof *kv + kv->klen + kv->vlen + 15) & ~(size_t)15;
+    }
+    char *snap = (char *)MP_MALLOC(total ? total : 1), *p = snap;
+    for (uint64_t i = 0; snap && t && i < t->cap; i++) {
+        const mp__kv *kv = (const mp__kv *)mp__at(t->e[i].kv);
+        if (t->e[i].kv <= MP__KV_DELETED) continue;
+        memcpy(p, kv, sizeof *kv + kv->klen + kv->vlen);
+        p += (sizeof *kv + kv->klen + kv->vlen + 15) & ~(size_t)15;
+    }
+    mp__lw_release(&d->lock);
+    if (!snap) return MP_ENOMEM;
+    for (char *q = snap; q < p;) {
+        const mp__kv *kv = (const mp__kv *)(void *)q;
+        if (op->dict_fn(mp__kv_key(kv), kv->klen, mp__kv_val(kv), kv->vlen, op->arg)) break;
+        q += (sizeof *kv + kv->klen + kv->vlen + 15) & ~(size_t)15;
+    }
+    MP_FREE(snap);
+    return MP_OK;
+}
+
+/* Every dict verb: check, then run locally or hand the op to the server. */
+static int mp__dict_run(mp_dict *d, mp__op *op) {
+    if (mp__served_is(d, MP__DICT_MAGIC)) return ((mp__served *)(void *)d)->call((mp__served *)(void *)d, op);
+    if (!mp__dict_ok(d)) return MP_EINVAL;
+    switch (op->code) {
+    case MP__OP_DICT_SET: return mp__dict_set(d, op);
+    case MP__OP_DICT_ITEMS: return mp__dict_items(d, op);
+    case MP__OP_DICT_LEN:
+        mp__dict_lock(d);
+        *op->n = d->count;
+        mp__lw_release(&d->lock);
+        return MP_OK;
+    default: return mp__dict_take(d, op);
+    }
+}
+
+static void mp__op_init(mp__op *op, int code) {
+    memset(op, 0, sizeof *op);
+    op->code = code;
+}
+
+/* The key of every verb: klen 0 is a valid (empty) key, but a NULL key with klen > 0 is
+   not. */
+static bool mp__bytes_ok(const void *p, size_t n) { return p || n == 0; }
+
+MPDEF int mp_dict_set(mp_dict *d, const void *key, size_t klen, const void *val, size_t vlen) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_SET);
+    if (!mp__bytes_ok(key, klen) || !mp__bytes_ok(val, vlen)) return MP_EINVAL;
+    op.key = key, op.klen = klen, op.val = val, op.vlen = vlen;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_get(mp_dict *d, const void *key, size_t klen, void *buf, size_t cap, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_GET);
+    if (!mp__bytes_ok(key, klen) || !mp__bytes_ok(buf, cap) || !len) return MP_EINVAL;
+    op.key = key, op.klen = klen, op.buf = buf ? buf : (void *)&op, op.cap = cap, op.len = len;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_get_alloc(mp_dict *d, const void *key, size_t klen, void **buf, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_GET);
+    if (!mp__bytes_ok(key, klen) || !buf || !len) return MP_EINVAL;
+    *buf = NULL;
+    op.key = key, op.klen = klen, op.alloc = buf, op.len = len;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_del(mp_dict *d, const void *key, size_t klen) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_DEL);
+    if (!mp__bytes_ok(key, klen)) return MP_EINVAL;
+    op.key = key, op.klen = klen;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_len(mp_dict *d, size_t *n) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_LEN);
+    if (!n) return MP_EINVAL;
+    op.n = n;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_items(mp_dict *d, int (*fn)(const void *k, size_t kl, const void *v,
+                                              size_t vl, void *arg), void *arg) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_ITEMS);
+    if (!fn) return MP_EINVAL;
+    op.dict_fn = fn, op.arg = arg;
+    return mp__dict_run(d, &op);
+}
+
+/* A served handle's destroy drops the handle only (see >>manager). */
+static void mp__served_drop(void *h) {
+    ((mp__served *)h)->magic = 0;
+    MP_FREE(h);
+}
+
+MPDEF void mp_dict_destroy(mp_dict *d) {
+    if (mp__served_is(d, MP__DICT_MAGIC)) {
+        mp__served_drop(d);
+        return;
+    }
+    if (!mp__dict_ok(d)) return;
+    mp__dict_lock(d);
+    mp__dtab *t = mp__dtab_of(d);
+    for (uint64_t i = 0; t && i < t->cap; i++)
+        if (t->e[i].kv > MP__KV_DELETED) mp_free(mp__at(t->e[i].kv));
+    mp_free(t);
+    d->magic = 0;
+    mp__lw_release(&d->lock);
+    mp_free(d);
+}
+
+// >>list -------------------------------------------------------------------------
+// An array of item offsets in one heap block that also holds the length, so that an
+// append (store the slot, then the length), a set (store the slot) and a pop of the
+// last item (store the length) each commit with one store. Growing and a pop from the
+// middle build a new array (recorded in pending) and install it with one store of its
+// offset: a process killed inside leaves the old array or the new, never a mix.
+
+struct mp_list {
+    uint32_t magic;
+    uint32_t lock;
+    uint64_t arr;     /* offset of the mp__larr, 0 until the first append */
+    uint64_t pending; /* an array being built under the lock, 0 otherwise */
+};
+
+typedef struct mp__larr {
+    uint64_t cap, len;
+    uint64_t item[1]; /* offsets of mp__kv blocks with klen 0 */
+} mp__larr;
+
+static mp__larr *mp__larr_of(mp_list *l) { return l->arr ? (mp__larr *)mp__at(l->arr) : NULL; }
+
+static void mp__list_lock(mp_list *l) {
+    if (mp__lw_acquire(&l->lock, MP__NEVER) == MP_EOWNERDEAD) mp__pending_repair(&l->pending, l->arr);
+}
+
+/* A copy of a with capacity cap, without item skip (-1: none), installed by one
+   store. NULL (ENOMEM). Holding the lock. */
+static mp__larr *mp__larr_rebuild(mp_list *l, mp__larr *a, uint64_t cap, int64_t skip) {
+    if (cap > (SIZE_MAX - sizeof *a) / sizeof(uint64_t) / 2) return NULL;
+    mp__larr *n = (mp__larr *)mp_alloc(sizeof *n + (cap - 1) * sizeof(uint64_t));
+    if (!n) return NULL;
+    mp__store(&l->pending, mp__off(n));
+    n->cap = cap, n->len = 0;
+    for (uint64_t i = 0; a && i < a->len; i++)
+        if ((int64_t)i != skip) n->item[n->len++] = a->item[i];
+    mp__store(&l->arr, mp__off(n)); /* the commit */
+    mp__store(&l->pending, (uint64_t)0);
+    mp_free(a);
+    return n;
+}
+
+/* index as Python takes it (negative: from the end), or -1 when out of range. */
+static int64_t mp__list_index(mp__larr *a, long index) {
+    int64_t n = a ? (int64_t)a->len : 0, i = index < 0 ? (int64_t)index + n : (int64_t)index;
+    return i >= 0 && i < n ? i : -1;
+}
+
+static int mp__list_append(mp_list *l, mp__op *op) {
+    mp__kv *kv = mp__kv_new(NULL, 0, op->val, op->vlen);
+    if (!kv) return MP_ENOMEM;
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    if (!a || a->len == a->cap) a = mp__larr_rebuild(l, a, a ? a->cap * 2 : 8, -1);
+    if (a) {
+        a->item[a->len] = mp__off(kv);
+        mp__store(&a->len, a->len + 1); /* the commit */
+    }
+    mp__lw_release(&l->lock);
+    if (!a) mp_free(kv);
+    return a ? MP_OK : MP_ENOMEM;
+}
+
+static int mp__list_set(mp_list *l, mp__op *op) {
+    mp__kv *kv = mp__kv_new(NULL, 0, op->val, op->vlen);
+    if (!kv) return MP_ENOMEM;
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    int64_t i = mp__list_index(a, op->index);
+    uint64_t old = i < 0 ? mp__off(kv) : a->item[i];
+    if (i >= 0) mp__store(&a->item[i], mp__off(kv)); /* the commit */
+    mp__lw_release(&l->lock);
+    mp_free(mp__at(old));
+    return i < 0 ? MP_ENOTFOUND : MP_OK;
+}
+
+/* get and pop: copy the item out, and for pop remove it (by the length for the last
+   item, else by a rebuilt array). A pop whose copy fails (MP_ETOOBIG) removes nothing. */
+static int mp__list_take(mp_list *l, mp__op *op) {
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    int64_t i = mp__list_index(a, op->index);
+    uint64_t old = 0;
+    int rc = MP_ENOTFOUND;
+    if (i >= 0) {
+        const mp__kv *kv = (const mp__kv *)mp__at(a->item[i]);
+        rc = mp__copy_out(mp__kv_val(kv), kv->vlen, op);
+    }
+    if (rc == MP_OK && op->code == MP__OP_LIST_POP) {
+        old = a->item[i];
+        if ((uint64_t)i + 1 == a->len) mp__store(&a->len, a->len - 1); /* the commit */
+        else if (!mp__larr_rebuild(l, a, a->cap, i)) old = 0, rc = MP_ENOMEM;
+    }
+    mp__lw_release(&l->lock);
+    if (rc == MP_ENOMEM && op->alloc) MP_FREE(*op->alloc), *op->alloc = NULL;
+    if (old) mp_free(mp__at(old));
+    return rc;
+}
+
+static int mp__list_items(mp_list *l, mp__op *op) {
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    size_t total = 0, n = a ? a->len : 0;
+    for (size_t i = 0; i < n; i++) {
+        const mp__kv *kv = (const mp__kv *)mp__at(a->item[i]);
+        total += (sizeof *kv + kv->vlen + 15) & ~(size_t)15;
+    }
+    char *snap = (char *)MP_MALLOC(total ? total : 1), *p = snap;
+    for (size_t i = 0; snap && i < n; i++) {
+        const mp__kv *kv = (const mp__kv *)mp__at(a->item[i]);
+        memcpy(p, kv, sizeof *kv + kv->vlen);
+        p += (sizeof *kv + kv->vlen + 15) & ~(size_t)15;
+    }
+    mp__lw_release(&l->lock);
+    if (!snap) return MP_ENOMEM;
+    for (char *q = snap; q < p;) {
+        const mp__kv *kv = (const mp__kv *)(void *)q;
+        if (op->list_fn(mp__kv_val(kv), kv->vlen, op->arg)) break;
+        q += (sizeof *kv + kv->vlen + 15) & ~(size_t)15;
+    }
+    MP_FREE(snap);
+    return MP_OK;
+}
+
+static bool mp__list_ok(const mp_list *l) { return l && l->magic == MP__LIST_MAGIC; }
+
+static int mp__list_run(mp_list *l, mp__op *op) {
+    if (mp__served_is(l, MP__LIST_MAGIC)) return ((mp__served *)(void *)l)->call((mp__served *)(void *)l, op);
+    if (!mp__list_ok(l)) return MP_EINVAL;
+    switch (op->code) {
+    case MP__OP_LIST_APPEND: return mp__list_append(l, op);
+    case MP__OP_LIST_SET: return mp__list_set(l, op);
+    case MP__OP_LIST_ITEMS: return mp__list_items(l, op);
+    case MP__OP_LIST_LEN: {
+        mp__list_lock(l);
+        mp__larr *a = mp__larr_of(l);
+        *op->n = a ? a->len : 0;
+        mp__lw_release(&l->lock);
+        return MP_OK;
+    }
+    default: return mp__list_take(l, op);
+    }
+}
+
+MPDEF mp_list *mp_list_create(void) {
+    mp_list *l = (mp_list *)mp_calloc(1, sizeof *l);
+    if (l) l->magic = MP__LIST_MAGIC;
+    return l;
+}
+
+MPDEF int mp_list_append(mp_list *l, const void *val, size_t len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_APPEND);
+    if (!mp__bytes_ok(val, len)) return MP_EINVAL;
+    op.val = val, op.vlen = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_get(mp_list *l, long index, void *buf, size_t cap, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_GET);
+    if (!mp__bytes_ok(buf, cap) || !len) return MP_EINVAL;
+    op.index = index, op.buf = buf ? buf : (void *)&op, op.cap = cap, op.len = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_get_alloc(mp_list *l, long index, void **buf, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_GET);
+    if (!buf || !len) return MP_EINVAL;
+    *buf = NULL;
+    op.index = index, op.alloc = buf, op.len = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_set(mp_list *l, long index, const void *val, size_t len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_SET);
+    if (!mp__bytes_ok(val, len)) return MP_EINVAL;
+    op.index = index, op.val = val, op.vlen = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_pop(mp_list *l, long index, void *buf, size_t cap, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_POP);
+    if (!mp__bytes_ok(buf, cap)) return MP_EINVAL;
+    op.index = index, op.buf = buf, op.cap = cap, op.len = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_len(mp_list *l, size_t *n) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_LEN);
+    if (!n) return MP_EINVAL;
+    op.n = n;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_items(mp_list *l, int (*fn)(const void *v, size_t len, void *arg), void *arg) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_ITEMS);
+    if (!fn) return MP_EINVAL;
+    op.list_fn = fn, op.arg = arg;
+    return mp__list_run(l, &op);
+}
+
+MPDEF void mp_list_destroy(mp_list *l) {
+    if (mp__served_is(l, MP__LIST_MAGIC)) {
+        mp__served_drop(l);
+        return;
+    }
+    if (!mp__list_ok(l)) return;
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    for (uint64_t i = 0; a && i < a->len; i++) mp_free(mp__at(a->item[i]));
+    mp_free(a);
+    l->magic = 0;
+    mp__lw_release(&l->lock);
+    mp_free(l);
 }
 
 #ifdef __cplusplus
