@@ -1404,6 +1404,64 @@ MPDEF int mp_list_items(mp_list *l, int (*fn)(const void *v, size_t len, void *a
 MPDEF void mp_list_destroy(mp_list *l);
 
 
+// >>decl:manager -----------------------------------------------------------------
+
+typedef struct mp_manager mp_manager;
+typedef struct mp_value mp_value;
+
+/* Defaults: address NULL (mp_manager_start only) is a fresh socket file in a private
+   0700 directory; authkey NULL: none (refused for TCP and abstract addresses, as for
+   listeners); timeout 10 s, for the start, a connect, and each call's answer. */
+typedef struct mp_manager_desc {
+    const char *address;  /* as for mp_listener_desc */
+    const void *authkey;  /* copied */
+    size_t authkey_len;
+    double timeout;
+} mp_manager_desc;
+
+/* Fork a server process (a daemon child: it dies with this process) that listens on
+   d->address and serves named dicts, lists and values, and connect to it. NULL + errno:
+   EINVAL (bad desc or address), EADDRINUSE, ETIMEDOUT (the server did not come up),
+   ENOMEM, and the listener's other errnos. */
+MPDEF mp_manager *mp_manager_start(const mp_manager_desc *d);
+/* Reach a running server from any process on any machine (the Listener/Client
+   handshake with d->authkey). NULL + errno: EINVAL, EACCES (the server refused the key,
+   or failed to prove it has it), ECONNREFUSED (no server), ETIMEDOUT, ENOENT (no such
+   socket file or host), ENOMEM... */
+MPDEF mp_manager *mp_manager_connect(const mp_manager_desc *d);
+/* The server's address ("127.0.0.1:40123" for port 0), owned by m. NULL for NULL. */
+MPDEF const char *mp_manager_address(const mp_manager *m);
+/* A handle on the server's dict or list named name (1 to 255 bytes), created empty if
+   absent; every mp_dict_* / mp_list_* verb takes it. Process-private memory (like a
+   conn), usable from any thread, and by a forked child (which gets its own connection).
+   Free it with mp_dict_destroy / mp_list_destroy (the server's object stays). NULL +
+   errno: EINVAL (bad name, NULL m, the name is another kind of object), ECONNRESET
+   (the server is gone), ETIMEDOUT, ENOMEM (also: the server's heap is full). */
+MPDEF mp_dict *mp_manager_dict(mp_manager *m, const char *name);
+MPDEF mp_list *mp_manager_list(mp_manager *m, const char *name);
+/* A handle on the server's block of size bytes named name, created zeroed if absent:
+   Python's Manager().Value and Array, read and written whole or by byte range under
+   the server's lock. NULL + errno as mp_manager_dict, and EINVAL for size 0 or a block
+   of that name with another size. */
+MPDEF mp_value *mp_manager_value(mp_manager *m, const char *name, size_t size);
+/* The block's size in bytes (0 for NULL). */
+MPDEF size_t mp_value_size(const mp_value *v);
+/* Copy len bytes at offset out of the block (or into it), atomically with respect to
+   every other read and write of the block. MP_OK; MP_EINVAL (NULL, a range beyond the
+   size); MP_ECLOSED; MP_ETIMEDOUT; MP_ENOMEM; MP_ESYS. */
+MPDEF int mp_value_read(mp_value *v, size_t offset, void *buf, size_t len);
+MPDEF int mp_value_write(mp_value *v, size_t offset, const void *buf, size_t len);
+/* Free the handle (the server's block stays). NULL is a no-op. */
+MPDEF void mp_value_destroy(mp_value *v);
+/* The starter only: stop the server, join it, and free m (as mp_manager_disconnect).
+   Handles on its objects fail with MP_ECLOSED from then on. MP_OK; MP_EINVAL (NULL,
+   or m not from mp_manager_start in this process: nothing is freed). */
+MPDEF int mp_manager_shutdown(mp_manager *m);
+/* Close this process's connections and free m; the server goes on. Handles made from
+   m must not be used afterwards. NULL is a no-op. */
+MPDEF void mp_manager_disconnect(mp_manager *m);
+
+
 #ifdef __cplusplus
 }
 #endif
@@ -6591,6 +6649,728 @@ MPDEF void mp_list_destroy(mp_list *l) {
     l->magic = 0;
     mp__lw_release(&l->lock);
     mp_free(l);
+}
+
+// >>manager ----------------------------------------------------------------------
+// The server is a forked daemon process: a listener (>>listener) and one thread per
+// client connection, so no client waits behind another's round trip. It keeps its
+// objects in local containers (>>dict, >>list) and a table of names; each request is
+// one conn message, decoded into the same mp__op a local verb runs. The client side is
+// a pool of connections per manager handle: a call takes an idle one (or connects
+// anew), so threads do not queue behind each other; a forked child sees another pid and
+// starts its own pool. The handler works on a buffer (mp__msrv_handle), so the fuzz
+// target calls it directly.
+
+#define MP__VALUE_MAGIC 0x76414c55u
+#define MP__MGR_MAGIC 0x6d4d4752u
+#define MP__MGR_INLINE 4096 /* answers up to this size need no allocation on either side */
+#define MP__MGR_TIMEOUT 10.0
+
+enum { MP__KIND_DICT = 1, MP__KIND_LIST = 2, MP__KIND_VALUE = 3 };
+
+static void mp__wr32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (24 - 8 * i));
+}
+static void mp__wr64(unsigned char *p, uint64_t v) {
+    mp__wr32(p, (uint32_t)(v >> 32));
+    mp__wr32(p + 4, (uint32_t)v);
+}
+static uint64_t mp__be64(const unsigned char *p) { return (uint64_t)mp__be32(p) << 32 | mp__be32(p + 4); }
+
+/* A growable byte buffer in process memory: requests and answers are built in one. */
+typedef struct mp__buf {
+    unsigned char *p;
+    size_t n, cap;
+    unsigned char inl[MP__MGR_INLINE];
+} mp__buf;
+
+static void mp__buf_init(mp__buf *b) {
+    b->p = b->inl, b->n = 0, b->cap = sizeof b->inl;
+}
+
+static void mp__buf_free(mp__buf *b) {
+    if (b->p != b->inl) MP_FREE(b->p);
+    mp__buf_init(b);
+}
+
+/* Room for more bytes after n; false (ENOMEM) if there is none. */
+static bool mp__buf_room(mp__buf *b, size_t more) {
+    if (more <= b->cap - b->n) return true;
+    if (more > SIZE_MAX / 2 - b->n) return false;
+    size_t cap = b->cap * 2 > b->n + more ? b->cap * 2 : b->n + more;
+    unsigned char *p = (unsigned char *)MP_MALLOC(cap);
+    if (!p) return false;
+    memcpy(p, b->p, b->n);
+    if (b->p != b->inl) MP_FREE(b->p);
+    b->p = p, b->cap = cap;
+    return true;
+}
+
+static bool mp__buf_put(mp__buf *b, const void *src, size_t n) {
+    if (!mp__buf_room(b, n)) return false;
+    if (n) memcpy(b->p + b->n, src, n);
+    b->n += n;
+    return true;
+}
+
+static bool mp__buf_put64(mp__buf *b, uint64_t v) {
+    unsigned char x[8];
+    mp__wr64(x, v);
+    return mp__buf_put(b, x, 8);
+}
+
+/* ---- the server ---- */
+
+typedef struct mp__mval { /* a Value/Array block, in the server's heap */
+    uint32_t lock;
+    uint32_t pad_;
+    uint64_t size;
+    unsigned char data[16];
+} mp__mval;
+
+typedef struct mp__mobj {
+    uint32_t kind;
+    uint64_t size; /* a value's */
+    void *obj;     /* mp_dict, mp_list, mp__mval */
+} mp__mobj;
+
+typedef struct mp__msrv {
+    pthread_mutex_t mu; /* the table and the names */
+    mp__mobj *obj;
+    uint32_t nobj, cap;
+    mp_dict *names; /* kind byte + name -> the object's index */
+    int stop_w;     /* a SHUTDOWN request writes here; -1 in a fuzz run */
+} mp__msrv;
+
+static int mp__msrv_lookup(mp__msrv *s, uint32_t id, uint32_t kind, mp__mobj *out) {
+    pthread_mutex_lock(&s->mu);
+    bool ok = id < s->nobj && s->obj[id].kind == kind;
+    if (ok) *out = s->obj[id];
+    pthread_mutex_unlock(&s->mu);
+    return ok ? MP_OK : MP_EINVAL;
+}
+
+static void *mp__mobj_new(uint32_t kind, uint64_t size) {
+    if (kind == MP__KIND_DICT) return mp_dict_create();
+    if (kind == MP__KIND_LIST) return mp_list_create();
+    if (size == 0 || size > SIZE_MAX - sizeof(mp__mval)) return NULL;
+    mp__mval *v = (mp__mval *)mp_calloc(1, sizeof *v + size);
+    if (v) v->size = size;
+    return v;
+}
+
+/* The index of the object kind/name, made if absent. Holding s->mu. */
+static int mp__msrv_open_locked(mp__msrv *s, const unsigned char *key, size_t klen,
+                                uint64_t size, uint32_t *id) {
+    size_t len;
+    int rc = mp_dict_get(s->names, key, klen, id, sizeof *id, &len);
+    if (rc == MP_OK) return s->obj[*id].size == size ? MP_OK : MP_EINVAL;
+    if (rc != MP_ENOTFOUND) return rc;
+    if (s->nobj == s->cap) {
+        uint32_t cap = s->cap ? s->cap * 2 : 16;
+        mp__mobj *t = (mp__mobj *)MP_MALLOC(cap * sizeof *t);
+        if (!t || cap < s->cap) return MP_FREE(t), MP_ENOMEM;
+        if (s->nobj) memcpy(t, s->obj, s->nobj * sizeof *t);
+        MP_FREE(s->obj);
+        s->obj = t, s->cap = cap;
+    }
+    mp__mobj *o = &s->obj[s->nobj];
+    if (!(o->obj = mp__mobj_new(key[0], size))) return MP_ENOMEM;
+    o->kind = key[0], o->size = size;
+    *id = s->nobj;
+    if ((rc = mp_dict_set(s->names, key, klen, id, sizeof *id)) != MP_OK) return rc;
+    s->nobj++; /* an object whose name could not be stored is left unused */
+    return MP_OK;
+}
+
+/* OPEN: u8 kind, u64 size (a value's; 0 otherwise), the name. Answer: u32 id, u64 size. */
+static int mp__msrv_open(mp__msrv *s, const unsigned char *b, size_t n, mp__buf *out) {
+    if (n < 10 || n > 9 + MP__NAME_MAX || b[0] < MP__KIND_DICT || b[0] > MP__KIND_VALUE)
+        return MP_EINVAL;
+    uint64_t size = mp__be64(b + 1);
+    if ((b[0] == MP__KIND_VALUE) != (size != 0)) return MP_EINVAL;
+    unsigned char key[1 + MP__NAME_MAX];
+    key[0] = b[0];
+    memcpy(key + 1, b + 9, n - 9);
+    uint32_t id = 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = mp__msrv_open_locked(s, key, n - 8, size, &id);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != MP_OK) return rc;
+    unsigned char a[4];
+    mp__wr32(a, id);
+    return mp__buf_put(out, a, 4) && mp__buf_put64(out, size) ? MP_OK : MP_ENOMEM;
+}
+
+/* A verb whose answer is bytes (get, pop) into the answer, within the client's cap:
+   run into the room there is, and again with room for the size found. */
+static int mp__msrv_copy(mp__msrv *s, mp__mobj *o, mp__op *op, uint64_t cap, mp__buf *out) {
+    size_t len = 0;
+    op->len = &len;
+    for (;;) {
+        op->buf = out->p + out->n;
+        op->cap = out->cap - out->n < cap ? out->cap - out->n : (size_t)cap;
+        int rc = o->kind == MP__KIND_DICT ? mp__dict_run((mp_dict *)o->obj, op)
+                                          : mp__list_run((mp_list *)o->obj, op);
+        if (rc == MP_OK) return out->n += len, MP_OK;
+        if (rc != MP_ETOOBIG) return rc;
+        if (len > cap) return mp__buf_put64(out, len) ? MP_ETOOBIG : MP_ENOMEM;
+        if (!mp__buf_room(out, len)) return MP_ENOMEM;
+    }
+    (void)s;
+}
+
+static int mp__msrv_dict_item(const void *k, size_t kl, const void *v, size_t vl, void *arg) {
+    mp__buf *b = (mp__buf *)arg;
+    return !(mp__buf_put64(b, kl) && mp__buf_put(b, k, kl) && mp__buf_put64(b, vl) &&
+             mp__buf_put(b, v, vl));
+}
+
+static int mp__msrv_list_item(const void *v, size_t vl, void *arg) {
+    mp__buf *b = (mp__buf *)arg;
+    return !(mp__buf_put64(b, vl) && mp__buf_put(b, v, vl));
+}
+
+/* The kind of object each opcode works on. */
+static uint32_t mp__op_kind(int code) {
+    if (code >= MP__OP_DICT_SET && code <= MP__OP_DICT_ITEMS) return MP__KIND_DICT;
+    if (code >= MP__OP_LIST_APPEND && code <= MP__OP_LIST_ITEMS) return MP__KIND_LIST;
+    return code == MP__OP_VALUE_READ || code == MP__OP_VALUE_WRITE ? MP__KIND_VALUE : 0;
+}
+
+/* VALUE_READ: u64 offset, u64 len. VALUE_WRITE: u64 offset, the bytes. */
+static int mp__msrv_value(mp__mobj *o, int code, const unsigned char *b, size_t n, mp__buf *out) {
+    mp__mval *v = (mp__mval *)o->obj;
+    if (n < (code == MP__OP_VALUE_READ ? 16u : 8u)) return MP_EINVAL;
+    uint64_t off = mp__be64(b), len = code == MP__OP_VALUE_READ ? mp__be64(b + 8) : n - 8;
+    if (off > v->size || len > v->size - off) return MP_EINVAL;
+    if (code == MP__OP_VALUE_READ && !mp__buf_room(out, (size_t)len)) return MP_ENOMEM;
+    mp__lw_acquire(&v->lock, MP__NEVER); /* only the server's threads take it */
+    if (code == MP__OP_VALUE_READ) memcpy(out->p + out->n, v->data + off, (size_t)len);
+    else memcpy(v->data + off, b + 8, (size_t)len);
+    mp__lw_release(&v->lock);
+    if (code == MP__OP_VALUE_READ) out->n += (size_t)len;
+    return MP_OK;
+}
+
+/* Decode a container verb's fields into op and run it. */
+static int mp__msrv_verb(mp__msrv *s, mp__mobj *o, mp__op *op, const unsigned char *b,
+                         size_t n, mp__buf *out) {
+    bool indexed = op->code == MP__OP_LIST_GET || op->code == MP__OP_LIST_SET ||
+                   op->code == MP__OP_LIST_POP;
+    bool capped = op->code == MP__OP_DICT_GET || op->code == MP__OP_LIST_GET ||
+                  op->code == MP__OP_LIST_POP;
+    size_t need = (indexed ? 8u : 0u) + (capped ? 8u : 0u) + (op->code == MP__OP_DICT_SET ? 8u : 0u);
+    if (n < need) return MP_EINVAL;
+    if (indexed) op->index = (long)(int64_t)mp__be64(b), b += 8, n -= 8;
+    uint64_t cap = capped ? mp__be64(b) : 0;
+    if (capped) b += 8, n -= 8;
+    if (op->code == MP__OP_DICT_SET) {
+        uint64_t kl = mp__be64(b);
+        if (kl > n - 8) return MP_EINVAL;
+        op->key = b + 8, op->klen = (size_t)kl, op->val = b + 8 + kl, op->vlen = n - 8 - (size_t)kl;
+    } else if (o->kind == MP__KIND_DICT) {
+        op->key = b, op->klen = n;
+    } else {
+        op->val = b, op->vlen = n;
+    }
+    size_t count = 0;
+    switch (op->code) {
+    case MP__OP_DICT_GET: case MP__OP_LIST_GET: case MP__OP_LIST_POP:
+        return mp__msrv_copy(s, o, op, cap, out);
+    case MP__OP_DICT_LEN: case MP__OP_LIST_LEN: {
+        op->n = &count;
+        int rc = o->kind == MP__KIND_DICT ? mp__dict_run((mp_dict *)o->obj, op)
+                                          : mp__list_run((mp_list *)o->obj, op);
+        return rc == MP_OK && !mp__buf_put64(out, count) ? MP_ENOMEM : rc;
+    }
+    case MP__OP_DICT_ITEMS: op->dict_fn = mp__msrv_dict_item, op->arg = out; break;
+    case MP__OP_LIST_ITEMS: op->list_fn = mp__msrv_list_item, op->arg = out; break;
+    default: break;
+    }
+    size_t at = out->n;
+    int rc = o->kind == MP__KIND_DICT ? mp__dict_run((mp_dict *)o->obj, op)
+                                      : mp__list_run((mp_list *)o->obj, op);
+    if (rc != MP_OK) out->n = at;
+    return rc;
+}
+
+/* Answer one request (see PROTOCOL in the doc block): out gets a 4-byte status, then
+   the verb's payload. MP_ENOMEM when not even the status fits (the caller closes). */
+static int mp__msrv_handle(mp__msrv *s, const unsigned char *rq, size_t n, mp__buf *out) {
+    out->n = 0;
+    if (!mp__buf_room(out, 4)) return MP_ENOMEM;
+    out->n = 4;
+    int rc = MP_EINVAL;
+    int code = n >= 5 ? rq[0] : 0;
+    mp__mobj o;
+    if (code == MP__OP_OPEN) {
+        rc = mp__msrv_open(s, rq + 5, n - 5, out);
+    } else if (code == MP__OP_SHUTDOWN) {
+        char c = 1;
+        rc = s->stop_w >= 0 && write(s->stop_w, &c, 1) != 1 ? MP_ESYS : MP_OK;
+    } else if (code > 0 && code < MP__OP_COUNT &&
+               mp__msrv_lookup(s, mp__be32(rq + 1), mp__op_kind(code), &o) == MP_OK) {
+        mp__op op;
+        mp__op_init(&op, code);
+        rc = o.kind == MP__KIND_VALUE ? mp__msrv_value(&o, code, rq + 5, n - 5, out)
+                                      : mp__msrv_verb(s, &o, &op, rq + 5, n - 5, out);
+    }
+    if (rc != MP_OK && rc != MP_ETOOBIG) out->n = 4; /* ETOOBIG carries the size */
+    mp__wr32(out->p, (uint32_t)rc);
+    return MP_OK;
+}
+
+static int mp__msrv_init(mp__msrv *s, int stop_w) {
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->stop_w = stop_w;
+    return (s->names = mp_dict_create()) ? MP_OK : MP_ENOMEM;
+}
+
+typedef struct mp__mclient {
+    mp__msrv *s;
+    mp_conn *c;
+} mp__mclient;
+
+/* One client's thread: requests in, answers out, until it goes. */
+static void *mp__msrv_client(void *arg) {
+    mp__mclient *cl = (mp__mclient *)arg;
+    mp__buf out;
+    mp__buf_init(&out);
+    for (;;) {
+        void *rq;
+        size_t n;
+        if (mp_conn_recv_alloc(cl->c, &rq, &n, MP_FOREVER) != MP_OK) break;
+        int rc = mp__msrv_handle(cl->s, (const unsigned char *)rq, n, &out);
+        MP_FREE(rq);
+        if (rc != MP_OK || mp_conn_send(cl->c, out.p, out.n) != MP_OK) break;
+        if (out.cap > 4 * MP__MGR_INLINE) mp__buf_free(&out); /* a big answer's buffer */
+    }
+    mp__buf_free(&out);
+    mp_conn_close(cl->c);
+    MP_FREE(cl);
+    return NULL;
+}
+
+static void mp__msrv_spawn(mp__msrv *s, mp_conn *c) {
+    mp__mclient *cl = (mp__mclient *)MP_MALLOC(sizeof *cl);
+    pthread_attr_t at;
+    pthread_t t;
+    bool ok = cl && pthread_attr_init(&at) == 0;
+    if (ok) {
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&at, (size_t)256 << 10);
+        cl->s = s, cl->c = c;
+        ok = pthread_create(&t, &at, mp__msrv_client, cl) == 0;
+        pthread_attr_destroy(&at);
+    }
+    if (!ok) MP_FREE(cl), mp_conn_close(c); /* out of threads: this client is dropped */
+}
+
+typedef struct mp__mstart {
+    mp_listener_desc ld;
+    mp_conn *report; /* the server sends its address (or "!" and an errno) here */
+} mp__mstart;
+
+static int mp__msrv_main(void *arg) {
+    mp__mstart *st = (mp__mstart *)arg;
+    mp__msrv s;
+    int stop[2];
+    mp_listener *l = NULL;
+    if (pipe2(stop, O_CLOEXEC) != 0 || mp__msrv_init(&s, stop[1]) != MP_OK ||
+        !(l = mp_listener_create(&st->ld))) {
+        char e[16];
+        int n = snprintf(e, sizeof e, "!%d", errno);
+        mp_conn_send(st->report, e, (size_t)n);
+        return 1;
+    }
+    const char *a = mp_listener_address(l);
+    mp_conn_send(st->report, a, strlen(a));
+    mp_conn_close(st->report);
+    int fds[2] = {mp_listener_fileno(l), stop[0]};
+    for (;;) {
+        bool ready[2];
+        if (mp_wait(fds, 2, ready, MP_FOREVER) < 0 || ready[1]) break;
+        mp_conn *c;
+        int rc = mp_listener_accept(l, &c, 0);
+        if (rc == MP_OK) mp__msrv_spawn(&s, c);
+        else if (rc == MP_ESYS) usleep(10000); /* out of fds: give the others time */
+    }
+    mp_listener_close(l);
+    return 0; /* the process ends here, its client threads with it */
+}
+
+/* ---- the client ---- */
+
+typedef struct mp__mconn {
+    mp_conn *c;
+    struct mp__mconn *next;
+} mp__mconn;
+
+struct mp_manager {
+    uint32_t magic;
+    pid_t pid;          /* the process the pool belongs to */
+    pthread_mutex_t mu; /* the pool */
+    mp__mconn *idle;
+    mp_process *server; /* the starter's */
+    pid_t starter;
+    double timeout;
+    unsigned char *key;
+    size_t klen;
+    char address[128];
+};
+
+typedef struct mp__mhandle {
+    mp__served s;
+    mp_manager *m;
+    uint32_t id;
+    uint64_t size;
+} mp__mhandle;
+
+/* A forked child drops its copy of the pool (its fds are copies: closing them leaves
+   the parent's connections alone) and starts its own. */
+static void mp__mgr_mine(mp_manager *m) {
+    pid_t me = getpid();
+    if (mp__load(&m->pid) == me) return;
+    pthread_mutex_lock(&mp__g.mu); /* re-initialized in a child, unlike m->mu */
+    if (m->pid != me) {
+        pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+        m->mu = fresh;
+        while (m->idle) {
+            mp__mconn *x = m->idle;
+            m->idle = x->next;
+            mp_conn_close(x->c);
+            MP_FREE(x);
+        }
+        mp__store(&m->pid, me);
+    }
+    pthread_mutex_unlock(&mp__g.mu);
+}
+
+/* mp_client's code for a call: a server gone (refused, its socket file removed) is
+   MP_ECLOSED. */
+static int mp__mgr_dial(mp_manager *m, mp_conn **c) {
+    mp_client_desc d;
+    memset(&d, 0, sizeof d);
+    d.address = m->address, d.authkey = m->key, d.authkey_len = m->klen, d.timeout = m->timeout;
+    int rc = mp_client(&d, c);
+    if (rc == MP_ESYS && (errno == ENOENT || errno == ECONNREFUSED)) rc = MP_ECLOSED;
+    return rc;
+}
+
+static mp__mconn *mp__mgr_take(mp_manager *m, int *rc) {
+    mp__mgr_mine(m);
+    pthread_mutex_lock(&m->mu);
+    mp__mconn *x = m->idle;
+    if (x) m->idle = x->next;
+    pthread_mutex_unlock(&m->mu);
+    if (x) return x;
+    if (!(x = (mp__mconn *)MP_MALLOC(sizeof *x))) {
+        *rc = MP_ENOMEM;
+        return NULL;
+    }
+    if ((*rc = mp__mgr_dial(m, &x->c)) != MP_OK) MP_FREE(x), x = NULL;
+    return x;
+}
+
+static void mp__mgr_give(mp_manager *m, mp__mconn *x) {
+    pthread_mutex_lock(&m->mu);
+    x->next = m->idle;
+    m->idle = x;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* One round trip: the request in rq, the answer into ans (status checked: its code is
+   returned, the payload left after the 4 bytes). A connection that failed is closed,
+   so a late answer never meets the next request. */
+static int mp__mgr_call(mp_manager *m, const mp__buf *rq, mp__buf *ans) {
+    int rc;
+    mp__mconn *x = mp__mgr_take(m, &rc);
+    if (!x) return rc;
+    size_t n = 0;
+    rc = mp_conn_send(x->c, rq->p, rq->n);
+    if (rc == MP_OK) rc = mp_conn_recv(x->c, ans->p, ans->cap, &n, m->timeout);
+    if (rc == MP_ETOOBIG && n != SIZE_MAX && mp__buf_room(ans, n))
+        rc = mp_conn_recv(x->c, ans->p, ans->cap, &n, m->timeout); /* the rest may be on its way */
+    if (rc == MP_OK && n < 4) rc = MP_ESYS, errno = EPROTO;
+    if (rc != MP_OK) {
+        mp_conn_close(x->c);
+        MP_FREE(x);
+        return rc == MP_ETOOBIG ? MP_ENOMEM : rc;
+    }
+    mp__mgr_give(m, x);
+    ans->n = n;
+    return (int)(int32_t)mp__be32(ans->p);
+}
+
+static void mp__mreq(mp__buf *b, int code, uint32_t id) {
+    mp__buf_init(b);
+    b->p[0] = (unsigned char)code;
+    mp__wr32(b->p + 1, id);
+    b->n = 5;
+}
+
+/* Every verb on a served handle: encode op, one round trip, decode the answer. */
+static int mp__mgr_items(mp__op *op, const unsigned char *p, size_t n) {
+    bool dict = op->code == MP__OP_DICT_ITEMS;
+    while (n) {
+        const unsigned char *k = NULL;
+        uint64_t kl = 0, vl;
+        if (dict) {
+            if (n < 8 || (kl = mp__be64(p)) > n - 8) return MP_ESYS;
+            k = p + 8, p += 8 + kl, n -= 8 + (size_t)kl;
+        }
+        if (n < 8 || (vl = mp__be64(p)) > n - 8) return MP_ESYS;
+        int stop = dict ? op->dict_fn(k, (size_t)kl, p + 8, (size_t)vl, op->arg)
+                        : op->list_fn(p + 8, (size_t)vl, op->arg);
+        if (stop) break;
+        p += 8 + vl, n -= 8 + (size_t)vl;
+    }
+    return MP_OK;
+}
+
+static bool mp__mgr_encode(mp__mhandle *h, mp__op *op, mp__buf *rq) {
+    mp__mreq(rq, op->code, h->id);
+    bool ok = true, capped = op->code == MP__OP_DICT_GET || op->code == MP__OP_LIST_GET ||
+                            op->code == MP__OP_LIST_POP;
+    if (op->code == MP__OP_LIST_GET || op->code == MP__OP_LIST_SET || op->code == MP__OP_LIST_POP)
+        ok = mp__buf_put64(rq, (uint64_t)(int64_t)op->index);
+    if (capped) ok = ok && mp__buf_put64(rq, op->alloc || !op->buf ? UINT64_MAX : op->cap);
+    if (op->code == MP__OP_DICT_SET) ok = ok && mp__buf_put64(rq, op->klen);
+    ok = ok && mp__buf_put(rq, op->key, op->klen);
+    return ok && mp__buf_put(rq, op->val, op->vlen);
+}
+
+static int mp__mgr_run(mp__served *s, mp__op *op) {
+    mp__mhandle *h = (mp__mhandle *)(void *)s;
+    mp__buf rq, ans;
+    mp__buf_init(&ans);
+    int rc = mp__mgr_encode(h, op, &rq) ? mp__mgr_call(h->m, &rq, &ans) : MP_ENOMEM;
+    const unsigned char *p = ans.p + 4;
+    size_t n = ans.n >= 4 ? ans.n - 4 : 0;
+    if (rc == MP_ETOOBIG && op->len) *op->len = n >= 8 ? (size_t)mp__be64(p) : 0;
+    if (rc == MP_OK) {
+        switch (op->code) {
+        case MP__OP_DICT_GET: case MP__OP_LIST_GET: case MP__OP_LIST_POP:
+            rc = mp__copy_out(p, n, op);
+            break;
+        case MP__OP_DICT_LEN: case MP__OP_LIST_LEN:
+            if (n != 8) rc = MP_ESYS, errno = EPROTO;
+            else *op->n = (size_t)mp__be64(p);
+            break;
+        case MP__OP_DICT_ITEMS: case MP__OP_LIST_ITEMS:
+            if ((rc = mp__mgr_items(op, p, n)) != MP_OK) errno = EPROTO;
+            break;
+        default: break;
+        }
+    }
+    mp__buf_free(&rq);
+    mp__buf_free(&ans);
+    return rc;
+}
+
+static mp_manager *mp__mgr_new(const mp_manager_desc *d) {
+    if (!d || (!d->authkey && d->authkey_len) || (d->address && strlen(d->address) >= 128)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp_manager *m = (mp_manager *)MP_MALLOC(sizeof *m);
+    unsigned char *key = (unsigned char *)MP_MALLOC(d->authkey_len ? d->authkey_len : 1);
+    if (!m || !key) {
+        MP_FREE(m), MP_FREE(key);
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(m, 0, sizeof *m);
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    m->mu = fresh;
+    m->magic = MP__MGR_MAGIC;
+    m->pid = getpid();
+    m->timeout = d->timeout > 0 ? d->timeout : MP__MGR_TIMEOUT;
+    m->key = d->authkey ? key : NULL;
+    m->klen = d->authkey_len;
+    if (d->authkey_len) memcpy(key, d->authkey, d->authkey_len);
+    if (!m->key) MP_FREE(key);
+    if (d->address) memcpy(m->address, d->address, strlen(d->address) + 1);
+    return m;
+}
+
+static void mp__mgr_free(mp_manager *m) {
+    mp__mgr_mine(m);
+    while (m->idle) {
+        mp__mconn *x = m->idle;
+        m->idle = x->next;
+        mp_conn_close(x->c);
+        MP_FREE(x);
+    }
+    pthread_mutex_destroy(&m->mu);
+    m->magic = 0;
+    MP_FREE(m->key);
+    MP_FREE(m);
+}
+
+/* errno for a call's code, for the constructors that return NULL. */
+static void *mp__mgr_errno(int rc) {
+    errno = rc == MP_EAUTH ? EACCES : rc == MP_ECLOSED ? ECONNREFUSED : rc == MP_ETIMEDOUT ? ETIMEDOUT
+          : rc == MP_ENOMEM ? ENOMEM : rc == MP_ESYS ? errno : EINVAL;
+    return NULL;
+}
+
+MPDEF mp_manager *mp_manager_connect(const mp_manager_desc *d) {
+    if (d && !d->address) return (mp_manager *)mp__mgr_errno(MP_EINVAL);
+    mp_manager *m = mp__mgr_new(d);
+    if (!m) return NULL;
+    int rc;
+    mp__mconn *x = mp__mgr_take(m, &rc); /* the first connection proves the key */
+    if (!x) {
+        int e = errno;
+        mp__mgr_free(m);
+        if (rc == MP_ESYS) errno = e;
+        return (mp_manager *)mp__mgr_errno(rc);
+    }
+    mp__mgr_give(m, x);
+    return m;
+}
+
+/* Wait for the server's report: its address, or "!errno". */
+static int mp__mgr_report(mp_manager *m, mp_conn *r) {
+    size_t n;
+    int rc = mp_conn_recv(r, m->address, sizeof m->address - 1, &n, m->timeout);
+    if (rc != MP_OK) {
+        errno = rc == MP_ETIMEDOUT ? ETIMEDOUT : ECHILD;
+        return -1;
+    }
+    m->address[n] = 0;
+    if (m->address[0] != '!') return 0;
+    errno = atoi(m->address + 1);
+    return -1;
+}
+
+MPDEF mp_manager *mp_manager_start(const mp_manager_desc *d) {
+    mp_manager *m = mp__mgr_new(d);
+    if (!m) return NULL;
+    mp__mstart st;
+    mp_conn *r = NULL;
+    memset(&st, 0, sizeof st);
+    st.ld.address = d->address, st.ld.authkey = d->authkey, st.ld.authkey_len = d->authkey_len;
+    mp_process_desc pd;
+    memset(&pd, 0, sizeof pd);
+    pd.target = mp__msrv_main, pd.arg = &st, pd.name = "SyncManager", pd.daemon = true;
+    int e = ENOMEM;
+    if (mp_pipe(&r, &st.report, false) == MP_OK && (m->server = mp_process_create(&pd)) &&
+        mp_process_start(m->server) == MP_OK) {
+        mp_conn_close(st.report);
+        st.report = NULL;
+        if (mp__mgr_report(m, r) == 0) {
+            mp_conn_close(r);
+            m->starter = getpid();
+            return m;
+        }
+    }
+    e = errno ? errno : e;
+    mp_conn_close(r), mp_conn_close(st.report);
+    if (m->server && mp_process_pid(m->server)) mp_process_kill(m->server), mp_process_join(m->server, MP_FOREVER);
+    mp_process_destroy(m->server);
+    mp__mgr_free(m);
+    errno = e;
+    return NULL;
+}
+
+MPDEF const char *mp_manager_address(const mp_manager *m) { return m ? m->address : NULL; }
+
+static bool mp__mgr_ok(const mp_manager *m) { return m && m->magic == MP__MGR_MAGIC; }
+
+static void *mp__mgr_open(mp_manager *m, const char *name, uint32_t kind, uint64_t size) {
+    size_t nl = name ? strlen(name) : 0;
+    if (!mp__mgr_ok(m) || nl == 0 || nl > MP__NAME_MAX) return mp__mgr_errno(MP_EINVAL);
+    mp__mhandle *h = (mp__mhandle *)MP_MALLOC(sizeof *h);
+    if (!h) return mp__mgr_errno(MP_ENOMEM);
+    mp__buf rq, ans;
+    mp__mreq(&rq, MP__OP_OPEN, 0);
+    mp__buf_init(&ans);
+    unsigned char k = (unsigned char)kind;
+    mp__buf_put(&rq, &k, 1), mp__buf_put64(&rq, size), mp__buf_put(&rq, name, nl);
+    int rc = mp__mgr_call(m, &rq, &ans);
+    if (rc == MP_OK && ans.n != 16) rc = MP_ESYS, errno = EPROTO;
+    if (rc != MP_OK) {
+        int e = errno;
+        MP_FREE(h);
+        if (rc == MP_ESYS) errno = e;
+        return mp__mgr_errno(rc);
+    }
+    h->s.magic = MP__SERVED_MAGIC;
+    h->s.kind = kind == MP__KIND_DICT ? MP__DICT_MAGIC : kind == MP__KIND_LIST ? MP__LIST_MAGIC : MP__VALUE_MAGIC;
+    h->s.call = mp__mgr_run;
+    h->m = m, h->id = mp__be32(ans.p + 4), h->size = mp__be64(ans.p + 8);
+    return h;
+}
+
+MPDEF mp_dict *mp_manager_dict(mp_manager *m, const char *name) {
+    return (mp_dict *)mp__mgr_open(m, name, MP__KIND_DICT, 0);
+}
+
+MPDEF mp_list *mp_manager_list(mp_manager *m, const char *name) {
+    return (mp_list *)mp__mgr_open(m, name, MP__KIND_LIST, 0);
+}
+
+MPDEF mp_value *mp_manager_value(mp_manager *m, const char *name, size_t size) {
+    if (size == 0) return (mp_value *)mp__mgr_errno(MP_EINVAL);
+    return (mp_value *)mp__mgr_open(m, name, MP__KIND_VALUE, size);
+}
+
+MPDEF size_t mp_value_size(const mp_value *v) {
+    return mp__served_is(v, MP__VALUE_MAGIC) ? (size_t)((const mp__mhandle *)(const void *)v)->size : 0;
+}
+
+static int mp__value_io(mp_value *v, int code, size_t off, void *buf, size_t len) {
+    mp__mhandle *h = (mp__mhandle *)(void *)v;
+    if (!mp__served_is(v, MP__VALUE_MAGIC) || (!buf && len) || off > h->size || len > h->size - off)
+        return MP_EINVAL;
+    mp__buf rq, ans;
+    mp__mreq(&rq, code, h->id);
+    mp__buf_init(&ans);
+    bool ok = mp__buf_put64(&rq, off) &&
+              (code == MP__OP_VALUE_READ ? mp__buf_put64(&rq, len) : mp__buf_put(&rq, buf, len));
+    int rc = ok ? mp__mgr_call(h->m, &rq, &ans) : MP_ENOMEM;
+    if (rc == MP_OK && code == MP__OP_VALUE_READ) {
+        if (ans.n - 4 != len) rc = MP_ESYS, errno = EPROTO;
+        else if (len) memcpy(buf, ans.p + 4, len);
+    }
+    mp__buf_free(&rq);
+    mp__buf_free(&ans);
+    return rc;
+}
+
+MPDEF int mp_value_read(mp_value *v, size_t offset, void *buf, size_t len) {
+    return mp__value_io(v, MP__OP_VALUE_READ, offset, buf, len);
+}
+
+MPDEF int mp_value_write(mp_value *v, size_t offset, const void *buf, size_t len) {
+    return mp__value_io(v, MP__OP_VALUE_WRITE, offset, (void *)(uintptr_t)buf, len);
+}
+
+MPDEF void mp_value_destroy(mp_value *v) {
+    if (mp__served_is(v, MP__VALUE_MAGIC)) mp__served_drop(v);
+}
+
+MPDEF int mp_manager_shutdown(mp_manager *m) {
+    if (!mp__mgr_ok(m) || !m->server || m->starter != getpid()) return MP_EINVAL;
+    mp__buf rq, ans;
+    mp__mreq(&rq, MP__OP_SHUTDOWN, 0);
+    mp__buf_init(&ans);
+    mp__mgr_call(m, &rq, &ans); /* a server already gone is fine */
+    if (mp_process_join(m->server, m->timeout) != MP_OK) {
+        mp_process_kill(m->server);
+        mp_process_join(m->server, MP_FOREVER);
+    }
+    mp_process_destroy(m->server);
+    mp__mgr_free(m);
+    return MP_OK;
+}
+
+MPDEF void mp_manager_disconnect(mp_manager *m) {
+    if (mp__mgr_ok(m)) mp__mgr_free(m);
 }
 
 #ifdef __cplusplus
