@@ -6724,9 +6724,10 @@ static bool mp__buf_put64(mp__buf *b, uint64_t v) {
 typedef struct mp__mval { /* a Value/Array block, in the server's heap */
     uint32_t lock;
     uint32_t pad_;
-    uint64_t size;
-    unsigned char data[16];
+    uint64_t size; /* then the bytes */
 } mp__mval;
+
+static unsigned char *mp__mval_data(mp__mval *v) { return (unsigned char *)(v + 1); }
 
 typedef struct mp__mobj {
     uint32_t kind;
@@ -6759,6 +6760,12 @@ static void *mp__mobj_new(uint32_t kind, uint64_t size) {
     return v;
 }
 
+static void mp__mobj_free(mp__mobj *o) {
+    if (o->kind == MP__KIND_DICT) mp_dict_destroy((mp_dict *)o->obj);
+    else if (o->kind == MP__KIND_LIST) mp_list_destroy((mp_list *)o->obj);
+    else mp_free(o->obj);
+}
+
 /* The index of the object kind/name, made if absent. Holding s->mu. */
 static int mp__msrv_open_locked(mp__msrv *s, const unsigned char *key, size_t klen,
                                 uint64_t size, uint32_t *id) {
@@ -6778,8 +6785,11 @@ static int mp__msrv_open_locked(mp__msrv *s, const unsigned char *key, size_t kl
     if (!(o->obj = mp__mobj_new(key[0], size))) return MP_ENOMEM;
     o->kind = key[0], o->size = size;
     *id = s->nobj;
-    if ((rc = mp_dict_set(s->names, key, klen, id, sizeof *id)) != MP_OK) return rc;
-    s->nobj++; /* an object whose name could not be stored is left unused */
+    if ((rc = mp_dict_set(s->names, key, klen, id, sizeof *id)) != MP_OK) {
+        mp__mobj_free(o);
+        return rc;
+    }
+    s->nobj++;
     return MP_OK;
 }
 
@@ -6846,8 +6856,8 @@ static int mp__msrv_value(mp__mobj *o, int code, const unsigned char *b, size_t 
     if (off > v->size || len > v->size - off) return MP_EINVAL;
     if (code == MP__OP_VALUE_READ && !mp__buf_room(out, (size_t)len)) return MP_ENOMEM;
     mp__lw_acquire(&v->lock, MP__NEVER); /* only the server's threads take it */
-    if (code == MP__OP_VALUE_READ) memcpy(out->p + out->n, v->data + off, (size_t)len);
-    else memcpy(v->data + off, b + 8, (size_t)len);
+    if (code == MP__OP_VALUE_READ) memcpy(out->p + out->n, mp__mval_data(v) + off, (size_t)len);
+    else memcpy(mp__mval_data(v) + off, b + 8, (size_t)len);
     mp__lw_release(&v->lock);
     if (code == MP__OP_VALUE_READ) out->n += (size_t)len;
     return MP_OK;
