@@ -6948,12 +6948,15 @@ static void *mp__msrv_client(void *arg) {
     mp__mclient *cl = (mp__mclient *)arg;
     mp__buf out;
     mp__buf_init(&out);
+    unsigned char small[512];
     for (;;) {
-        void *rq;
+        void *rq = small;
         size_t n;
-        if (mp_conn_recv_alloc(cl->c, &rq, &n, MP_FOREVER) != MP_OK) break;
-        int rc = mp__msrv_handle(cl->s, (const unsigned char *)rq, n, &out);
-        MP_FREE(rq);
+        int rc = mp_conn_recv(cl->c, small, sizeof small, &n, MP_FOREVER);
+        if (rc == MP_ETOOBIG) rc = mp_conn_recv_alloc(cl->c, &rq, &n, MP_FOREVER);
+        if (rc != MP_OK) break;
+        rc = mp__msrv_handle(cl->s, (const unsigned char *)rq, n, &out);
+        if (rq != small) MP_FREE(rq);
         if (rc != MP_OK || mp_conn_send(cl->c, out.p, out.n) != MP_OK) break;
         if (out.cap > 4 * MP__MGR_INLINE) mp__buf_free(&out); /* a big answer's buffer */
     }
@@ -7041,7 +7044,7 @@ typedef struct mp__mhandle {
 /* A forked child drops its copy of the pool (its fds are copies: closing them leaves
    the parent's connections alone) and starts its own. */
 static void mp__mgr_mine(mp_manager *m) {
-    pid_t me = getpid();
+    pid_t me = mp__g.pid ? mp__g.pid : getpid(); /* kept by the heap's atfork handler */
     if (mp__load(&m->pid) == me) return;
     pthread_mutex_lock(&mp__g.mu); /* re-initialized in a child, unlike m->mu */
     if (m->pid != me) {
