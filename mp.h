@@ -43,7 +43,7 @@
           printf("%s: exitcode %d\n", mp_process_name(p), mp_process_exitcode(p));
           mp_process_destroy(p);
 
-   A SHORT TOUR (fourteen complete programs are in examples/; README.md maps every
+   A SHORT TOUR (sixteen complete programs are in examples/; README.md maps every
    Python name to its mp.h counterpart)
 
       Python's verbs become mp_<type>_<verb>; keyword arguments a *_desc struct whose
@@ -121,6 +121,8 @@
       NAMED SHARED MEMORY       mp_shm_*
       UNRELATED PROGRAMS        mp_name_*, the named heap (mp_config.name), mp_heap_unlink
       THE POOL                  mp_pool_*, mp_imap_*, mp_async_*
+      SHARED CONTAINERS AND THE MANAGER
+                                mp_dict_*, mp_list_*, mp_manager_*, mp_value_*
       ROBUSTNESS                what happens when a process dies mid-operation
 
    ERRORS
@@ -660,6 +662,103 @@
       before mp_pool_create, or ignore SIGINT in an initializer. A user's SIGCHLD
       handler that reaps children is harmless: worker deaths are still seen.
 
+   SHARED CONTAINERS AND THE MANAGER
+
+      mp_dict and mp_list are Python's dict and list of byte strings. mp_dict_create
+      and mp_list_create put one in the shared heap: every thread of every process of
+      the family (and every program attached to a named heap) uses it at memory speed,
+      under one robust lock per container, held for a probe and a copy only. Keys and
+      values are bytes of any size, 0 included; a missing key or index is
+      MP_ENOTFOUND, a negative index counts from the end, get copies out (MP_ETOOBIG
+      with the size when the buffer is short, as queues do), items runs a callback on
+      a snapshot. A process killed inside a verb leaves the container consistent: each
+      change is built aside and committed by one store (see ROBUSTNESS).
+
+      Python's Manager is a server process that owns objects and serves them to any
+      process that can reach its address and holds its authkey - a forked child, an
+      unrelated program, another machine. mp_manager_start forks one (a daemon: it dies
+      with its starter) and mp_manager_connect reaches one from anywhere; both give an
+      mp_manager, and mp_manager_dict / mp_manager_list give handles on its named
+      objects (created if absent) that the very same mp_dict_* and mp_list_* verbs take:
+      a program written against a local dict works against a served one by changing
+      its constructor. Python's Manager().Value and Array are one thing here: a named
+      block of fixed size, read and written whole or by byte range, each call atomic
+      under the server's lock (mp_manager_value, mp_value_read, mp_value_write). The
+      tutorial's program (cut from examples/manager.c):
+
+          static int f(void *arg) {   // the child: changes all three by name
+              shared *s = (shared *)arg;
+              double pi = 3.14;
+              int five = 5;
+              int rc = mp_value_write(s->num, 0, &pi, sizeof pi);            // num.value = 3.14
+              if (rc == MP_OK) rc = mp_value_write(s->arr, 0, &five, sizeof five); // arr[0] = 5
+              if (rc == MP_OK) rc = mp_list_append(s->l, "Hello", 5);         // l.append("Hello")
+          ...
+          mp_manager_desc md = { 0 };                 // a private socket file, no key
+          mp_manager *server = mp_manager_start(&md); // forks the server process
+          ...
+          shared s = { mp_manager_value(server, "num", sizeof(double)),
+                       mp_manager_value(server, "arr", 10 * sizeof(int)),
+                       mp_manager_list(server, "l") };
+          ...
+          mp_value_read(s.arr, 0, arr, sizeof arr);   // the whole array in one round trip
+          ...
+          mp_manager_shutdown(server);                // stops and joins the server
+
+      Addresses, authkeys, the handshake and the hostile-peer rules are the Listener's
+      and Client's (LISTENERS AND CLIENTS): a Unix socket file by default, "host:port"
+      between machines (with an authkey). Every served verb is one round trip; the
+      server runs a thread per client connection, so clients never wait behind each
+      other's round trips. A handle is process-private memory, like a conn: it may be
+      used from several threads at once (a manager keeps a pool of connections, one
+      per thread in a call), and a forked child that uses a handle it inherited gets
+      its own connection without being told (Python's proxies do not survive a fork).
+      Served verbs can also return MP_ECLOSED (the server is gone: a call returns it at
+      once, never hangs), MP_ETIMEDOUT (no answer within desc.timeout, 10 s) and
+      MP_ESYS. A client killed mid-request costs the server that connection only, and
+      holds no lock there: every request runs whole inside the server. A malformed
+      request gets an error answer; a client without the key never reaches an object.
+
+      PROTOCOL. Python's Manager speaks pickle; wire compatibility with it is not a
+      goal. mp's is this, inside Python's framing (each request and each answer is one
+      Connection message, after the Listener/Client handshake). Integers are unsigned
+      big-endian unless said otherwise. A request is: u8 opcode, u32 object id (0 for
+      OPEN and SHUTDOWN), then the opcode's fields. An answer is: i32 status (MP_OK or
+      an MP_E... code), then, for MP_OK, the opcode's payload; MP_ETOOBIG carries a u64,
+      the size needed; other errors carry nothing.
+
+          op  name         request fields                  answer payload
+           1  OPEN         u8 kind (1 dict, 2 list,        u32 id, u64 size
+                           3 value), u64 size (a value's;
+                           else 0), name (1-255 bytes)
+           2  DICT_SET     u64 klen, key, value
+           3  DICT_GET     u64 cap, key                    the value
+           4  DICT_DEL     key
+           5  DICT_LEN     -                               u64 count
+           6  DICT_ITEMS   -                               per item: u64 klen, key,
+                                                           u64 vlen, value
+           7  LIST_APPEND  value
+           8  LIST_GET     i64 index, u64 cap              the item
+           9  LIST_SET     i64 index, value
+          10  LIST_POP     i64 index, u64 cap              the item
+          11  LIST_LEN     -                               u64 count
+          12  LIST_ITEMS   -                               per item: u64 len, item
+          13  VALUE_READ   u64 offset, u64 len             the bytes
+          14  VALUE_WRITE  u64 offset, the bytes
+          15  SHUTDOWN     -                               (the server then exits)
+
+      "key", "value", "the bytes" run to the end of the message. cap is the largest
+      answer the client takes (a get or pop of something longer is MP_ETOOBIG and
+      changes nothing); all ones means any size. An id is only good for the kind of
+      object it was opened as; a dict and a list may share a name.
+
+      Limits. Served objects live as long as the server (there is no verb to delete
+      one). The server's objects are in the starter's shared heap, so they count
+      against its size. A started manager's server is a child of the thread that
+      called mp_manager_start (it dies if that thread ends: PR_SET_PDEATHSIG). One
+      thread per client: a server with thousands of clients has thousands of threads.
+      Handles must not be used after their manager is disconnected.
+
    ROBUSTNESS
 
       What happens when a process of the family dies at any instant, SIGKILL
@@ -683,6 +782,11 @@
       mp_queue        mid-put, mid-get, mid-copy,           at most the message it was
                       between reserve and commit            moving is lost; none
                                                             duplicated or corrupted
+      mp_dict/list    inside any verb                       the verb happened or not;
+                                                            at most the value it was
+                                                            moving leaks
+      manager server  killed                                every call: MP_ECLOSED
+      manager client  killed mid-request                    the server carries on
       mp_conn         peer process gone                     MP_ECLOSED (EOF); no SIGPIPE
       mp_pool         worker killed or crashing mid-task    that task: MP_EWORKERDIED
                                                             with the exit code; the

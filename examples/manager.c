@@ -20,7 +20,7 @@ typedef struct {
     mp_list *l;    // list(): the same mp_list_* verbs as a local list
 } shared;
 
-static int f(void *arg) {
+static int f(void *arg) {   // the child: changes all three by name
     shared *s = (shared *)arg;
     double pi = 3.14;
     int five = 5;
