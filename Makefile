@@ -10,7 +10,9 @@ B       := build
 
 TEST_SRC    := $(sort $(wildcard tests/*.c))
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
-EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC))
+EXAMPLE_CXX := $(sort $(wildcard examples/*.cpp))
+EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC)) \
+               $(patsubst examples/%.cpp,$(B)/examples/%,$(EXAMPLE_CXX))
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 .PHONY: all examples test check check-asan check-valgrind check-matrix check-bench-probe bench bench-skipped bench-deps bench-plot install clean \
@@ -23,6 +25,10 @@ examples: $(EXAMPLES)
 $(B)/examples/%: examples/%.c mp.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) $(OPT) -I. $< -o $@ -pthread
+
+$(B)/examples/%: examples/%.cpp mp.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++11 $(WARN) $(OPT) -I. $< -o $@ -pthread
 
 $(B)/runner: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 	@mkdir -p $(B)
@@ -90,6 +96,9 @@ check-matrix:
 	  $$cxx -std=c++11 $(PEDANTIC) -O2 -I. -x c++ -c tests/mp_impl.c -o $(B)/matrix/impl-$$cxx.o || exit 1; \
 	  $$cxx -std=c++11 $(PEDANTIC) -O2 -x c++ tests/matrix/mp_static.c -o $(B)/matrix/static-$$cxx -pthread || exit 1; \
 	  $(B)/matrix/static-$$cxx >/dev/null || exit 1; \
+	  for ex in $(EXAMPLE_CXX); do \
+	    $$cxx -std=c++11 $(PEDANTIC) -O2 -I. -c $$ex -o $(B)/matrix/$$(basename $$ex .cpp)-$$cxx.o || exit 1; \
+	  done; \
 	done
 	@echo "compile matrix clean"
 

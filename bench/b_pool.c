@@ -24,7 +24,7 @@ static int b_task_square(const void *arg, size_t len, void *res, size_t *res_len
 }
 
 static mp_pool *b_pool(void) {
-    mp_pool_desc d = {2, NULL, NULL, 0, 0};
+    mp_pool_desc d = {2, NULL, NULL, 0, 0, 0};
     return mp_pool_create(&d);
 }
 
@@ -45,7 +45,7 @@ BENCH(pool_map_mp, "pool_map_1M", "mp.h", "items/s", +1) {
     int64_t *in = b_iota(N), *out = (int64_t *)malloc(N * sizeof *out);
     mp_pool *p = b_pool();
     if (!in || !out || !p) return b_skip("no memory or no pool");
-    mp_map_desc d = {b_square, in, 8, out, 8, N, 0, false, NULL, NULL, NULL};
+    mp_map_desc d = {b_square, in, 8, out, 8, N, 0, false, NULL, NULL, NULL, NULL, 0};
     double t0 = b_now();
     for (int r = 0; r < REPS; r++)
         if (mp_pool_map(p, &d) != MP_OK || out[N - 1] != (int64_t)(N - 1) * (N - 1))
@@ -81,7 +81,7 @@ BENCH(pool_imap_mp, "pool_imap_chunk1", "mp.h", "items/s", +1) {
     int64_t *in = b_iota(N);
     mp_pool *p = b_pool();
     if (!in || !p) return b_skip("no memory or no pool");
-    mp_map_desc d = {b_square, in, 8, NULL, 8, N, 1, false, NULL, NULL, NULL};
+    mp_map_desc d = {b_square, in, 8, NULL, 8, N, 1, false, NULL, NULL, NULL, NULL, 0};
     double t0 = b_now();
     mp_imap *it = mp_pool_imap(p, &d);
     int64_t v;

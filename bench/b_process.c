@@ -14,7 +14,7 @@ static int quick(void *arg) {
 
 BENCH(process_mp, "process_start_join", "mp.h", "us", -1) {
     mp_init(NULL);
-    mp_process_desc d = {quick, NULL, NULL, false};
+    mp_process_desc d = {quick, NULL, NULL, false, 0};
     double t0 = b_now();
     for (int i = 0; i < PROCS; i++) {
         mp_process *p = mp_process_create(&d);

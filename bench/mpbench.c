@@ -54,7 +54,9 @@ static b_result b_cur; /* in the child: the run in progress */
 static const char *const b_workloads[] = {
     "queue_1p1c_64B",   "queue_2p2c_64B",   "pingpong_64B",     "queue_1MiB",
     "pool_map_1M",      "pool_apply_async", "pool_imap_chunk1", "lock_uncontended",
-    "lock_contended_2p", "process_start_join", "tcp_pingpong_64B", "connect_auth"};
+    "lock_contended_2p", "process_start_join", "tcp_pingpong_64B", "connect_auth",
+    "queue_sizes_8B",    "queue_sizes_256B",   "queue_sizes_4KiB", "queue_sizes_64KiB",
+    "queue_sizes_1MiB",  "queue_sizes_16MiB"};
 enum { B_NWORKLOADS = sizeof b_workloads / sizeof b_workloads[0] };
 
 /* The targets of BENCHMARKS.md, then the floors the issues set. sys: the mp.h system
@@ -86,6 +88,10 @@ static const b_target b_targets[] = {
      "<= 1.2x raw socketpair"},
     {"queue_1MiB", NULL, NULL, "GB/s", 8, ">= 8 GB/s by copy"},
     {"queue_1MiB", NULL, "raw pipe(2)", NULL, 3, ">= 3x raw pipe"},
+    {"queue_sizes_4KiB", NULL, NULL, "GB/s", 10, ">= 10 GB/s"},
+    {"queue_sizes_64KiB", NULL, NULL, "GB/s", 10, ">= 10 GB/s"},
+    {"queue_sizes_1MiB", NULL, NULL, "GB/s", 10, ">= 10 GB/s"},
+    {"queue_sizes_16MiB", NULL, NULL, "GB/s", 10, ">= 10 GB/s"},
     {"pool_map_1M", NULL, NULL, "items/s", 100e6, ">= 100 M items/s"},
     {"pool_map_1M", NULL, "Python Pool", NULL, 25, ">= 25x Python"},
     {"pool_map_1M", NULL, "Python Pool", NULL, 10, "floor: >= 10x Python"},

@@ -1,6 +1,7 @@
 /* process_basics.c - Python's Process in C: create, start, join (with a timeout),
    is_alive, exitcode (0, a chosen status, -SIGTERM after terminate), pid and parent
-   pid, name, mp_cpu_count and mp_active_children.
+   pid, name, mp_cpu_count and mp_active_children. Arguments are copied at create
+   (arg_size), as Python's args=(...) are, so a loop can pass &i.
 
    Build and run from the repository root:
        cc -std=c11 -Wall -Wextra -Werror -I. examples/process_basics.c -o process_basics -pthread
@@ -12,7 +13,12 @@
 #include <stdio.h>
 #include <unistd.h>
 
-static int worker(void *arg) {
+static int fail(const char *what, int rc) {
+    fprintf(stderr, "%s: %s\n", what, mp_strerror(rc));
+    return 1;
+}
+
+static int worker(void *arg) {                 // arg: the child's copy (arg_size)
     printf("worker %s (%s): pid %d, parent %d\n", (const char *)arg,
            mp_process_name(mp_current_process()), (int)getpid(), (int)mp_parent_pid());
     return 0;                                  // the exit code
@@ -25,16 +31,20 @@ static int nap(void *arg) {
     return 0;
 }
 
-static int fail(const char *what, int rc) {
-    fprintf(stderr, "%s: %s\n", what, mp_strerror(rc));
-    return 1;
+static int member(void *arg) {
+    int i = *(const int *)arg;                 // its own i, copied when it was created
+    sleep(1);
+    printf("member %d done\n", i);
+    return 0;
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);          // whole lines in order, even into a pipe
     int rc;
     printf("main: pid %d, %d cpus\n", (int)getpid(), mp_cpu_count());
 
-    mp_process_desc d = { .target = worker, .arg = "one" };
+    char name[] = "one";
+    mp_process_desc d = { .target = worker, .arg = name, .arg_size = sizeof name };
     mp_process *p = mp_process_create(&d);
     if (!p) { perror("mp_process_create"); return 1; }
     if ((rc = mp_process_start(p)) != MP_OK) return fail("start", rc);
@@ -71,7 +81,7 @@ int main(void) {
     /* Three running workers, as multiprocessing.active_children() lists them. */
     mp_process *team[3];
     for (int i = 0; i < 3; i++) {
-        mp_process_desc t = { .target = nap, .arg = (void *)(intptr_t)1 };
+        mp_process_desc t = { .target = member, .arg = &i, .arg_size = sizeof i };
         if (!(team[i] = mp_process_create(&t))) { perror("mp_process_create"); return 1; }
         if ((rc = mp_process_start(team[i])) != MP_OK) return fail("start", rc);
     }

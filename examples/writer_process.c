@@ -1,7 +1,8 @@
 /* writer_process.c - hand writing work to a process through a queue.
    Main writes dialogue groups to forward.txt in order, and sends each group, its lines
    reversed, through a queue to a writer process that appends it to reversed.txt. An
-   empty message tells the writer to finish. Main then checks both files.
+   empty message tells the writer to finish. Main then checks both files. The queue is
+   Python's Queue(): unbounded, so main never waits for a slow writer.
 
    Build and run from the repository root:
        cc -std=c11 -Wall -Wextra -Werror -I. examples/writer_process.c -o writer_process -pthread
@@ -61,6 +62,7 @@ int main(void) {
     char dir[] = "/tmp/writer_process.XXXXXX", fwd[128];
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     writer_job *job = (writer_job *)mp_calloc(1, sizeof *job);
+    /* NULL: unbounded, as Queue() - puts never block, messages wait in the heap */
     if (!job || !(job->q = mp_queue_create(NULL))) { perror("create"); return 1; }
     snprintf(job->path, sizeof job->path, "%s/reversed.txt", dir);
     snprintf(fwd, sizeof fwd, "%s/forward.txt", dir);

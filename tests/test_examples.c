@@ -172,8 +172,19 @@ TEST_T(example_process_basics, 30) {
     CHECK(ex_line(r.out, "after terminate and join: alive 0, exitcode -15 "));
     CHECK(ex_line(r.out, "active children: 3\n"));
     CHECK_EQ(ex_count(r.out, "\n  Process-"), 3);
+    for (int i = 0; i < 3; i++) { /* arguments copied at create: each saw its own i */
+        char want[32];
+        snprintf(want, sizeof want, "member %d done\n", i);
+        CHECK_EQ(ex_count(r.out, want), 1);
+    }
     CHECK(ex_line(r.out, "active children after join: 0\n"));
     CHECK(r.secs < 10 || ex_slow());
+    ex_free(&r);
+}
+
+TEST_T(example_cplusplus, 30) {
+    ex_result r = ex_run("cplusplus", 20);
+    CHECK(strcmp(r.out, "child says: hello from C++\nexitcode 0\nPOOL SAYS HI\n") == 0);
     ex_free(&r);
 }
 
@@ -475,7 +486,7 @@ TEST(example_snippets_are_cut_from_examples) {
     char *readme = ex_slurp("README.md"), **l = ex_split(readme, &n);
     CHECK(n > 50); /* run from the repository root */
     for (int i = 0; i < n; i++) {
-        if (strcmp(l[i], "```c") != 0) continue;
+        if (strcmp(l[i], "```c") != 0 && strcmp(l[i], "```cpp") != 0) continue;
         char name[128];
         CHECK(l[i + 1] && sscanf(l[i + 1], "// examples/%127[^ ]", name) == 1);
         int end = i + 2;
@@ -496,8 +507,8 @@ TEST(example_snippets_are_cut_from_examples) {
     for (int i = 0; i < n && strcmp(h[i], "*/") != 0; i++) {
         const char *c = strstr(h[i], "cut from examples/");
         char name[128];
-        if (!c || sscanf(c, "cut from examples/%127[a-z_].c", name) != 1) continue;
-        strcat(name, ".c");
+        if (!c || sscanf(c, "cut from examples/%127[a-z_.]", name) != 1) continue;
+        for (size_t k = strlen(name); k > 0 && name[k - 1] == '.';) name[--k] = 0;
         size_t head = strspn(h[i], " "), base = 0;
         while (h[++i] && (h[i][0] == 0 || (base = strspn(h[i], " ")) <= head)) {}
         int m = 0;

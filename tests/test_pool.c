@@ -31,7 +31,7 @@ static int64_t *iota(size_t n) {
 }
 
 static mp_pool *pool_n(unsigned n) {
-    mp_pool_desc d = {n, NULL, NULL, 0, 0};
+    mp_pool_desc d = {n, NULL, NULL, 0, 0, 0};
     mp_pool *p = mp_pool_create(&d);
     CHECK(p != NULL);
     return p;
@@ -67,7 +67,7 @@ TEST(pool_map_100k_squares_in_order_with_progress) {
     mp_pool *p = pool_n(2);
     prog g = {0, 0, 0, true};
     mp_map_failure f;
-    mp_map_desc d = {square, in, sizeof *in, out, sizeof *out, n, 0, false, on_progress, &g, &f};
+    mp_map_desc d = {square, in, sizeof *in, out, sizeof *out, n, 0, false, on_progress, &g, &f, NULL, 0};
     CHECK_EQ(mp_pool_map(p, &d), MP_OK);
     for (size_t i = 0; i < n; i++) CHECK_EQ(out[i], (int64_t)(i * i));
     CHECK(g.monotonic);
@@ -81,14 +81,14 @@ TEST(pool_map_100k_squares_in_order_with_progress) {
     /* explicit chunk size, and arrays that already live in the shared heap */
     int64_t *hin = (int64_t *)mp_alloc(n * sizeof *hin), *hout = (int64_t *)mp_calloc(n, 8);
     for (size_t i = 0; i < n; i++) hin[i] = (int64_t)(n - i);
-    mp_map_desc h = {square, hin, 8, hout, 8, n, 333, false, NULL, NULL, NULL};
+    mp_map_desc h = {square, hin, 8, hout, 8, n, 333, false, NULL, NULL, NULL, NULL, 0};
     CHECK_EQ(mp_pool_map(p, &h), MP_OK);
     for (size_t i = 0; i < n; i++) CHECK_EQ(hout[i], (int64_t)((n - i) * (n - i)));
     mp_free(hin);
     mp_free(hout);
 
     /* n == 0 returns at once, without touching anything */
-    mp_map_desc z = {square, in, 8, out, 8, 0, 0, false, on_progress, &g, &f};
+    mp_map_desc z = {square, in, 8, out, 8, 0, 0, false, on_progress, &g, &f, NULL, 0};
     g.calls = 0;
     double t0 = t_now();
     CHECK_EQ(mp_pool_map(p, &z), MP_OK);
@@ -106,7 +106,7 @@ TEST(pool_map_failing_item_keeps_code_and_others_run) {
     int64_t *in = iota(n), *out = (int64_t *)calloc(n, sizeof *out);
     mp_pool *p = pool_n(2);
     mp_map_failure f;
-    mp_map_desc d = {square_or_fail, in, 8, out, 8, n, 0, false, NULL, NULL, &f};
+    mp_map_desc d = {square_or_fail, in, 8, out, 8, n, 0, false, NULL, NULL, &f, NULL, 0};
     CHECK_EQ(mp_pool_map(p, &d), MP_ETASK);
     CHECK_EQ(f.rc, MP_ETASK);
     CHECK_EQ(f.index, 7);
@@ -139,7 +139,7 @@ TEST(pool_imap_ordered_streams_with_timeout) {
     int64_t *in = iota(n);
     mp_pool *p = pool_n(2);
     prog g = {0, 0, 0, true};
-    mp_map_desc d = {slow_tail, in, 8, NULL, 8, n, 0, false, on_progress, &g, NULL};
+    mp_map_desc d = {slow_tail, in, 8, NULL, 8, n, 0, false, on_progress, &g, NULL, NULL, 0};
     double t0 = t_now();
     mp_imap *it = mp_pool_imap(p, &d);
     CHECK(it != NULL);
@@ -170,7 +170,7 @@ TEST(pool_imap_ordered_streams_with_timeout) {
 
     /* a timeout leaves the result for later */
     int64_t x[2] = {25, 26};
-    mp_map_desc s = {slow_tail, x, 8, NULL, 8, 2, 2, false, NULL, NULL, NULL};
+    mp_map_desc s = {slow_tail, x, 8, NULL, 8, 2, 2, false, NULL, NULL, NULL, NULL, 0};
     it = mp_pool_imap(p, &s);
     CHECK_EQ(mp_imap_next(it, &v, &idx, 0), MP_ETIMEDOUT);
     CHECK_EQ(mp_imap_next(it, &v, &idx, 0.001), MP_ETIMEDOUT);
@@ -197,7 +197,7 @@ TEST(pool_imap_unordered_each_index_once) {
     int64_t *in = iota(n);
     mp_pool *p = pool_n(2);
     for (size_t cs = 1; cs <= 7; cs += 6) {
-        mp_map_desc d = {square_or_fail, in, 8, NULL, 8, n, cs, true, NULL, NULL, NULL};
+        mp_map_desc d = {square_or_fail, in, 8, NULL, 8, n, cs, true, NULL, NULL, NULL, NULL, 0};
         mp_imap *it = mp_pool_imap(p, &d);
         CHECK(it != NULL);
         unsigned char *seen = (unsigned char *)calloc(n, 1);
@@ -224,7 +224,7 @@ TEST(pool_imap_unordered_each_index_once) {
         mp_imap_destroy(it);
     }
     /* completion order: the slow item 0 comes last */
-    mp_map_desc s = {slow_first, in, 8, NULL, 8, 20, 1, true, NULL, NULL, NULL};
+    mp_map_desc s = {slow_first, in, 8, NULL, 8, 20, 1, true, NULL, NULL, NULL, NULL, 0};
     mp_imap *it = mp_pool_imap(p, &s);
     int64_t v;
     size_t idx, first = 99, last = 99;
@@ -264,7 +264,7 @@ static int configurable(const void *arg, size_t len, void *res, size_t *res_len)
 
 TEST(pool_apply_async_results_and_timeouts) {
     size_t base = blocks_in_use();
-    mp_pool_desc pd = {2, NULL, NULL, 0, 4096};
+    mp_pool_desc pd = {2, NULL, NULL, 0, 4096, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     enum { N = 500 };
@@ -395,7 +395,7 @@ TEST(pool_map_worker_crash_fails_its_chunk) {
     int64_t *in = iota(n), *out = (int64_t *)calloc(n, 8);
     mp_pool *p = pool_n(2);
     mp_map_failure f;
-    mp_map_desc d = {crash_at_500, in, 8, out, 8, n, 100, false, NULL, NULL, &f};
+    mp_map_desc d = {crash_at_500, in, 8, out, 8, n, 100, false, NULL, NULL, &f, NULL, 0};
     CHECK_EQ(mp_pool_map(p, &d), MP_EWORKERDIED);
     CHECK_EQ(f.index, 500);
     CHECK_EQ(f.code, 7);
@@ -403,7 +403,7 @@ TEST(pool_map_worker_crash_fails_its_chunk) {
     for (size_t i = 0; i < n; i++)
         if (i < 500 || i >= 600) CHECK_EQ(out[i], (int64_t)(i * i));
     /* and with imap, chunks of 1: only the crashing item fails */
-    mp_map_desc m = {crash_at_500, in, 8, NULL, 8, n, 1, true, NULL, NULL, NULL};
+    mp_map_desc m = {crash_at_500, in, 8, NULL, 8, n, 1, true, NULL, NULL, NULL, NULL, 0};
     mp_imap *it = mp_pool_imap(p, &m);
     size_t idx, bad = 0, got = 0;
     int64_t v;
@@ -436,7 +436,7 @@ TEST(pool_terminate_with_10000_queued) {
         CHECK(r[i] != NULL);
     }
     int64_t *in = iota(1000);
-    mp_map_desc d = {slow_first, in, 8, NULL, 8, 1000, 1, false, NULL, NULL, NULL};
+    mp_map_desc d = {slow_first, in, 8, NULL, 8, 1000, 1, false, NULL, NULL, NULL, NULL, 0};
     mp_imap *it = mp_pool_imap(p, &d);
     usleep(20000);
     double t0 = t_now();
@@ -493,7 +493,7 @@ static int report_init(const void *arg, size_t len, void *res, size_t *res_len) 
 
 TEST(pool_maxtasksperchild_and_initializer) {
     static int seed = 4242; /* static: the workers see it through fork */
-    mp_pool_desc pd = {2, set_init, &seed, 2, 0};
+    mp_pool_desc pd = {2, set_init, &seed, 2, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     int N = t_scale(20) == 1 ? 10 : 50; /* each replacement is a valgrind start */
@@ -519,14 +519,14 @@ TEST(pool_maxtasksperchild_and_initializer) {
     /* map chunks count as tasks too */
     size_t m = N == 50 ? 1000 : 40; /* chunks of 10: m / 20 more retirements */
     int64_t *in = iota(m), *out = (int64_t *)calloc(m, 8);
-    mp_map_desc d = {square, in, 8, out, 8, m, 10, false, NULL, NULL, NULL};
+    mp_map_desc d = {square, in, 8, out, 8, m, 10, false, NULL, NULL, NULL, NULL, 0};
     CHECK_EQ(mp_pool_map(p, &d), MP_OK);
     for (size_t i = 0; i < m; i++) CHECK_EQ(out[i], (int64_t)(i * i));
     pool_end(p);
     free(in);
     free(out);
 
-    mp_pool_desc bad = {2, fail_init, NULL, 0, 0};
+    mp_pool_desc bad = {2, fail_init, NULL, 0, 0, 0};
     errno = 0;
     CHECK(mp_pool_create(&bad) == NULL);
     CHECK_EQ(errno, ECHILD);
@@ -535,11 +535,15 @@ TEST(pool_maxtasksperchild_and_initializer) {
 static int not_owner(void *arg) {
     mp_pool *p = (mp_pool *)arg;
     int64_t in[2] = {1, 2}, out[2];
-    mp_map_desc d = {square, in, 8, out, 8, 2, 0, false, NULL, NULL, NULL};
-    if (mp_pool_map(p, &d) != MP_EINVAL) return 1;
-    if (mp_pool_apply_async(p, x_squared, in, 8) != NULL) return 2;
-    if (mp_pool_imap(p, &d) != NULL) return 3;
-    if (mp_pool_join(p, 0) != MP_EINVAL) return 4;
+    mp_map_desc d = {square, in, 8, out, 8, 2, 0, false, NULL, NULL, NULL, NULL, 0};
+    if (mp_pool_map(p, &d) != MP_EPERM) return 1;
+    if (mp_pool_apply_async(p, x_squared, in, 8) != NULL || errno != EPERM) return 2;
+    if (mp_pool_imap(p, &d) != NULL || errno != EPERM) return 3;
+    if (mp_pool_join(p, 0) != MP_EPERM) return 4;
+    mp_pool_stats st;
+    if (mp_pool_stats_get(p, &st) != MP_EPERM) return 5;
+    if (mp_pool_apply(p, x_squared, in, 8, out, 8, NULL) != MP_EPERM) return 6;
+    if (mp_pool_map_async(p, &d) != NULL || errno != EPERM) return 7;
     mp_pool_close(p);     /* no effect */
     mp_pool_terminate(p); /* no effect */
     mp_pool_destroy(p);   /* no effect */
@@ -555,7 +559,7 @@ TEST(pool_defaults_and_bad_input) {
     CHECK_EQ(mp_pool_stats_get(p, NULL), MP_EINVAL);
     CHECK_EQ(mp_pool_stats_get(NULL, &st), MP_EINVAL);
     int64_t in[4] = {1, 2, 3, 4}, out[4];
-    mp_map_desc ok = {square, in, 8, out, 8, 4, 0, false, NULL, NULL, NULL}, d;
+    mp_map_desc ok = {square, in, 8, out, 8, 4, 0, false, NULL, NULL, NULL, NULL, 0}, d;
     CHECK_EQ(mp_pool_map(NULL, &ok), MP_EINVAL);
     CHECK_EQ(mp_pool_map(p, NULL), MP_EINVAL);
     d = ok, d.fn = NULL;
@@ -583,10 +587,10 @@ TEST(pool_defaults_and_bad_input) {
     mp_async *a = mp_pool_apply_async(p, x_squared, in, 8);
     CHECK_EQ(mp_async_get(a, NULL, 8, NULL, 1), MP_EINVAL);
     CHECK_EQ(mp_pool_join(p, 0), MP_EINVAL); /* still running */
-    mp_pool_desc big = {2000, NULL, NULL, 0, 0};
+    mp_pool_desc big = {2000, NULL, NULL, 0, 0, 0};
     CHECK(mp_pool_create(&big) == NULL);
     CHECK_EQ(errno, EINVAL);
-    /* a process that is not the owner gets MP_EINVAL, and the pool is unharmed */
+    /* a process that is not the owner gets MP_EPERM, and the pool is unharmed */
     int ws = t_wait(t_fork(not_owner, p));
     CHECK(WIFEXITED(ws));
     CHECK_EQ(WEXITSTATUS(ws), 0);
@@ -649,7 +653,7 @@ TEST(pool_imap_destroyed_early_leaves_pool_usable) {
     size_t base = blocks_in_use();
     mp_pool *p = pool_n(2);
     int64_t *in = iota(2000);
-    mp_map_desc d = {slow_tail, in, 8, NULL, 8, 2000, 1, false, NULL, NULL, NULL};
+    mp_map_desc d = {slow_tail, in, 8, NULL, 8, 2000, 1, false, NULL, NULL, NULL, NULL, 0};
     mp_imap *it = mp_pool_imap(p, &d);
     int64_t v;
     for (int i = 0; i < 5; i++) CHECK_EQ(mp_imap_next(it, &v, NULL, 5), MP_OK);
@@ -739,7 +743,8 @@ TEST(pool_progress_bar_rate_is_the_runs_average) {
     size_t n = 40;
     int64_t *in = iota(n);
     for (int round = 0; round < 3; round++) {
-        mp_map_desc d = {nap_10ms, in, 8, NULL, 0, n, 20, false, mp_progress_bar, (void *)"naps", NULL};
+        mp_map_desc d = {nap_10ms, in, 8, NULL, 0, n, 20, false, mp_progress_bar, (void *)"naps", NULL,
+                         NULL, 0};
         dup2(s, 2);
         double t0 = t_now();
         int rc = mp_pool_map(p, &d); /* two chunks of 20 x 10 ms, side by side */
@@ -816,7 +821,7 @@ TEST(pool_random_sigkills_never_wedge) {
     double end = t_now() + 1.5;
     for (int round = 0; t_now() < end || round < 2; round++) {
         mp_map_desc d = {square_note_pid, in, 8, NULL, 8, n, round % 2 ? 1 : 50, round % 4 > 1,
-                         NULL, NULL, NULL};
+                         NULL, NULL, NULL, NULL, 0};
         mp_imap *it = mp_pool_imap(p, &d);
         CHECK(it != NULL);
         int64_t v;

@@ -24,7 +24,7 @@ static int sleep_ms(void *arg) {
 }
 
 static mp_process *start(mp_target_fn fn, intptr_t arg, bool daemon) {
-    mp_process_desc d = {fn, (void *)arg, NULL, daemon};
+    mp_process_desc d = {fn, (void *)arg, NULL, daemon, 0};
     mp_process *p = mp_process_create(&d);
     CHECK(p != NULL);
     CHECK_EQ(mp_process_start(p), MP_OK);
@@ -32,9 +32,9 @@ static mp_process *start(mp_target_fn fn, intptr_t arg, bool daemon) {
 }
 
 TEST(process_exitcodes_like_python) {
-    mp_process_desc d = {ret_arg, (void *)7, "seven", false};
+    mp_process_desc d = {ret_arg, (void *)7, "seven", false, 0};
     mp_process *p = mp_process_create(&d);
-    mp_process_desc anon = {ret_arg, NULL, NULL, false};
+    mp_process_desc anon = {ret_arg, NULL, NULL, false, 0};
     mp_process *named_at_create = mp_process_create(&anon);
     CHECK(strncmp(mp_process_name(named_at_create), "Process-", 8) == 0); /* before start */
     mp_process_destroy(named_at_create);
@@ -86,7 +86,7 @@ TEST(process_bad_state_and_input) {
     CHECK_EQ(mp_process_exitcode(NULL), MP_EXITCODE_NONE);
     CHECK_EQ(mp_process_destroy(NULL), MP_OK);
 
-    mp_process_desc d = {sleep_long, NULL, NULL, false};
+    mp_process_desc d = {sleep_long, NULL, NULL, false, 0};
     mp_process *p = mp_process_create(&d);
     CHECK_EQ(mp_process_join(p, 1), MP_EINVAL);      /* never started */
     CHECK_EQ(mp_process_terminate(p), MP_EINVAL);
@@ -159,7 +159,7 @@ static int report_identity(void *arg) {
 
 static int spawn_grandchild(void *arg) {
     char *out = (char *)arg;
-    mp_process_desc d = {report_identity, out, NULL, false};
+    mp_process_desc d = {report_identity, out, NULL, false, 0};
     mp_process *p = mp_process_create(&d);
     if (mp_process_start(p) != MP_OK) return 1;
     if (mp_process_join(p, 10) != MP_OK) return 2;
@@ -171,7 +171,7 @@ TEST(process_names_and_identity) {
     CHECK(strcmp(mp_process_name(mp_current_process()), "MainProcess") == 0);
     CHECK_EQ(mp_parent_pid(), getppid());
     char *out = (char *)mp_calloc(1, 256);
-    mp_process_desc d = {report_identity, out, NULL, false};
+    mp_process_desc d = {report_identity, out, NULL, false, 0};
     mp_process *a = mp_process_create(&d);
     mp_process *b = mp_process_create(&d);
     mp_process_start(a);
@@ -183,7 +183,7 @@ TEST(process_names_and_identity) {
     mp_process_start(b);
     mp_process_join(b, 10);
     CHECK(strcmp(mp_process_name(a), mp_process_name(b)) != 0);
-    mp_process_desc g = {spawn_grandchild, out + 128, NULL, false};
+    mp_process_desc g = {spawn_grandchild, out + 128, NULL, false, 0};
     mp_process *c = mp_process_create(&g);
     mp_process_start(c);
     CHECK_EQ(mp_process_join(c, 10), MP_OK);
@@ -249,7 +249,7 @@ static int stdio_scenario(void *arg) {
     (void)arg;
     atexit(parent_atexit);
     printf("parent-before-fork ");
-    mp_process_desc d = {child_prints, NULL, NULL, false};
+    mp_process_desc d = {child_prints, NULL, NULL, false, 0};
     mp_process *p = mp_process_create(&d);
     mp_process_start(p);
     mp_process_join(p, 10);
@@ -333,10 +333,14 @@ TEST(process_daemon_dies_with_killed_parent) {
 }
 
 TEST(process_destroy_by_non_creator_refused) {
-    mp_process_desc d = {ret_arg, NULL, NULL, false};
+    mp_process_desc d = {ret_arg, NULL, NULL, false, 0};
     mp_process *p = mp_process_create(&d);
     pid_t pid = fork();
-    if (pid == 0) _exit(mp_process_destroy(p) == MP_EINVAL && mp_process_start(p) == MP_EINVAL ? 0 : 1);
+    if (pid == 0)
+        _exit(mp_process_destroy(p) == MP_EPERM && mp_process_start(p) == MP_EPERM &&
+                      mp_process_join(p, 0) == MP_EPERM && mp_process_sentinel(p) == MP_EPERM
+                  ? 0
+                  : 1);
     int st = t_wait(pid);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK_EQ(mp_process_destroy(p), MP_OK);
@@ -352,7 +356,7 @@ static int nproc_scenario(void *arg) {
     mp_process *ps[16];
     int started = 0, rc = MP_OK;
     while (started < 16) {
-        mp_process_desc d = {sleep_long, NULL, NULL, false};
+        mp_process_desc d = {sleep_long, NULL, NULL, false, 0};
         ps[started] = mp_process_create(&d);
         rc = mp_process_start(ps[started]);
         if (rc != MP_OK) break;
@@ -364,7 +368,7 @@ static int nproc_scenario(void *arg) {
     mp_process_kill(ps[0]);
     mp_process_join(ps[0], 10);
     mp_process_destroy(ps[0]);
-    mp_process_desc d = {ret_arg, (void *)3, NULL, false};
+    mp_process_desc d = {ret_arg, (void *)3, NULL, false, 0};
     mp_process *again = mp_process_create(&d);
     if (mp_process_start(again) != MP_OK) return 14; /* a slot freed up: works again */
     mp_process_join(again, 10);
@@ -462,7 +466,7 @@ TEST(process_destroyed_record_is_einval) {
     CHECK(!mp_process_is_alive(p));
     CHECK_EQ(mp_process_exitcode(p), MP_EXITCODE_NONE);
     CHECK_EQ(mp_process_destroy(p), MP_EINVAL); /* twice */
-    mp_process_desc d = {sleep_long, NULL, NULL, false};
+    mp_process_desc d = {sleep_long, NULL, NULL, false, 0};
     p = mp_process_create(&d); /* never started */
     CHECK_EQ(mp_process_destroy(p), MP_OK);
     CHECK_EQ(mp_process_start(p), MP_EINVAL);

@@ -731,7 +731,12 @@ typedef struct {
     uint8_t *seen;   /* [producer][seq] */
     double timeout;  /* every put and get: MP_FOREVER, or polls (0) retried at once */
     int threads;     /* consumer threads per consumer process */
+    int unbounded;   /* an unbounded queue kept in overflow: slow consumers, and
+                        producers that hold off above K_HELD messages */
+    uint64_t max_held, overflow_puts;
 } k_state;
+
+enum { K_RING = 4096, K_HELD = 30000 }; /* the default ring's slots; the backlog cap */
 
 static k_state *k_g;
 
@@ -758,6 +763,13 @@ static int k_producer(void *arg) {
         h.sum = k_sum(buf + sizeof h, h.len - sizeof h);
         memcpy(buf, &h, sizeof h);
         int r;
+        size_t held = s->unbounded ? mp_queue_qsize(s->q) : 0;
+        if (held > K_RING) __atomic_fetch_add(&s->overflow_puts, 1, __ATOMIC_RELAXED);
+        for (uint64_t m = __atomic_load_n(&s->max_held, __ATOMIC_RELAXED); held > m;)
+            if (__atomic_compare_exchange_n(&s->max_held, &m, held, false, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+                break;
+        while (s->unbounded && mp_queue_qsize(s->q) > K_HELD && !s->stop) sched_yield();
         while ((r = mp_queue_put(s->q, buf, h.len, s->timeout)) == MP_ETIMEDOUT) sched_yield();
         if (r != MP_OK) return r == MP_ECLOSED ? 0 : 1;
     }
@@ -788,6 +800,7 @@ static void *k_consume(void *arg) {
         last[h.id] = h.seq;
         __atomic_fetch_add(&s->seen[(size_t)h.id * K_MAXSEQ + h.seq], 1, __ATOMIC_SEQ_CST);
         __atomic_fetch_add(&s->received, 1, __ATOMIC_RELAXED);
+        for (volatile int k = 0; s->unbounded && k < 3000; k++) {} /* let a backlog build */
     }
     return (void *)(uintptr_t)(r == MP_ECLOSED ? 0 : 1);
 }
@@ -811,13 +824,16 @@ static int k_consumer(void *arg) {
    duplicated or corrupted, at most one message lost per thread killed, and the
    survivors keep moving through the whole run (a slot a dead process held is recovered,
    also by callers that only poll). */
-static void k_run(double timeout, int threads) {
+static void k_run(double timeout, int threads, int unbounded) {
     k_state *s = (k_state *)mp_calloc(1, sizeof *s);
     s->seen = (uint8_t *)mp_calloc((size_t)K_NP * K_MAXSEQ, 1);
     CHECK(s->seen != NULL);
     s->timeout = timeout;
     s->threads = threads;
-    s->q = q_new(64, 64 * 256); /* 240 B inline: the larger messages go as heap blocks */
+    s->unbounded = unbounded;
+    /* 240 B inline: the larger messages go as heap blocks (in the overflow too) */
+    s->q = unbounded ? mp_queue_create(NULL) : q_new(64, 64 * 256);
+    CHECK(s->q != NULL);
     k_g = s;
     pid_t prod[K_NP], cons[K_NC];
     for (int i = 0; i < K_NP; i++) prod[i] = t_fork(k_producer, (void *)(uintptr_t)i);
@@ -857,6 +873,13 @@ static void k_run(double timeout, int threads) {
     printf("     %d kills, %llu messages moved (%llu during the kills, %llu in their second "
            "half), %llu lost\n", kills, (unsigned long long)got, (unsigned long long)mid,
            (unsigned long long)(mid - (at_half - 1)), (unsigned long long)lost);
+    if (unbounded) {
+        printf("     unbounded: up to %llu held (the ring has %d slots), %llu puts made "
+               "while above it\n", (unsigned long long)s->max_held, K_RING,
+               (unsigned long long)s->overflow_puts);
+        CHECK(s->max_held > K_RING);        /* the kills happened while in overflow */
+        CHECK(s->overflow_puts >= 1000);
+    }
     CHECK(kills >= 50);
     CHECK(mid >= 1000); /* the survivors kept moving */
     CHECK(at_half > 0 && mid - (at_half - 1) >= 500); /* ... to the end, unwedged */
@@ -866,10 +889,15 @@ static void k_run(double timeout, int threads) {
     mp_free(s);
 }
 
-TEST_T(queue_random_sigkill_loses_at_most_one_per_kill, 90) { k_run(MP_FOREVER, 1); }
+TEST_T(queue_random_sigkill_loses_at_most_one_per_kill, 90) { k_run(MP_FOREVER, 1, 0); }
 
 /* Event-loop style: every put and get polls with timeout 0; consumers have two threads. */
-TEST_T(queue_random_sigkill_polling_threaded_consumers, 90) { k_run(0, 2); }
+TEST_T(queue_random_sigkill_polling_threaded_consumers, 90) { k_run(0, 2, 0); }
+
+/* The same on an unbounded queue held in overflow (a backlog above the ring's 4096
+   slots): producers, consumers and consumers moving overflow into the ring are killed. */
+TEST_T(queue_unbounded_random_sigkill_in_overflow, 90) { k_run(MP_FOREVER, 1, 1); }
+TEST_T(queue_unbounded_random_sigkill_in_overflow_polling, 90) { k_run(0, 2, 1); }
 
 /* --- close racing with busy producers: every put that returned MP_OK is got --------- */
 
