@@ -1701,9 +1701,10 @@ MPDEF const char *mp_manager_address(const mp_manager *m);
 /* A handle on the server's dict or list named name (1 to 255 bytes), created empty if
    absent; every mp_dict_* / mp_list_* verb takes it. Process-private memory (like a
    conn), usable from any thread, and by a forked child (which gets its own connection).
-   Free it with mp_dict_destroy / mp_list_destroy (the server's object stays). NULL +
-   errno: EINVAL (bad name, NULL m, the name is another kind of object), ECONNRESET
-   (the server is gone), ETIMEDOUT, ENOMEM (also: the server's heap is full). */
+   Free it with mp_dict_destroy / mp_list_destroy (the server's object stays). Dicts,
+   lists and values have a name space each. NULL + errno: EINVAL (bad name, NULL m),
+   ECONNREFUSED (the server is gone), EACCES (the key was refused), ETIMEDOUT, ENOMEM
+   (also: the server's heap is full), EPROTO (a malformed answer). */
 MPDEF mp_dict *mp_manager_dict(mp_manager *m, const char *name);
 MPDEF mp_list *mp_manager_list(mp_manager *m, const char *name);
 /* A handle on the server's block of size bytes named name, created zeroed if absent:
@@ -7730,6 +7731,7 @@ struct mp_manager {
     mp__mconn *idle;
     mp_process *server; /* the starter's */
     pid_t starter;
+    bool private_path;  /* started with address NULL: a socket file in a private dir */
     double timeout;
     unsigned char *key;
     size_t klen;
@@ -7980,6 +7982,7 @@ MPDEF mp_manager *mp_manager_start(const mp_manager_desc *d) {
         if (mp__mgr_report(m, r) == 0) {
             mp_conn_close(r);
             m->starter = getpid();
+            m->private_path = !d->address;
             return m;
         }
     }
@@ -8069,6 +8072,16 @@ MPDEF void mp_value_destroy(mp_value *v) {
     if (mp__served_is(v, MP__VALUE_MAGIC)) mp__served_drop(v);
 }
 
+/* A server that was killed left its private socket file and directory: the starter
+   removes them once it has joined it (after a clean exit they are gone already). */
+static void mp__mgr_sweep(mp_manager *m) {
+    char *slash = strrchr(m->address, '/');
+    if (!m->private_path || !slash || slash == m->address) return;
+    unlink(m->address);
+    *slash = 0;
+    rmdir(m->address);
+}
+
 MPDEF int mp_manager_shutdown(mp_manager *m) {
     if (!mp__mgr_ok(m) || !m->server || m->starter != getpid()) return MP_EINVAL;
     mp__buf rq, ans;
@@ -8080,6 +8093,7 @@ MPDEF int mp_manager_shutdown(mp_manager *m) {
         mp_process_join(m->server, MP_FOREVER);
     }
     mp_process_destroy(m->server);
+    mp__mgr_sweep(m);
     mp__mgr_free(m);
     return MP_OK;
 }

@@ -214,7 +214,13 @@ TEST(manager_server_killed_calls_return_closed_promptly) {
     mp_dict_destroy(d);
     mp_list_destroy(l);
     mp_value_destroy(v);
-    CHECK_EQ(mp_manager_shutdown(m), MP_OK); /* joins the dead server */
+    char path[128];
+    snprintf(path, sizeof path, "%s", mp_manager_address(m));
+    CHECK(path[0] == '/' && access(path, F_OK) == 0); /* the dead server's socket file */
+    CHECK_EQ(mp_manager_shutdown(m), MP_OK); /* joins the dead server, sweeps its file */
+    CHECK(access(path, F_OK) != 0);
+    *strrchr(path, '/') = 0;
+    CHECK(access(path, F_OK) != 0); /* and its private directory */
 }
 
 static int m_busy_client(void *arg) {
