@@ -7515,22 +7515,25 @@ static int mp__msrv_open(mp__msrv *s, const unsigned char *b, size_t n, mp__buf 
     return mp__buf_put(out, a, 4) && mp__buf_put64(out, size) ? MP_OK : MP_ENOMEM;
 }
 
+static int mp__mobj_run(mp__mobj *o, mp__op *op) {
+    return o->kind == MP__KIND_DICT ? mp__dict_run((mp_dict *)o->obj, op)
+                                    : mp__list_run((mp_list *)o->obj, op);
+}
+
 /* A verb whose answer is bytes (get, pop) into the answer, within the client's cap:
    run into the room there is, and again with room for the size found. */
-static int mp__msrv_copy(mp__msrv *s, mp__mobj *o, mp__op *op, uint64_t cap, mp__buf *out) {
+static int mp__msrv_copy(mp__mobj *o, mp__op *op, uint64_t cap, mp__buf *out) {
     size_t len = 0;
     op->len = &len;
     for (;;) {
         op->buf = out->p + out->n;
         op->cap = out->cap - out->n < cap ? out->cap - out->n : (size_t)cap;
-        int rc = o->kind == MP__KIND_DICT ? mp__dict_run((mp_dict *)o->obj, op)
-                                          : mp__list_run((mp_list *)o->obj, op);
+        int rc = mp__mobj_run(o, op);
         if (rc == MP_OK) return out->n += len, MP_OK;
         if (rc != MP_ETOOBIG) return rc;
         if (len > cap) return mp__buf_put64(out, len) ? MP_ETOOBIG : MP_ENOMEM;
         if (!mp__buf_room(out, len)) return MP_ENOMEM;
     }
-    (void)s;
 }
 
 static int mp__msrv_dict_item(const void *k, size_t kl, const void *v, size_t vl, void *arg) {
@@ -7566,19 +7569,18 @@ static int mp__msrv_value(mp__mobj *o, int code, const unsigned char *b, size_t 
     return MP_OK;
 }
 
-/* Decode a container verb's fields into op and run it. */
-static int mp__msrv_verb(mp__msrv *s, mp__mobj *o, mp__op *op, const unsigned char *b,
-                         size_t n, mp__buf *out) {
-    bool indexed = op->code == MP__OP_LIST_GET || op->code == MP__OP_LIST_SET ||
-                   op->code == MP__OP_LIST_POP;
-    bool capped = op->code == MP__OP_DICT_GET || op->code == MP__OP_LIST_GET ||
-                  op->code == MP__OP_LIST_POP;
-    size_t need = (indexed ? 8u : 0u) + (capped ? 8u : 0u) + (op->code == MP__OP_DICT_SET ? 8u : 0u);
-    if (n < need) return MP_EINVAL;
+/* A container verb's fields into op (index, cap, key and value); *cap the client's
+   limit for an answer of bytes. MP_EINVAL when they do not fit the request. */
+static int mp__msrv_decode(const mp__mobj *o, mp__op *op, const unsigned char *b, size_t n,
+                           uint64_t *cap) {
+    int c = op->code;
+    bool indexed = c == MP__OP_LIST_GET || c == MP__OP_LIST_SET || c == MP__OP_LIST_POP;
+    bool capped = c == MP__OP_DICT_GET || c == MP__OP_LIST_GET || c == MP__OP_LIST_POP;
+    if (n < (indexed ? 8u : 0u) + (capped ? 8u : 0u) + (c == MP__OP_DICT_SET ? 8u : 0u))
+        return MP_EINVAL;
     if (indexed) op->index = (long)(int64_t)mp__be64(b), b += 8, n -= 8;
-    uint64_t cap = capped ? mp__be64(b) : 0;
-    if (capped) b += 8, n -= 8;
-    if (op->code == MP__OP_DICT_SET) {
+    if (capped) *cap = mp__be64(b), b += 8, n -= 8;
+    if (c == MP__OP_DICT_SET) {
         uint64_t kl = mp__be64(b);
         if (kl > n - 8) return MP_EINVAL;
         op->key = b + 8, op->klen = (size_t)kl, op->val = b + 8 + kl, op->vlen = n - 8 - (size_t)kl;
@@ -7587,24 +7589,28 @@ static int mp__msrv_verb(mp__msrv *s, mp__mobj *o, mp__op *op, const unsigned ch
     } else {
         op->val = b, op->vlen = n;
     }
-    size_t count = 0;
+    return MP_OK;
+}
+
+/* Decode a container verb and run it, its answer's payload into out. */
+static int mp__msrv_verb(mp__mobj *o, mp__op *op, const unsigned char *b, size_t n,
+                         mp__buf *out) {
+    uint64_t cap = 0;
+    size_t count = 0, at = out->n;
+    int rc = mp__msrv_decode(o, op, b, n, &cap);
+    if (rc != MP_OK) return rc;
     switch (op->code) {
     case MP__OP_DICT_GET: case MP__OP_LIST_GET: case MP__OP_LIST_POP:
-        return mp__msrv_copy(s, o, op, cap, out);
-    case MP__OP_DICT_LEN: case MP__OP_LIST_LEN: {
+        return mp__msrv_copy(o, op, cap, out);
+    case MP__OP_DICT_LEN: case MP__OP_LIST_LEN:
         op->n = &count;
-        int rc = o->kind == MP__KIND_DICT ? mp__dict_run((mp_dict *)o->obj, op)
-                                          : mp__list_run((mp_list *)o->obj, op);
+        rc = mp__mobj_run(o, op);
         return rc == MP_OK && !mp__buf_put64(out, count) ? MP_ENOMEM : rc;
-    }
     case MP__OP_DICT_ITEMS: op->dict_fn = mp__msrv_dict_item, op->arg = out; break;
     case MP__OP_LIST_ITEMS: op->list_fn = mp__msrv_list_item, op->arg = out; break;
     default: break;
     }
-    size_t at = out->n;
-    int rc = o->kind == MP__KIND_DICT ? mp__dict_run((mp_dict *)o->obj, op)
-                                      : mp__list_run((mp_list *)o->obj, op);
-    if (rc != MP_OK) out->n = at;
+    if ((rc = mp__mobj_run(o, op)) != MP_OK) out->n = at;
     return rc;
 }
 
@@ -7627,7 +7633,7 @@ static int mp__msrv_handle(mp__msrv *s, const unsigned char *rq, size_t n, mp__b
         mp__op op;
         mp__op_init(&op, code);
         rc = o.kind == MP__KIND_VALUE ? mp__msrv_value(&o, code, rq + 5, n - 5, out)
-                                      : mp__msrv_verb(s, &o, &op, rq + 5, n - 5, out);
+                                      : mp__msrv_verb(&o, &op, rq + 5, n - 5, out);
     }
     if (rc != MP_OK && rc != MP_ETOOBIG) out->n = 4; /* ETOOBIG carries the size */
     mp__wr32(out->p, (uint32_t)rc);
