@@ -3711,6 +3711,10 @@ static ssize_t mp__conn_read(mp_conn *c, void *p, size_t n, int64_t deadline) {
         if (r >= 0) return r;
         if (errno == ECONNRESET) return 0; /* the peer closed with data unread: EOF too */
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return MP_ESYS;
+        /* a blocking socket says EAGAIN only when its SO_RCVTIMEO ran out (the Manager's
+           client waits so: one system call per answer) */
+        if (!timed && c->sock && errno != EINTR && !(fcntl(c->fd, F_GETFL) & O_NONBLOCK))
+            return MP_ETIMEDOUT;
         wait = errno != EINTR || (timed && !c->sock);
     }
 }
@@ -7779,7 +7783,15 @@ static int mp__mgr_dial(mp_manager *m, mp_conn **c) {
     d.address = m->address, d.authkey = m->key, d.authkey_len = m->klen, d.timeout = m->timeout;
     int rc = mp_client(&d, c);
     if (rc == MP_ESYS && (errno == ENOENT || errno == ECONNREFUSED)) rc = MP_ECLOSED;
-    return rc;
+    if (rc != MP_OK) return rc;
+    /* the per-call timeout, kept by the kernel: a call waits in one blocking recv */
+    struct timeval tv;
+    tv.tv_sec = (time_t)m->timeout;
+    tv.tv_usec = (suseconds_t)((m->timeout - (double)tv.tv_sec) * 1e6);
+    if (setsockopt(mp_conn_fileno(*c), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) return MP_OK;
+    mp_conn_close(*c);
+    *c = NULL;
+    return MP_ESYS;
 }
 
 static mp__mconn *mp__mgr_take(mp_manager *m, int *rc) {
@@ -7813,9 +7825,9 @@ static int mp__mgr_call(mp_manager *m, const mp__buf *rq, mp__buf *ans) {
     if (!x) return rc;
     size_t n = 0;
     rc = mp_conn_send(x->c, rq->p, rq->n);
-    if (rc == MP_OK) rc = mp_conn_recv(x->c, ans->p, ans->cap, &n, m->timeout);
+    if (rc == MP_OK) rc = mp_conn_recv(x->c, ans->p, ans->cap, &n, MP_FOREVER); /* SO_RCVTIMEO */
     if (rc == MP_ETOOBIG && n != SIZE_MAX && mp__buf_room(ans, n))
-        rc = mp_conn_recv(x->c, ans->p, ans->cap, &n, m->timeout); /* the rest may be on its way */
+        rc = mp_conn_recv(x->c, ans->p, ans->cap, &n, MP_FOREVER); /* the rest may be on its way */
     if (rc == MP_OK && n < 4) rc = MP_ESYS, errno = EPROTO;
     if (rc != MP_OK) {
         mp_conn_close(x->c);

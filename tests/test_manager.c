@@ -299,3 +299,24 @@ TEST(manager_daemon_server_dies_with_its_starter) {
     }
     CHECK(kill(srv, 0) != 0);
 }
+
+TEST(manager_call_times_out_on_a_stopped_server) {
+    mp_manager_desc d = {.authkey = KEY, .authkey_len = KEYLEN, .timeout = 0.3};
+    mp_manager *m = mp_manager_start(&d);
+    CHECK(m != NULL);
+    mp_dict *h = mp_manager_dict(m, "d");
+    CHECK(h != NULL);
+    pid_t srv = m_server_pid();
+    CHECK_EQ(kill(srv, SIGSTOP), 0);
+    double t0 = t_now();
+    size_t n;
+    CHECK_EQ(mp_dict_len(h, &n), MP_ETIMEDOUT);
+    double t = t_now() - t0;
+    CHECK(t >= 0.25 && t < 3);
+    CHECK_EQ(kill(srv, SIGCONT), 0);
+    CHECK_EQ(mp_dict_set(h, "k", 1, "v", 1), MP_OK); /* a fresh connection: no stale answer */
+    CHECK_EQ(mp_dict_len(h, &n), MP_OK);
+    CHECK_EQ(n, 1);
+    mp_dict_destroy(h);
+    CHECK_EQ(mp_manager_shutdown(m), MP_OK);
+}
