@@ -1209,7 +1209,8 @@ MPDEF mp_conn *mp_conn_open(int fd, int flags);
    MP_EINVAL (NULL, buf NULL with len > 0, or a receive-only end); MP_ESYS. */
 MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len);
 /* Receive one whole message into buf (cap bytes); *len = its size. MP_OK;
-   MP_ETIMEDOUT (nothing consumed); MP_ECLOSED (EOF: the sending end is closed
+   MP_ETIMEDOUT (nothing consumed; also when the fd is a blocking socket whose
+   SO_RCVTIMEO ran out, whatever timeout says); MP_ECLOSED (EOF: the sending end is closed
    everywhere, or the stream was cut mid-message); MP_ETOOBIG: the message is larger than
    cap, *len = the size needed, nothing consumed (receive again with a bigger buffer),
    or its header announces more than the conn's limit (mp_conn_set_max_message; *len =
