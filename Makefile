@@ -40,8 +40,11 @@ $(B)/named_peer: tests/peer/named_peer.c mp.h
 	$(CC) $(STD) $(WARN) $(OPT) $< -o $@ $(LIBS)
 
 # The tests run the examples and the peer too, so they are built first.
+# The process and pool tests run a second time with the forkserver as the start method.
+FS_AGAIN := MP_TEST_FORKSERVER_AGAIN=process_,pool_
+
 test: $(B)/runner examples $(B)/named_peer
-	MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner $(T)
+	$(FS_AGAIN) MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner $(T)
 
 # --- make check: sanitizers, valgrind, the compile matrix -------------------------
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -56,7 +59,7 @@ $(B)/runner-vg: $(TEST_SRC) $(wildcard tests/*.h) mp.h
 
 check-asan: $(B)/runner-asan examples $(B)/named_peer
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner-asan $(T)
+	$(FS_AGAIN) MP_TEST_TIMEOUT_SCALE=3 MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner-asan $(T)
 
 # Valgrind writes one log per process into VG_LOGDIR (so the examples' own stderr stays
 # theirs); a process with an error exits 99 and fails its test, and the logs that hold
@@ -75,7 +78,7 @@ VG_EXCLUDE := -x process_hundred_terminated_right_after_start
 
 check-valgrind: $(B)/runner-vg examples $(B)/named_peer
 	@rm -rf $(VG_LOGDIR) && mkdir -p $(VG_LOGDIR) && chmod 1777 $(VG_LOGDIR)
-	MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer \
+	$(FS_AGAIN) MP_TEST_SLOW=1 MP_TEST_TIMEOUT_SCALE=10 MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer \
 	$(VALGRIND) $(B)/runner-vg $(VG_EXCLUDE) $(T) || \
 	{ grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' $(VG_LOGDIR)/*.log | xargs -r cat; exit 1; }
 

@@ -209,7 +209,8 @@
 
       - Call mp_init (or any mp function) before the first fork: a heap created
         after a fork is private to the process that created it.
-      - Processes are started with fork(); the child runs the target and leaves with
+      - Processes are started with fork() (or by the forkserver: see below); the
+        child runs the target and leaves with
         _exit after flushing stdio, so the parent's atexit handlers never run in it
         (unless the target itself calls exit(): return from the target instead).
         Buffered stdio is flushed before the fork, so nothing prints twice.
@@ -223,6 +224,50 @@
         fork. mp's own process-private state is reset in the child.
       - Every mp object in the heap may be used from any thread of any process of
         the family. Connections (mp_conn) are per-process handles, like FILE *.
+
+      Start methods. fork (MP_START_FORK, the default) copies the calling process as
+      it is at mp_process_start: its memory, its fds, and every lock its other threads
+      hold at that instant - which stay locked forever in the child, since those
+      threads do not exist there. mp's own locks survive that (they are robust), but a
+      library's plain pthread mutex (a logging library, malloc in some libcs, OpenMP,
+      a gRPC or CUDA runtime) does not: a child that touches it hangs. Python 3.12
+      warns about forking a threaded process, and 3.14 made forkserver its default on
+      Linux for this reason.
+
+      MP_START_FORKSERVER makes mp_init fork a small server while the program is
+      still single-threaded; every process is then forked by that server, so no
+      other thread's lock is held in the child. Ask for it first thing in main:
+
+         mp_config cfg = { .start_method = MP_START_FORKSERVER };
+         if (mp_init(&cfg) != MP_OK) ...   // then start threads, libraries...
+
+      A process desc or pool desc may still say MP_START_FORK (or, with the server
+      running, MP_START_FORKSERVER) for itself; 0 means the program's method
+      (mp_get_start_method). Semantics are fork's: pid, join with a timeout,
+      is_alive, exit codes, terminate/kill, the sentinel for mp_wait, names, daemons
+      (terminated at normal exit; killed when their parent dies - the server watches
+      the parents), mp_active_children, mp_parent_pid (the process that asked, not
+      the server), pool workers and their replacements. What differs, as in Python:
+      - The child is a fork of the server, made at mp_init: the requester's globals,
+        private heap (malloc), fds and environment as they are at start are not
+        there. What it gets: the target (a function of the same binary), its
+        argument - copied into the record with arg_size, or a pointer into the
+        shared heap - the shared heap itself, and the requester's stdin, stdout and
+        stderr as they are at start. Find anything else through the heap (a block
+        you pass, or mp_name_get).
+      - The child is the server's child: a SIGCHLD handler of yours does not see it,
+        and waitpid on its pid fails; use mp_process_join. The server runs as the
+        user who called mp_init: a process that changed its uid since is refused
+        (MP_ESYS, errno EPERM), as are limits like RLIMIT_NPROC of the requester
+        (the server's apply). Each start costs two messages on a socketpair.
+      - The server is private: its socket is a socketpair that only the family
+        inherits (no address anyone else could connect to), close-on-exec, and it
+        checks the kernel's credentials of every request against its own uid.
+      - If the server dies (it is killed, say), later starts fail cleanly with
+        MP_ESYS and errno EPIPE - it is not restarted, since a new fork of a threaded
+        program is what it exists to avoid - and running children go on: a join
+        ends when they do, with exit code MP_EXITCODE_LOST. It leaves by itself once
+        the process that called mp_init is gone and all its children ended.
 
    PROCESSES
 
@@ -947,12 +992,19 @@ enum {
 
 #define MP_FOREVER (-1.0)
 
+/* How processes are started (Python's start methods). MP_START_DEFAULT (0) in a
+   process or pool desc means the program's method (mp_config.start_method), which is
+   MP_START_FORK unless mp_init was given another. See ON FORK AND THREADS. */
+enum { MP_START_DEFAULT = 0, MP_START_FORK = 1, MP_START_FORKSERVER = 2 };
+
 typedef struct mp_config {
     size_t heap_size; /* 0: MP_DEFAULT_HEAP_SIZE (1 GiB of address space); for a named
                          heap that exists, 0 takes its size */
     const char *name; /* NULL: an anonymous heap for this family. "/jobs": a named heap
                          that unrelated programs share (see UNRELATED PROGRAMS) */
     unsigned mode;    /* a named heap's permissions when this call creates it; 0: 0600 */
+    int start_method; /* MP_START_FORKSERVER: mp_init forks the forkserver, and it starts
+                         every process unless its desc says MP_START_FORK. 0: fork */
 } mp_config;
 
 /* Reserve the shared heap. Optional (the first mp call does it with defaults); must
@@ -970,6 +1022,10 @@ MPDEF int mp_init(const mp_config *cfg);
 /* Remove a named heap's name (programs attached keep it until they exit). MP_OK,
    MP_EINVAL (bad name), MP_ESYS (errno ENOENT...). */
 MPDEF int mp_heap_unlink(const char *name);
+
+/* The program's start method (Python's get_start_method): MP_START_FORKSERVER if
+   mp_init started the forkserver, else MP_START_FORK. */
+MPDEF int mp_get_start_method(void);
 
 /* Text of an MP_E... code (or "unknown error"). Never NULL. */
 MPDEF const char *mp_strerror(int code);
@@ -1041,6 +1097,7 @@ typedef struct mp_process_desc {
     const char *name; /* copied, up to 63 bytes */
     bool daemon;
     size_t arg_size;  /* > 0: copy arg_size bytes at create */
+    int start_method; /* MP_START_FORK, MP_START_FORKSERVER; 0: the program's */
 } mp_process_desc;
 
 #define MP_EXITCODE_NONE (-2147483647 - 1) /* not started, or not reaped yet */
@@ -1367,6 +1424,8 @@ typedef struct mp_pool_desc {
     size_t max_result;           /* room for one apply_async result, at most 1 GiB */
     size_t initarg_size;         /* > 0: initarg_size bytes at initarg are copied into
                                     the pool at create; the initializer gets the copy */
+    int start_method;            /* how workers start (as mp_process_desc); 0: the
+                                    program's */
 } mp_pool_desc;
 
 /* Start the workers (daemon processes forked from this process, which becomes the
@@ -1763,6 +1822,7 @@ MPDEF void mp_manager_disconnect(mp_manager *m);
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/stat.h>
@@ -2058,9 +2118,14 @@ static struct {
     bool have_pidfd;  /* else sentinels are pipes whose write end the child holds */
     int sentinel_w;   /* that write end, in a child started without pidfd support */
     char heap_name[256]; /* "/name" of a named heap, else "" */
-} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false, false, -1, ""};
+    int start_method;    /* the program's: MP_START_FORK or MP_START_FORKSERVER */
+    int fs_sock;         /* the forkserver's request socket (the family's end), or -1 */
+    pid_t fs_pid;        /* the forkserver */
+} mp__g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, NULL, 0, false, false, -1, "",
+           MP_START_FORK, -1, 0};
 
 static void mp__atfork_child(void);
+static int mp__fs_launch(void); /* >>process: the forkserver, forked by mp_init */
 
 /* Size of class c, headers included. 32-byte steps to 512, then 4 per power of two. */
 static size_t mp__class_size(unsigned c) {
@@ -2264,6 +2329,7 @@ static int mp__heap_open_named(const mp_config *cfg, size_t size, mp__heap **out
 static bool mp__heap_same(const mp_config *cfg) {
     char nm[256];
     if (!cfg) return true;
+    if (cfg->start_method && cfg->start_method != mp__g.start_method) return false;
     if (cfg->heap_size && cfg->heap_size != mp__g.heap->size) return false;
     if (!cfg->name) return mp__g.heap_name[0] == 0;
     return mp__shm_name(cfg->name, nm, sizeof nm) && strcmp(nm, mp__g.heap_name) == 0;
@@ -2273,6 +2339,8 @@ MPDEF int mp_init(const mp_config *cfg) {
     size_t size = cfg && cfg->heap_size ? cfg->heap_size : MP_DEFAULT_HEAP_SIZE;
     int rc = MP_OK;
     if (size < ((size_t)1 << 20) || size > ((size_t)1 << 46)) return MP_EINVAL;
+    if (cfg && (cfg->start_method < 0 || cfg->start_method > MP_START_FORKSERVER))
+        return MP_EINVAL;
     size = (size + 4095) & ~(size_t)4095;
     pthread_mutex_lock(&mp__g.mu);
     if (mp__g.heap) {
@@ -2287,11 +2355,14 @@ MPDEF int mp_init(const mp_config *cfg) {
             mp__g.have_pidfd = fd >= 0;
             if (fd >= 0) close(fd);
             pthread_atfork(NULL, NULL, mp__atfork_child);
+            if (cfg && cfg->start_method == MP_START_FORKSERVER) rc = mp__fs_launch();
         }
     }
     pthread_mutex_unlock(&mp__g.mu);
     return rc;
 }
+
+MPDEF int mp_get_start_method(void) { return mp__g.start_method; }
 
 MPDEF int mp_heap_unlink(const char *name) {
     char nm[256];
@@ -2610,6 +2681,8 @@ struct mp_process {
     pid_t pid;
     pid_t creator;  /* the process that may start/join/destroy it */
     pid_t parent;   /* the pid the child reports as mp_parent_pid */
+    int method;     /* MP_START_FORK or MP_START_FORKSERVER */
+    uint32_t fs_done; /* forkserver: 1 once the server reaped it and set exitcode */
     mp_process *next_child;
     char ident[40]; /* "1", "1:2", ... as Python's _identity */
     char name[64];
@@ -2644,8 +2717,9 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
         errno = EINVAL;
         return NULL;
     }
-    if (d->arg_size && !d->arg) {
-        errno = EINVAL;
+    if ((d->arg_size && !d->arg) || d->start_method < 0 || d->start_method > MP_START_FORKSERVER ||
+        (d->start_method == MP_START_FORKSERVER && mp__g.fs_sock < 0)) {
+        errno = EINVAL; /* the forkserver exists only if mp_init started it */
         return NULL;
     }
     void *copy = d->arg;
@@ -2658,6 +2732,7 @@ MPDEF mp_process *mp_process_create(const mp_process_desc *d) {
     p->exitcode = MP_EXITCODE_NONE;
     p->sentinel = -1;
     p->creator = mp__g.pid;
+    p->method = d->start_method ? d->start_method : mp__g.start_method;
     if (d->name) snprintf(p->name, sizeof p->name, "%s", d->name);
     mp__name_process(p);
     return p;
@@ -2689,6 +2764,339 @@ static void mp__child_run(mp_process *p) {
 }
 
 
+/* ---- the forkserver ----
+   A process forked by mp_init (so while the program is still single-threaded) that
+   forks every process the family asks for: no lock another thread held at the time of
+   the request is held in its children. It is double-forked (no process's child, so no
+   user's waitpid(-1) or SIGCHLD handler sees it) and holds a copy of the heap.
+
+   A request is one SOCK_SEQPACKET message on a socketpair the family inherits (never
+   an address: no one outside the family can reach it; the kernel's credentials on each
+   message are checked against the server's uid): the record's address, and a fresh
+   socket for the reply. The server forks the child, answers with its pid and a
+   sentinel fd (a pidfd, or the read end of a pipe whose write end only the child
+   holds), and, when the child ends, reaps it and stores its exit code in the record
+   (fs_done, a futex word). It kills the daemon children of a requester found dead, and
+   leaves once the process that launched it is gone and its children all ended. If the
+   server dies, later starts fail (MP_ESYS, errno EPIPE) and running children go on: a
+   join still ends when they do, with exit code MP_EXITCODE_LOST. */
+
+typedef struct mp__fs_req {
+    uint64_t magic;
+    mp_process *rec;
+    uint32_t stdio; /* bit i: the requester's fd i (0, 1, 2) comes along */
+    uint32_t pad_;
+} mp__fs_req;
+
+typedef struct mp__fs_reply {
+    int32_t pid; /* > 0, or -errno */
+    int32_t pad_;
+} mp__fs_reply;
+
+#define MP__FS_MAGIC 0x6d70466f726b5371ull
+
+typedef struct mp__fs_child {
+    pid_t pid, requester;
+    mp_process *rec;
+    bool daemon;
+} mp__fs_child;
+
+static struct { /* the server's own state (its process only) */
+    mp__fs_child *c;
+    size_t n, cap;
+    sigset_t user_mask; /* the mask the program had: its children get it back */
+    int fds[3];         /* the server's own: its socket end, signalfd, root's pidfd */
+} mp__fs;
+
+#define MP__FS_FDS 4 /* a request carries its reply socket and the requester's 0, 1, 2 */
+
+/* sendmsg of one message with nfd fds (at most MP__FS_FDS), EINTR retried. */
+static ssize_t mp__fs_send(int sock, const void *buf, size_t len, const int *fds, int nfd) {
+    union { char b[CMSG_SPACE(MP__FS_FDS * sizeof(int))]; struct cmsghdr a; } ctl;
+    struct iovec io = {(void *)buf, len};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    memset(&ctl, 0, sizeof ctl);
+    m.msg_iov = &io, m.msg_iovlen = 1;
+    if (nfd > 0) {
+        m.msg_control = ctl.b, m.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfd * sizeof(int));
+    }
+    ssize_t r;
+    do r = sendmsg(sock, &m, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* One message into buf; fds[0..MP__FS_FDS) the fds it carried (-1 past them), *uid and
+   *pid the sender's credentials when the socket passes them (else left as they are). */
+static ssize_t mp__fs_recv(int sock, void *buf, size_t len, int *fds, uid_t *uid, pid_t *pid) {
+    union {
+        char b[CMSG_SPACE(MP__FS_FDS * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+        struct cmsghdr a;
+    } ctl;
+    struct iovec io = {buf, len};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &io, m.msg_iovlen = 1, m.msg_control = ctl.b, m.msg_controllen = sizeof ctl.b;
+    ssize_t r;
+    do r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    for (int i = 0; i < MP__FS_FDS; i++) fds[i] = -1;
+    for (struct cmsghdr *c = r >= 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET) continue;
+        if (c->cmsg_type == SCM_RIGHTS) {
+            size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(fds, CMSG_DATA(c), (n < MP__FS_FDS ? n : MP__FS_FDS) * sizeof(int));
+        }
+        if (c->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cr;
+            memcpy(&cr, CMSG_DATA(c), sizeof cr);
+            *uid = cr.uid, *pid = cr.pid;
+        }
+    }
+    return r;
+}
+
+/* In the server: a record we may start, sent by its creator. */
+static bool mp__fs_valid(const mp_process *rec, pid_t sender) {
+    char *p = (char *)rec, *base = (char *)mp__g.heap;
+    if (p < base || p + sizeof *rec > base + mp__g.heap->size) return false;
+    return rec->magic == MP__PROCESS_MAGIC && rec->creator == sender &&
+           rec->state == MP__P_CREATED && rec->method == MP_START_FORKSERVER;
+}
+
+/* In the server: fork the child for rec, with the requester's stdio (fds[1..3], each
+   -1 if absent) as its own. Its pid (> 0), or -errno; *sentinel: its fd. The child
+   keeps none of the server's fds but the family's socket end. */
+static pid_t mp__fs_fork(mp_process *rec, const int *fds, int *sentinel) {
+    int sp[2] = {-1, -1};
+    *sentinel = -1;
+    if (!mp__g.have_pidfd && pipe2(sp, O_CLOEXEC) < 0) return -errno;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        if (sp[0] >= 0) close(sp[0]), close(sp[1]);
+        return -e;
+    }
+    if (pid == 0) {
+        for (int i = 0; i < 3; i++)
+            if (mp__fs.fds[i] >= 0) close(mp__fs.fds[i]);
+        for (int i = 1; i < MP__FS_FDS; i++) /* as if forked by the requester */
+            if (fds[i] >= 0 && dup2(fds[i], i - 1) < 0) _exit(127);
+        for (int i = 0; i < MP__FS_FDS; i++)
+            if (fds[i] > 2) close(fds[i]);
+        free(mp__fs.c);
+        sigprocmask(SIG_SETMASK, &mp__fs.user_mask, NULL);
+        mp__child_enter(rec, rec->parent, false, sp); /* daemons: the server kills them */
+        mp__child_run(rec);
+    }
+    if (sp[1] >= 0) close(sp[1]);
+    *sentinel = mp__g.have_pidfd ? (int)syscall(SYS_pidfd_open, pid, 0) : sp[0];
+    return pid;
+}
+
+static void mp__fs_track(pid_t pid, pid_t requester, mp_process *rec) {
+    if (mp__fs.n == mp__fs.cap) {
+        size_t cap = mp__fs.cap ? mp__fs.cap * 2 : 64;
+        mp__fs_child *c = (mp__fs_child *)realloc(mp__fs.c, cap * sizeof *c);
+        if (!c) return; /* untracked: reaped all the same, its status is lost */
+        mp__fs.c = c, mp__fs.cap = cap;
+    }
+    mp__fs_child *c = &mp__fs.c[mp__fs.n++];
+    c->pid = pid, c->requester = requester, c->rec = rec, c->daemon = rec->daemon;
+}
+
+/* In the server: answer one request (a requester that died meanwhile is no matter). */
+static void mp__fs_serve(int ctl) {
+    mp__fs_req req;
+    int got[MP__FS_FDS], fds[MP__FS_FDS] = {-1, -1, -1, -1}, sentinel = -1, k = 0;
+    uid_t uid = (uid_t)-1;
+    pid_t sender = 0;
+    ssize_t n = mp__fs_recv(ctl, &req, sizeof req, got, &uid, &sender);
+    if (n < 0 || got[0] < 0) return;
+    for (int i = 0; i < MP__FS_FDS; i++) /* the reply socket, then stdio where sent */
+        if (i == 0 || (n == (ssize_t)sizeof req && (req.stdio >> (i - 1)) & 1)) fds[i] = got[k++];
+    for (; k < MP__FS_FDS; k++)
+        if (got[k] >= 0) close(got[k]);
+    mp__fs_reply rep = {-EPERM, 0};
+    if (n == (ssize_t)sizeof req && req.magic == MP__FS_MAGIC && uid == getuid() &&
+        mp__fs_valid(req.rec, sender)) {
+        rep.pid = mp__fs_fork(req.rec, fds, &sentinel);
+        if (rep.pid > 0) mp__fs_track(rep.pid, sender, req.rec);
+    }
+    mp__fs_send(fds[0], &rep, sizeof rep, &sentinel, sentinel >= 0);
+    if (sentinel >= 0) close(sentinel);
+    for (int i = 0; i < MP__FS_FDS; i++)
+        if (fds[i] >= 0) close(fds[i]);
+}
+
+/* In the server: reap every ended child and publish its exit code in its record. */
+static void mp__fs_reap(void) {
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        for (size_t i = 0; i < mp__fs.n; i++) {
+            if (mp__fs.c[i].pid != pid) continue;
+            mp_process *rec = mp__fs.c[i].rec;
+            rec->exitcode = WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+            __atomic_store_n(&rec->fs_done, 1u, __ATOMIC_RELEASE);
+            mp__futex_wake(&rec->fs_done, INT_MAX);
+            mp__fs.c[i] = mp__fs.c[--mp__fs.n];
+            break;
+        }
+    }
+}
+
+/* In the server: daemon children whose requester died die too (fork's PDEATHSIG). */
+static bool mp__fs_watch_daemons(void) {
+    bool any = false;
+    for (size_t i = 0; i < mp__fs.n; i++) {
+        if (!mp__fs.c[i].daemon) continue;
+        any = true;
+        if (!mp__tid_alive((uint32_t)mp__fs.c[i].requester)) kill(mp__fs.c[i].pid, SIGKILL);
+    }
+    return any;
+}
+
+static void mp__fs_main(int ctl, pid_t root) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    int rootfd = (int)syscall(SYS_pidfd_open, root, 0);
+    int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    prctl(PR_SET_NAME, "mp-forkserver");
+    for (;;) {
+        mp__fs.fds[0] = ctl, mp__fs.fds[1] = sfd, mp__fs.fds[2] = rootfd;
+        struct pollfd p[3] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}, {rootfd, POLLIN, 0}};
+        bool daemons = mp__fs_watch_daemons(), root_gone = !mp__tid_alive((uint32_t)root);
+        if (root_gone && mp__fs.n == 0) _exit(0);
+        /* without pidfds (valgrind) or with daemons to watch, look every 50 ms */
+        int ms = daemons || rootfd < 0 || sfd < 0 || root_gone ? 50 : -1;
+        if (poll(p, rootfd >= 0 && !root_gone ? 3 : 2, ms) < 0 && errno != EINTR) _exit(1);
+        if (p[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) > 0) {}
+        }
+        mp__fs_reap();
+        if (p[0].revents & POLLIN) mp__fs_serve(ctl);
+        if (p[2].revents) close(rootfd), rootfd = -1;
+    }
+}
+
+/* In mp_init: the control socketpair, then fork twice (the middle one leaves at once,
+   so the server is no one's child) and wait for the server to say it is up. */
+static int mp__fs_launch(void) {
+    int sv[2], up[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return MP_ESYS;
+    if (pipe2(up, O_CLOEXEC) < 0) {
+        close(sv[0]), close(sv[1]);
+        return MP_ESYS;
+    }
+    pid_t root = getpid(), mid = fork();
+    if (mid == 0) {
+        pid_t fs = fork();
+        if (fs == 0) {
+            sigset_t chld;
+            int one = 1;
+            sigemptyset(&chld);
+            sigaddset(&chld, SIGCHLD);
+            sigprocmask(SIG_BLOCK, &chld, &mp__fs.user_mask);
+            close(up[0]);
+            pid_t me = getpid();
+            mp__g.fs_sock = sv[0], mp__g.fs_pid = me, mp__g.start_method = MP_START_FORKSERVER;
+            if (setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) _exit(1);
+            if (write(up[1], &me, sizeof me) != (ssize_t)sizeof me) _exit(1);
+            close(up[1]);
+            mp__fs_main(sv[1], root); /* keeps sv[0]: its children make requests too */
+        }
+        _exit(fs < 0);
+    }
+    int st = 0, e = errno;
+    pid_t fs = 0;
+    close(up[1]);
+    close(sv[1]);
+    if (mid > 0) while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {}
+    ssize_t n = -1;
+    if (mid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        do n = read(up[0], &fs, sizeof fs);
+        while (n < 0 && errno == EINTR);
+    close(up[0]);
+    if (n != (ssize_t)sizeof fs) {
+        close(sv[0]);
+        errno = mid < 0 ? e : ECHILD;
+        return MP_ESYS;
+    }
+    mp__g.fs_sock = sv[0];
+    mp__g.fs_pid = fs;
+    mp__g.start_method = MP_START_FORKSERVER;
+    return MP_OK;
+}
+
+/* In the requester: have the server start p. MP_OK with p->pid and p->sentinel set;
+   MP_ESYS with errno (EPIPE: the server is gone; EAGAIN: its fork failed...). */
+static int mp__fs_start(mp_process *p) {
+    int sv[2], fd[MP__FS_FDS], send[MP__FS_FDS], nsend = 1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return MP_ESYS;
+    mp__fs_req req = {MP__FS_MAGIC, p, 0, 0};
+    mp__fs_reply rep = {-EPIPE, 0};
+    uid_t uid;
+    pid_t pid;
+    ssize_t n = -1;
+    send[0] = sv[1];
+    for (int i = 0; i < 3; i++) /* our stdio as it is now, as a fork would give it */
+        if (fcntl(i, F_GETFD) >= 0) req.stdio |= 1u << i, send[nsend++] = i;
+    fflush(NULL); /* as before a fork: the order of output is the same */
+    fd[0] = -1;
+    if (mp__fs_send(mp__g.fs_sock, &req, sizeof req, send, nsend) == (ssize_t)sizeof req) {
+        close(sv[1]), sv[1] = -1;
+        n = mp__fs_recv(sv[0], &rep, sizeof rep, fd, &uid, &pid); /* 0: server gone */
+    }
+    if (sv[1] >= 0) close(sv[1]);
+    close(sv[0]);
+    if (n != (ssize_t)sizeof rep || rep.pid <= 0) {
+        if (fd[0] >= 0) close(fd[0]);
+        errno = n == (ssize_t)sizeof rep ? -rep.pid : EPIPE;
+        return MP_ESYS;
+    }
+    p->pid = rep.pid;
+    p->sentinel = fd[0];
+    return MP_OK;
+}
+
+/* In the creator: has the server reported p's end? With block, wait for it. A server
+   that died cannot: then p's own end (its sentinel) decides, with MP_EXITCODE_LOST. */
+static bool mp__fs_ended(mp_process *p, bool block) {
+    for (;;) {
+        if (__atomic_load_n(&p->fs_done, __ATOMIC_ACQUIRE)) return true;
+        if (!mp__owner_alive((uint32_t)mp__g.fs_pid, mp__now_ns())) {
+            struct pollfd pfd = {p->sentinel, POLLIN, 0};
+            bool gone = p->sentinel >= 0 ? poll(&pfd, 1, block ? -1 : 0) > 0 : kill(p->pid, 0) != 0;
+            if (!gone && !block) return false;
+            if (!gone) continue;
+            p->exitcode = MP_EXITCODE_LOST;
+            return true;
+        }
+        if (!block) return false;
+        mp__futex_wait(&p->fs_done, 0, mp__now_ns() + MP__LW_POLL_NS);
+    }
+}
+
+/* A start went through (rc MP_OK): p is one of our children now. */
+static int mp__process_started(mp_process *p, int rc) {
+    if (rc != MP_OK) return rc;
+    p->state = MP__P_STARTED;
+    pthread_mutex_lock(&mp__g.mu);
+    p->next_child = mp__g.children;
+    mp__g.children = p;
+    pthread_mutex_unlock(&mp__g.mu);
+    return MP_OK;
+}
+
 MPDEF int mp_process_start(mp_process *p) {
     if (!mp__p_ok(p) || !mp__heap_get()) return mp__p_ok(p) ? MP_ESYS : MP_EINVAL;
     if (p->creator != mp__g.pid) return MP_EPERM;
@@ -2699,6 +3107,7 @@ MPDEF int mp_process_start(mp_process *p) {
     pid_t parent = mp__g.pid;
     bool main_thread = mp__tid() == (uint32_t)parent;
     p->parent = parent;
+    if (p->method == MP_START_FORKSERVER) return mp__process_started(p, mp__fs_start(p));
     int sp[2] = {-1, -1};
     if (!mp__g.have_pidfd && pipe2(sp, O_CLOEXEC) < 0) return MP_ESYS;
     fflush(NULL);
@@ -2716,12 +3125,7 @@ MPDEF int mp_process_start(mp_process *p) {
     p->pid = pid;
     if (sp[1] >= 0) close(sp[1]);
     p->sentinel = mp__g.have_pidfd ? (int)syscall(SYS_pidfd_open, pid, 0) : sp[0];
-    p->state = MP__P_STARTED;
-    pthread_mutex_lock(&mp__g.mu);
-    p->next_child = mp__g.children;
-    mp__g.children = p;
-    pthread_mutex_unlock(&mp__g.mu);
-    return MP_OK;
+    return mp__process_started(p, MP_OK);
 }
 
 /* Reap p if it ended. true once reaped. */
@@ -2741,6 +3145,11 @@ static bool mp__reaped_elsewhere(mp_process *p) {
 static bool mp__reap(mp_process *p, bool block) {
     int st = 0, state = mp__load(&p->state);
     if (state != MP__P_STARTED) return state == MP__P_REAPED;
+    if (p->method == MP_START_FORKSERVER) {
+        if (!mp__fs_ended(p, block)) return false;
+        mp__store(&p->state, MP__P_REAPED);
+        return true;
+    }
     pid_t r;
     do r = waitpid(p->pid, &st, block ? 0 : WNOHANG);
     while (r < 0 && errno == EINTR);
@@ -2749,6 +3158,17 @@ static bool mp__reap(mp_process *p, bool block) {
     p->exitcode = WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
     mp__store(&p->state, MP__P_REAPED);
     return true;
+}
+
+/* Wait for the server to report p's end (it wakes fs_done), looking at the server
+   every poll interval. */
+static int mp__fs_join(mp_process *p, int64_t deadline) {
+    while (!mp__reap(p, false)) {
+        int64_t now = mp__now_ns(), slice = now + MP__LW_POLL_NS;
+        if (now >= deadline) return MP_ETIMEDOUT;
+        mp__futex_wait(&p->fs_done, 0, slice < deadline ? slice : deadline);
+    }
+    return MP_OK;
 }
 
 /* A started process of ours: MP_OK; MP_EINVAL (NULL, destroyed, never started);
@@ -2767,6 +3187,7 @@ MPDEF int mp_process_join(mp_process *p, double timeout) {
         mp__reap(p, true);
         return MP_OK;
     }
+    if (p->method == MP_START_FORKSERVER) return mp__fs_join(p, deadline);
     bool pipe_eof = false;
     while (!mp__reap(p, false)) {
         if (mp__now_ns() >= deadline) return MP_ETIMEDOUT;
@@ -4928,6 +5349,7 @@ struct mp_pool {
     int64_t last_maint;
     size_t started, died;
     mp__worker *w;
+    int start_method; /* the workers' (mp_process_desc.start_method) */
 };
 
 /* After making a condition true: wake the sleepers of an eventcount. A sleeper
@@ -5199,7 +5621,8 @@ static void mp__pool_idle(mp_pool *p, mp__worker *w) {
                 mp__futex_wait(&w->sleep, 1, mp__now_ns() + 1000000000);
             mp__store(&w->sleep, 0u);
             mp__fetch_sub(&p->task_sleepers, 1u);
-            if (getppid() != p->owner) _exit(1); /* the owner is gone */
+            /* the owner is gone (it need not be our parent: see the forkserver) */
+            if (!mp__tid_alive((uint32_t)p->owner)) _exit(1);
             return;
         }
         mp__cpu_relax();
@@ -5253,6 +5676,7 @@ static int mp__pool_start_worker(mp_pool *p, mp__worker *w) {
     mp_process_desc d;
     memset(&d, 0, sizeof d); /* fields added later stay at their defaults */
     d.target = mp__pool_worker, d.arg = w, d.name = name, d.daemon = true;
+    d.start_method = p->start_method;
     mp_process *proc = mp_process_create(&d);
     if (!proc) return MP_ENOMEM;
     if (mp_process_start(proc) != MP_OK) {
@@ -5409,7 +5833,9 @@ MPDEF mp_pool *mp_pool_create(const mp_pool_desc *d) {
     size_t mr = d && d->max_result ? d->max_result : (size_t)64 << 10;
     size_t ia = d ? d->initarg_size : 0;
     void *initarg = d ? d->initarg : NULL;
-    if (n > 1024 || mr > ((size_t)1 << 30) || (ia && !initarg)) {
+    int sm = d ? d->start_method : MP_START_DEFAULT;
+    if (n > 1024 || mr > ((size_t)1 << 30) || (ia && !initarg) || sm < 0 ||
+        sm > MP_START_FORKSERVER || (sm == MP_START_FORKSERVER && mp__g.fs_sock < 0)) {
         errno = EINVAL;
         return NULL;
     }
@@ -5427,6 +5853,7 @@ MPDEF mp_pool *mp_pool_create(const mp_pool_desc *d) {
     p->max_result = mr;
     p->initializer = d ? d->initializer : NULL;
     p->initarg = initarg;
+    p->start_method = sm;
     p->last_maint = mp__now_ns();
     int rc = MP_OK;
     for (unsigned i = 0; i < n && rc == MP_OK; i++) {

@@ -24,7 +24,7 @@ static int b_task_square(const void *arg, size_t len, void *res, size_t *res_len
 }
 
 static mp_pool *b_pool(void) {
-    mp_pool_desc d = {2, NULL, NULL, 0, 0, 0};
+    mp_pool_desc d = {2, NULL, NULL, 0, 0, 0, 0};
     return mp_pool_create(&d);
 }
 

@@ -41,6 +41,9 @@ BENCH_N(py_lock_2p, "lock_contended_2p", "Python Lock", "ns", -1, PY_RUNS) {
 BENCH_N(py_process, "process_start_join", "Python Process", "us", -1, PY_RUNS) {
     return b_python("process_start_join", "");
 }
+BENCH_N(py_process_fs, "process_start_join", "Python forkserver Process", "us", -1, PY_RUNS) {
+    return b_python("process_start_join", "forkserver");
+}
 BENCH_N(py_tcp_pingpong, "tcp_pingpong_64B", "Python Listener/Client", "us", -1, PY_RUNS) {
     return b_python("tcp_pingpong_64B", "");
 }

@@ -89,7 +89,7 @@ TEST(conn_pingpong_duplex_both_ways) {
     CHECK_EQ(mp_pipe(&a, &b, true), MP_OK);
     uint32_t rounds = (uint32_t)t_scale(ROUNDS);
     ends e = {b, a, rounds};
-    mp_process_desc d = {pingpong_child, &e, NULL, false, 0};
+    mp_process_desc d = {pingpong_child, &e, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&d);
     CHECK(p != NULL);
     CHECK_EQ(mp_process_start(p), MP_OK);
@@ -462,7 +462,7 @@ static int wait_child(void *arg) {
 TEST(conn_wait_pipes_and_sentinel) {
     mp_conn *r[3], *w[3];
     for (int i = 0; i < 3; i++) CHECK_EQ(mp_pipe(&r[i], &w[i], i == 2), MP_OK);
-    mp_process_desc d = {wait_child, w, NULL, false, 0};
+    mp_process_desc d = {wait_child, w, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&d);
     CHECK_EQ(mp_process_start(p), MP_OK);
     int fds[4] = {mp_conn_fileno(r[0]), mp_conn_fileno(r[1]), mp_conn_fileno(r[2]),

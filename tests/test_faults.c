@@ -86,7 +86,7 @@ static int helper(void *arg) {
 static mp_process *helper_start(fx *f, int act, int ms) {
     f->act = act, f->ms = ms, f->rc = 1;
     __atomic_store_n(&f->ready, 0, __ATOMIC_RELEASE);
-    mp_process_desc d = {helper, f, NULL, false, 0};
+    mp_process_desc d = {helper, f, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&d);
     CHECK(p != NULL);
     CHECK_EQ(mp_process_start(p), MP_OK);
@@ -210,7 +210,7 @@ static int pingpong_child(void *arg) {
 TEST(faults_eintr_storm_pingpong_loses_no_wakeup) {
     fx *f = fx_new();
     storm_start();
-    mp_process_desc d = {pingpong_child, f, NULL, false, 0};
+    mp_process_desc d = {pingpong_child, f, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&d);
     CHECK_EQ(mp_process_start(p), MP_OK);
     int n = (int)t_scale(2000);
@@ -265,7 +265,7 @@ TEST(faults_heap_full_every_create_is_enomem) {
     FULL(mp_event_create());
     FULL(mp_condition_create(NULL));
     FULL(mp_barrier_create(2, NULL, NULL));
-    mp_process_desc d = {ret0, NULL, NULL, false, 0};
+    mp_process_desc d = {ret0, NULL, NULL, false, 0, 0};
     FULL(mp_process_create(&d));
     /* what exists still works */
     CHECK_EQ(mp_lock_acquire(l, 0), MP_OK);
@@ -347,7 +347,7 @@ TEST(faults_eintr_storm_queue_put_get) {
     qs[1] = mp_queue_create(&d);
     CHECK(qs[0] && qs[1]);
     storm_start();
-    mp_process_desc pd = {queue_echo_child, qs, NULL, false, 0};
+    mp_process_desc pd = {queue_echo_child, qs, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&pd);
     CHECK_EQ(mp_process_start(p), MP_OK);
     int n = (int)t_scale(300);
@@ -628,7 +628,7 @@ static int conn_echo_child(void *arg) {
 TEST(faults_eintr_storm_conn_recv_poll_wait) {
     static mp_conn *ends[2];
     CHECK_EQ(mp_pipe(&ends[0], &ends[1], true), MP_OK);
-    mp_process_desc pd = {conn_echo_child, ends, NULL, false, 0};
+    mp_process_desc pd = {conn_echo_child, ends, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&pd);
     CHECK_EQ(mp_process_start(p), MP_OK);
     storm_start();

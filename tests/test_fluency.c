@@ -17,7 +17,7 @@ TEST(fluency_arg_copied_at_create_in_a_loop) {
     mp_process *ps[3];
     int i;
     for (i = 0; i < 3; i++) { /* the tutorial's loop: &i changes before each start */
-        mp_process_desc d = {exit_with_int, &i, NULL, false, sizeof i};
+        mp_process_desc d = {exit_with_int, &i, NULL, false, sizeof i, 0};
         CHECK((ps[i] = mp_process_create(&d)) != NULL);
     }
     i = 99;
@@ -29,7 +29,7 @@ TEST(fluency_arg_copied_at_create_in_a_loop) {
     }
     /* without arg_size the child reads the bytes as they are at start */
     int j = 5;
-    mp_process_desc d = {exit_with_int, &j, NULL, false, 0};
+    mp_process_desc d = {exit_with_int, &j, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&d);
     CHECK(p != NULL);
     j = 6;
@@ -60,7 +60,7 @@ TEST(fluency_arg_size_bad_sizes_and_heap_use) {
     for (int k = 0; k < a.n; k++) a.text[k] = (char)('a' + k % 26);
     mp_heap_stats before, after;
     CHECK_EQ(mp_heap_stats_get(&before), MP_OK);
-    mp_process_desc d = {check_big, &a, NULL, false, sizeof a};
+    mp_process_desc d = {check_big, &a, NULL, false, sizeof a, 0};
     mp_process *p = mp_process_create(&d);
     CHECK(p != NULL);
     memset(&a, 'z', sizeof a); /* the copy is taken: the original may change */
@@ -71,7 +71,7 @@ TEST(fluency_arg_size_bad_sizes_and_heap_use) {
     CHECK_EQ(mp_heap_stats_get(&after), MP_OK);
     CHECK_EQ(after.blocks, before.blocks); /* the copy went with the record */
 
-    mp_process_desc bad = {check_big, NULL, NULL, false, 8};
+    mp_process_desc bad = {check_big, NULL, NULL, false, 8, 0};
     errno = 0;
     CHECK(mp_process_create(&bad) == NULL);
     CHECK_EQ(errno, EINVAL);
@@ -102,7 +102,7 @@ static int report_seen(const void *arg, size_t arg_len, void *res, size_t *len) 
 
 TEST(fluency_pool_initarg_copied_at_create) {
     int seed = 31337;
-    mp_pool_desc pd = {2, init_copy, &seed, 1, 0, sizeof seed}; /* 1 task per worker */
+    mp_pool_desc pd = {2, init_copy, &seed, 1, 0, sizeof seed, 0}; /* 1 task per worker */
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     seed = -1; /* replacements are forked later: they must still see the copy */
@@ -120,7 +120,7 @@ TEST(fluency_pool_initarg_copied_at_create) {
     CHECK_EQ(mp_pool_join(p, 30), MP_OK);
     mp_pool_destroy(p);
 
-    mp_pool_desc bad = {2, init_copy, NULL, 0, 0, 4};
+    mp_pool_desc bad = {2, init_copy, NULL, 0, 0, 4, 0};
     errno = 0;
     CHECK(mp_pool_create(&bad) == NULL);
     CHECK_EQ(errno, EINVAL);
@@ -166,7 +166,7 @@ static size_t blocks_now(void) {
 }
 
 TEST(fluency_imap_task_results_of_any_size) {
-    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     size_t base = blocks_now();
@@ -248,7 +248,7 @@ static int square64(const void *in, void *out) {
 }
 
 TEST(fluency_imap_next_alloc_on_a_fixed_size_map) {
-    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     int64_t in[100];
@@ -288,7 +288,7 @@ static int die_at_50(const void *arg, size_t arg_len, void *res, size_t *len) {
 }
 
 TEST(fluency_imap_task_worker_killed) {
-    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     size_t base = blocks_now();
@@ -339,7 +339,7 @@ static void count_progress(size_t done, size_t total, void *arg) {
 }
 
 TEST(fluency_map_async_results_land_in_out) {
-    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     enum { N = 1000 };
@@ -407,7 +407,7 @@ static int sleep_ms_task(const void *arg, size_t arg_len, void *res, size_t *len
 }
 
 TEST(fluency_wait_any_as_completed) {
-    mp_pool_desc pd = {3, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {3, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     int ms[3] = {1500, 50, 700};
@@ -469,7 +469,7 @@ TEST(fluency_wait_any_as_completed) {
 }
 
 TEST(fluency_wait_any_across_pools_and_dead_workers) {
-    mp_pool_desc pd = {1, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {1, NULL, NULL, 0, 0, 0, 0};
     mp_pool *a = mp_pool_create(&pd), *b = mp_pool_create(&pd);
     CHECK(a && b);
     int slow = 30000, fast = 100, die = 666; /* slow: never finishes before terminate */
@@ -504,7 +504,7 @@ static int not_owner_async(void *arg) {
 }
 
 TEST(fluency_async_from_a_non_owner_is_eperm) {
-    mp_pool_desc pd = {1, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {1, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     int slow = 500;
@@ -559,7 +559,7 @@ TEST(fluency_realloc_shared_heap) {
     /* grow in another process: the pointer and bytes carry over */
     char **slot = (char **)mp_alloc(sizeof(char *));
     *slot = b;
-    mp_process_desc d = {grow_in_child, slot, NULL, false, 0};
+    mp_process_desc d = {grow_in_child, slot, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&d);
     CHECK_EQ(mp_process_start(p), MP_OK);
     CHECK_EQ(mp_process_join(p, 20), MP_OK);
@@ -731,7 +731,7 @@ TEST(fluency_queue_unbounded_across_processes_exactly_once) {
     mp_process *ps[UQ_NP + UQ_NC];
     for (int i = 0; i < UQ_NP + UQ_NC; i++) {
         uq_arg a = {s, (uint32_t)i};
-        mp_process_desc d = {i < UQ_NP ? uq_producer : uq_consumer, &a, NULL, false, sizeof a};
+        mp_process_desc d = {i < UQ_NP ? uq_producer : uq_consumer, &a, NULL, false, sizeof a, 0};
         CHECK((ps[i] = mp_process_create(&d)) != NULL);
         CHECK_EQ(mp_process_start(ps[i]), MP_OK);
     }
@@ -819,7 +819,7 @@ TEST(fluency_queue_unbounded_close_racing_with_overflowing_puts) {
         mp_process *p[UC_NP + 2];
         for (uint32_t i = 0; i < UC_NP + 2; i++) {
             mp_process_desc d = {i < UC_NP ? uc_producer : uc_consumer, &i, NULL, false,
-                                 sizeof i};
+                                 sizeof i, 0};
             CHECK((p[i] = mp_process_create(&d)) != NULL);
             CHECK_EQ(mp_process_start(p[i]), MP_OK);
         }
@@ -858,7 +858,7 @@ TEST(fluency_queue_unbounded_close_with_overflow_behind_a_dead_readers_slot) {
     CHECK(q != NULL);
     enum { N = 4096 + 100 };
     for (uint32_t i = 0; i < N; i++) CHECK_EQ(mp_queue_put(q, &i, sizeof i, 0), MP_OK);
-    mp_process_desc d = {claim_and_die, q, NULL, false, 0};
+    mp_process_desc d = {claim_and_die, q, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&d);
     CHECK_EQ(mp_process_start(p), MP_OK);
     CHECK_EQ(mp_process_join(p, 20), MP_OK);
@@ -886,7 +886,7 @@ static int nap_item(const void *in, void *out) {
 
 TEST(fluency_map_async_outlives_a_terminated_pool) {
     size_t base = blocks_now();
-    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     int64_t in[200], out[200];
@@ -911,7 +911,7 @@ static void *wait_map(void *arg) {
 }
 
 TEST(fluency_map_async_waited_on_by_several_threads) {
-    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0};
+    mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
     CHECK(p != NULL);
     size_t base = blocks_now();

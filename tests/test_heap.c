@@ -133,7 +133,7 @@ static int child_allocates(void *arg) {
 
 TEST(heap_child_allocation_seen_by_parent) {
     void **slot = (void **)mp_calloc(1, sizeof(void *));
-    mp_process_desc d = {child_allocates, slot, NULL, false, 0};
+    mp_process_desc d = {child_allocates, slot, NULL, false, 0, 0};
     mp_process *p = mp_process_create(&d);
     CHECK_EQ(mp_process_start(p), MP_OK);
     CHECK_EQ(mp_process_join(p, 10), MP_OK);
@@ -172,7 +172,7 @@ TEST(heap_concurrent_processes_do_not_collide) {
     *n = t_scale(2000);
     mp_process *ps[4];
     for (int i = 0; i < 4; i++) {
-        mp_process_desc d = {hammer, n, NULL, false, 0};
+        mp_process_desc d = {hammer, n, NULL, false, 0, 0};
         ps[i] = mp_process_create(&d);
         CHECK_EQ(mp_process_start(ps[i]), MP_OK);
     }
@@ -204,7 +204,7 @@ TEST(heap_survives_sigkill_inside_alloc) {
     mp_heap_stats_get(&s0);
     int kills = (int)t_scale(40);
     for (int i = 0; i < kills; i++) {
-        mp_process_desc d = {alloc_forever, NULL, NULL, false, 0};
+        mp_process_desc d = {alloc_forever, NULL, NULL, false, 0, 0};
         mp_process *p = mp_process_create(&d);
         CHECK_EQ(mp_process_start(p), MP_OK);
         usleep(200 + (useconds_t)(rand() % 3000));
