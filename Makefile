@@ -41,7 +41,7 @@ $(B)/named_peer: tests/peer/named_peer.c mp.h
 
 # The tests run the examples and the peer too, so they are built first.
 # The process and pool tests run a second time with the forkserver as the start method.
-FS_AGAIN := MP_TEST_FORKSERVER_AGAIN=process_,pool_
+FS_AGAIN := MP_TEST_FORKSERVER_AGAIN=process_,pool_,manager_,dict_served
 
 test: $(B)/runner examples $(B)/named_peer
 	$(FS_AGAIN) MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner $(T)

@@ -8420,6 +8420,7 @@ MPDEF mp_manager *mp_manager_start(const mp_manager_desc *d) {
     mp_process_desc pd;
     memset(&pd, 0, sizeof pd);
     pd.target = mp__msrv_main, pd.arg = &st, pd.name = "SyncManager", pd.daemon = true;
+    pd.start_method = MP_START_FORK; /* always: it takes the report pipe with it */
     int e = ENOMEM;
     if (mp_pipe(&r, &st.report, false) == MP_OK && (m->server = mp_process_create(&pd)) &&
         mp_process_start(m->server) == MP_OK) {

@@ -300,6 +300,22 @@ TEST(manager_daemon_server_dies_with_its_starter) {
     CHECK(kill(srv, 0) != 0);
 }
 
+/* Wait (up to 5 s) until /proc says the process is in state st. */
+static bool m_wait_state(pid_t pid, char st) {
+    for (double end = t_now() + 5; t_now() < end; usleep(2000)) {
+        char path[64], buf[256];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f) return false;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *c = strrchr(buf, ')');
+        if (c && c[1] == ' ' && c[2] == st) return true;
+    }
+    return false;
+}
+
 TEST(manager_call_times_out_on_a_stopped_server) {
     mp_manager_desc d = {.authkey = KEY, .authkey_len = KEYLEN, .timeout = 0.3};
     mp_manager *m = mp_manager_start(&d);
@@ -308,6 +324,7 @@ TEST(manager_call_times_out_on_a_stopped_server) {
     CHECK(h != NULL);
     pid_t srv = m_server_pid();
     CHECK_EQ(kill(srv, SIGSTOP), 0);
+    CHECK(m_wait_state(srv, 'T')); /* stopped for sure before the call */
     double t0 = t_now();
     size_t n;
     CHECK_EQ(mp_dict_len(h, &n), MP_ETIMEDOUT);
