@@ -118,6 +118,13 @@ static const b_target b_targets[] = {
     {"named_queue_1p1c_64B", NULL, "Boost message_queue", NULL, 2, ">= 2x Boost message_queue"},
     {"tcp_pingpong_64B", "mp.h", "raw TCP socket", NULL, 1 / 1.1, "<= 1.1x raw TCP socket"},
     {"connect_auth", "mp.h", "Python Listener/Client", NULL, 1, "faster than Python"},
+    {"dict_set_get", "mp.h local dict", NULL, "ops/s", 10e6, ">= 10 M ops/s"},
+    {"dict_set_get", "mp.h local dict", "Python Manager dict", NULL, 500, ">= 500x Python's Manager"},
+    {"dict_set_get", "mp.h served dict", "raw Unix socket round trip", NULL, 1 / 1.2,
+     "each call <= 1.2x the raw round trip"},
+    {"dict_set_get", "mp.h served dict", "Python Manager dict", NULL, 1, "faster than Python's Manager"},
+    {"dict_set_get", "mp.h served dict, 4 clients", "mp.h served dict", NULL, 2,
+     ">= 2x one client's throughput"},
 };
 enum { B_NTARGETS = sizeof b_targets / sizeof b_targets[0] };
 
