@@ -16,7 +16,7 @@ EXAMPLES    := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_SRC)) \
 BENCH_SRC   := $(sort $(wildcard bench/*.c))
 
 .PHONY: all examples test check check-asan check-valgrind check-matrix check-bench-probe bench bench-skipped bench-deps bench-plot install clean \
-	torture torture-short fuzz fuzz-handshake
+	torture torture-short fuzz fuzz-handshake fuzz-manager
 
 all: examples
 
@@ -41,7 +41,7 @@ $(B)/named_peer: tests/peer/named_peer.c mp.h
 
 # The tests run the examples and the peer too, so they are built first.
 # The process and pool tests run a second time with the forkserver as the start method.
-FS_AGAIN := MP_TEST_FORKSERVER_AGAIN=process_,pool_
+FS_AGAIN := MP_TEST_FORKSERVER_AGAIN=process_,pool_,manager_,dict_served
 
 test: $(B)/runner examples $(B)/named_peer
 	$(FS_AGAIN) MP_EXAMPLES_DIR=$(B)/examples MP_TEST_PEER=$(B)/named_peer $(B)/runner $(T)
@@ -148,6 +148,19 @@ fuzz-handshake: $(B)/fuzz_handshake
 	$(B)/fuzz_handshake -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
 	  -malloc_limit_mb=64 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(B)/ \
 	  $(B)/fuzz-corpus-handshake fuzz/corpus-handshake
+
+# The Manager's request handler (an authenticated client's requests), called on the
+# fuzzer's bytes; seeds in fuzz/corpus-manager.
+$(B)/fuzz_manager: fuzz/fuzz_manager.c mp.h
+	@mkdir -p $(B)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -I. $< -o $@ -pthread
+
+fuzz-manager: $(B)/fuzz_manager
+	@mkdir -p $(B)/fuzz-corpus-manager
+	$(B)/fuzz_manager -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -malloc_limit_mb=64 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(B)/ \
+	  $(B)/fuzz-corpus-manager fuzz/corpus-manager
 
 # --- make bench ---------------------------------------------------------------------
 # build/mpbench: every bench/*.c and bench/*.cpp. The optional peers are compiled in

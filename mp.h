@@ -69,7 +69,7 @@
           d.arg_size = std::strlen("hello from C++") + 1;
           mp_process *p = mp_process_create(&d);
 
-   A SHORT TOUR (fifteen complete programs are in examples/; README.md maps every
+   A SHORT TOUR (seventeen complete programs are in examples/; README.md maps every
    Python name to its mp.h counterpart)
 
       Python's verbs become mp_<type>_<verb>; keyword arguments a *_desc struct whose
@@ -148,6 +148,8 @@
       NAMED SHARED MEMORY       mp_shm_*
       UNRELATED PROGRAMS        mp_name_*, the named heap (mp_config.name), mp_heap_unlink
       THE POOL                  mp_pool_*, mp_imap_*, mp_async_*
+      SHARED CONTAINERS AND THE MANAGER
+                                mp_dict_*, mp_list_*, mp_manager_*, mp_value_*
       ROBUSTNESS                what happens when a process dies mid-operation
 
    ERRORS
@@ -791,6 +793,103 @@
       before mp_pool_create, or ignore SIGINT in an initializer. A user's SIGCHLD
       handler that reaps children is harmless: worker deaths are still seen.
 
+   SHARED CONTAINERS AND THE MANAGER
+
+      mp_dict and mp_list are Python's dict and list of byte strings. mp_dict_create
+      and mp_list_create put one in the shared heap: every thread of every process of
+      the family (and every program attached to a named heap) uses it at memory speed,
+      under one robust lock per container, held for a probe and a copy only. Keys and
+      values are bytes of any size, 0 included; a missing key or index is
+      MP_ENOTFOUND, a negative index counts from the end, get copies out (MP_ETOOBIG
+      with the size when the buffer is short, as queues do), items runs a callback on
+      a snapshot. A process killed inside a verb leaves the container consistent: each
+      change is built aside and committed by one store (see ROBUSTNESS).
+
+      Python's Manager is a server process that owns objects and serves them to any
+      process that can reach its address and holds its authkey - a forked child, an
+      unrelated program, another machine. mp_manager_start forks one (a daemon: it dies
+      with its starter) and mp_manager_connect reaches one from anywhere; both give an
+      mp_manager, and mp_manager_dict / mp_manager_list give handles on its named
+      objects (created if absent) that the very same mp_dict_* and mp_list_* verbs take:
+      a program written against a local dict works against a served one by changing
+      its constructor. Python's Manager().Value and Array are one thing here: a named
+      block of fixed size, read and written whole or by byte range, each call atomic
+      under the server's lock (mp_manager_value, mp_value_read, mp_value_write). The
+      tutorial's program (cut from examples/manager.c):
+
+          static int f(void *arg) {   // the child: changes all three by name
+              shared *s = (shared *)arg;
+              double pi = 3.14;
+              int five = 5;
+              int rc = mp_value_write(s->num, 0, &pi, sizeof pi);            // num.value = 3.14
+              if (rc == MP_OK) rc = mp_value_write(s->arr, 0, &five, sizeof five); // arr[0] = 5
+              if (rc == MP_OK) rc = mp_list_append(s->l, "Hello", 5);         // l.append("Hello")
+          ...
+          mp_manager_desc md = { 0 };                 // a private socket file, no key
+          mp_manager *server = mp_manager_start(&md); // forks the server process
+          ...
+          shared s = { mp_manager_value(server, "num", sizeof(double)),
+                       mp_manager_value(server, "arr", 10 * sizeof(int)),
+                       mp_manager_list(server, "l") };
+          ...
+          mp_value_read(s.arr, 0, arr, sizeof arr);   // the whole array in one round trip
+          ...
+          mp_manager_shutdown(server);                // stops and joins the server
+
+      Addresses, authkeys, the handshake and the hostile-peer rules are the Listener's
+      and Client's (LISTENERS AND CLIENTS): a Unix socket file by default, "host:port"
+      between machines (with an authkey). Every served verb is one round trip; the
+      server runs a thread per client connection, so clients never wait behind each
+      other's round trips. A handle is process-private memory, like a conn: it may be
+      used from several threads at once (a manager keeps a pool of connections, one
+      per thread in a call), and a forked child that uses a handle it inherited gets
+      its own connection without being told (Python's proxies do not survive a fork).
+      Served verbs can also return MP_ECLOSED (the server is gone: a call returns it at
+      once, never hangs), MP_ETIMEDOUT (no answer within desc.timeout, 10 s) and
+      MP_ESYS. A client killed mid-request costs the server that connection only, and
+      holds no lock there: every request runs whole inside the server. A malformed
+      request gets an error answer; a client without the key never reaches an object.
+
+      PROTOCOL. Python's Manager speaks pickle; wire compatibility with it is not a
+      goal. mp's is this, inside Python's framing (each request and each answer is one
+      Connection message, after the Listener/Client handshake). Integers are unsigned
+      big-endian unless said otherwise. A request is: u8 opcode, u32 object id (0 for
+      OPEN and SHUTDOWN), then the opcode's fields. An answer is: i32 status (MP_OK or
+      an MP_E... code), then, for MP_OK, the opcode's payload; MP_ETOOBIG carries a u64,
+      the size needed; other errors carry nothing.
+
+          op  name         request fields                  answer payload
+           1  OPEN         u8 kind (1 dict, 2 list,        u32 id, u64 size
+                           3 value), u64 size (a value's;
+                           else 0), name (1-255 bytes)
+           2  DICT_SET     u64 klen, key, value
+           3  DICT_GET     u64 cap, key                    the value
+           4  DICT_DEL     key
+           5  DICT_LEN     -                               u64 count
+           6  DICT_ITEMS   -                               per item: u64 klen, key,
+                                                           u64 vlen, value
+           7  LIST_APPEND  value
+           8  LIST_GET     i64 index, u64 cap              the item
+           9  LIST_SET     i64 index, value
+          10  LIST_POP     i64 index, u64 cap              the item
+          11  LIST_LEN     -                               u64 count
+          12  LIST_ITEMS   -                               per item: u64 len, item
+          13  VALUE_READ   u64 offset, u64 len             the bytes
+          14  VALUE_WRITE  u64 offset, the bytes
+          15  SHUTDOWN     -                               (the server then exits)
+
+      "key", "value", "the bytes" run to the end of the message. cap is the largest
+      answer the client takes (a get or pop of something longer is MP_ETOOBIG and
+      changes nothing); all ones means any size. An id is only good for the kind of
+      object it was opened as; a dict and a list may share a name.
+
+      Limits. Served objects live as long as the server (there is no verb to delete
+      one). The server's objects are in the starter's shared heap, so they count
+      against its size. A started manager's server is a child of the thread that
+      called mp_manager_start (it dies if that thread ends: PR_SET_PDEATHSIG). One
+      thread per client: a server with thousands of clients has thousands of threads.
+      Handles must not be used after their manager is disconnected.
+
    ROBUSTNESS
 
       What happens when a process of the family dies at any instant, SIGKILL
@@ -814,6 +913,11 @@
       mp_queue        mid-put, mid-get, mid-copy,           at most the message it was
                       between reserve and commit            moving is lost; none
                                                             duplicated or corrupted
+      mp_dict/list    inside any verb                       the verb happened or not;
+                                                            at most the value it was
+                                                            moving leaks
+      manager server  killed                                every call: MP_ECLOSED
+      manager client  killed mid-request                    the server carries on
       mp_conn         peer process gone                     MP_ECLOSED (EOF); no SIGPIPE
       mp_pool         worker killed or crashing mid-task    that task: MP_EWORKERDIED
                                                             with the exit code; the
@@ -1162,7 +1266,8 @@ MPDEF mp_conn *mp_conn_open(int fd, int flags);
    MP_EINVAL (NULL, buf NULL with len > 0, or a receive-only end); MP_ESYS. */
 MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len);
 /* Receive one whole message into buf (cap bytes); *len = its size. MP_OK;
-   MP_ETIMEDOUT (nothing consumed); MP_ECLOSED (EOF: the sending end is closed
+   MP_ETIMEDOUT (nothing consumed; also when the fd is a blocking socket whose
+   SO_RCVTIMEO ran out, whatever timeout says); MP_ECLOSED (EOF: the sending end is closed
    everywhere, or the stream was cut mid-message); MP_ETOOBIG: the message is larger than
    cap, *len = the size needed, nothing consumed (receive again with a bigger buffer),
    or its header announces more than the conn's limit (mp_conn_set_max_message; *len =
@@ -1559,6 +1664,130 @@ typedef struct mp_client_desc {
    ENOENT for a missing socket file or a host that does not resolve, EMFILE...). *out
    is NULL on failure. */
 MPDEF int mp_client(const mp_client_desc *d, mp_conn **out);
+
+
+// >>decl:dict --------------------------------------------------------------------
+
+/* Python's dict and list of bytes, in the shared heap: every thread of every process
+   of the family (and the programs attached to a named heap) uses one at memory speed.
+   Keys and values are byte strings of any size (0 included) up to what the heap holds;
+   the containers grow as the heap allows and reuse the memory of what is deleted.
+   Robust: a process killed inside any verb leaves the container consistent (the verb
+   happened or it did not; at most the value it was moving leaks). The same verbs work
+   on a handle from mp_manager_dict / mp_manager_list (see SHARED CONTAINERS AND THE
+   MANAGER): there every verb is one round trip to the server and may also return
+   MP_ECLOSED (server gone), MP_ETIMEDOUT (no answer within the manager's timeout),
+   MP_ESYS. */
+typedef struct mp_dict mp_dict;
+typedef struct mp_list mp_list;
+
+/* An empty dict in the shared heap. NULL + errno ENOMEM. */
+MPDEF mp_dict *mp_dict_create(void);
+/* d[key] = val (copies both). MP_OK; MP_EINVAL (NULL or destroyed d, NULL key or val
+   with a length > 0); MP_ENOMEM. */
+MPDEF int mp_dict_set(mp_dict *d, const void *key, size_t klen, const void *val, size_t vlen);
+/* Copy d[key] into buf, *len = its size. MP_OK; MP_ENOTFOUND; MP_ETOOBIG (cap too
+   small: *len = the size needed, nothing copied; buf NULL with cap 0 asks the size);
+   MP_EINVAL. */
+MPDEF int mp_dict_get(mp_dict *d, const void *key, size_t klen, void *buf, size_t cap, size_t *len);
+/* As mp_dict_get into a new MP_MALLOC buffer (*buf; free() it), NULL on failure.
+   MP_OK, MP_ENOTFOUND, MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_dict_get_alloc(mp_dict *d, const void *key, size_t klen, void **buf, size_t *len);
+/* del d[key]. MP_OK, MP_ENOTFOUND, MP_EINVAL. */
+MPDEF int mp_dict_del(mp_dict *d, const void *key, size_t klen);
+/* *n = number of keys. MP_OK, MP_EINVAL. */
+MPDEF int mp_dict_len(mp_dict *d, size_t *n);
+/* Call fn on every (key, value) of a snapshot taken at once (in no set order); fn
+   returning non-zero stops. The pointers are valid during the call only. MP_OK,
+   MP_ENOMEM (no room for the snapshot), MP_EINVAL. */
+MPDEF int mp_dict_items(mp_dict *d, int (*fn)(const void *k, size_t kl, const void *v,
+                                              size_t vl, void *arg), void *arg);
+/* Free a local dict and everything in it (no one may use it any more); for a served
+   handle, free the handle only (the server's dict stays). NULL is a no-op. */
+MPDEF void mp_dict_destroy(mp_dict *d);
+
+/* An empty list in the shared heap. NULL + errno ENOMEM. */
+MPDEF mp_list *mp_list_create(void);
+/* l.append(val). MP_OK, MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_list_append(mp_list *l, const void *val, size_t len);
+/* Copy l[index] into buf (index < 0 counts from the end, as Python's). MP_OK;
+   MP_ENOTFOUND (out of range); MP_ETOOBIG as mp_dict_get; MP_EINVAL. */
+MPDEF int mp_list_get(mp_list *l, long index, void *buf, size_t cap, size_t *len);
+/* As mp_list_get into a new MP_MALLOC buffer. MP_OK, MP_ENOTFOUND, MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_list_get_alloc(mp_list *l, long index, void **buf, size_t *len);
+/* l[index] = val. MP_OK, MP_ENOTFOUND, MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_list_set(mp_list *l, long index, const void *val, size_t len);
+/* l.pop(index) (-1: the last) into buf, *len = its size (len may be NULL). buf NULL
+   with cap 0: discard the item. MP_OK; MP_ENOTFOUND; MP_ETOOBIG (nothing removed, *len
+   = the size needed); MP_ENOMEM (a pop before the last item copies the list's array of
+   offsets, 8 bytes an item: no room for it, nothing removed); MP_EINVAL. */
+MPDEF int mp_list_pop(mp_list *l, long index, void *buf, size_t cap, size_t *len);
+/* *n = number of items. MP_OK, MP_EINVAL. */
+MPDEF int mp_list_len(mp_list *l, size_t *n);
+/* Call fn on every item of a snapshot, in order; fn returning non-zero stops. MP_OK,
+   MP_ENOMEM, MP_EINVAL. */
+MPDEF int mp_list_items(mp_list *l, int (*fn)(const void *v, size_t len, void *arg), void *arg);
+/* As mp_dict_destroy. */
+MPDEF void mp_list_destroy(mp_list *l);
+
+
+// >>decl:manager -----------------------------------------------------------------
+
+typedef struct mp_manager mp_manager;
+typedef struct mp_value mp_value;
+
+/* Defaults: address NULL (mp_manager_start only) is a fresh socket file in a private
+   0700 directory; authkey NULL: none (refused for TCP and abstract addresses, as for
+   listeners); timeout 10 s, for the start, a connect, and each call's answer. */
+typedef struct mp_manager_desc {
+    const char *address;  /* as for mp_listener_desc */
+    const void *authkey;  /* copied */
+    size_t authkey_len;
+    double timeout;
+} mp_manager_desc;
+
+/* Fork a server process (a daemon child: it dies with this process) that listens on
+   d->address and serves named dicts, lists and values, and connect to it. NULL + errno:
+   EINVAL (bad desc or address), EADDRINUSE, ETIMEDOUT (the server did not come up),
+   ENOMEM, and the listener's other errnos. */
+MPDEF mp_manager *mp_manager_start(const mp_manager_desc *d);
+/* Reach a running server from any process on any machine (the Listener/Client
+   handshake with d->authkey). NULL + errno: EINVAL, EACCES (the server refused the key,
+   or failed to prove it has it), ECONNREFUSED (no server), ETIMEDOUT, ENOENT (no such
+   socket file or host), ENOMEM... */
+MPDEF mp_manager *mp_manager_connect(const mp_manager_desc *d);
+/* The server's address ("127.0.0.1:40123" for port 0), owned by m. NULL for NULL. */
+MPDEF const char *mp_manager_address(const mp_manager *m);
+/* A handle on the server's dict or list named name (1 to 255 bytes), created empty if
+   absent; every mp_dict_* / mp_list_* verb takes it. Process-private memory (like a
+   conn), usable from any thread, and by a forked child (which gets its own connection).
+   Free it with mp_dict_destroy / mp_list_destroy (the server's object stays). Dicts,
+   lists and values have a name space each. NULL + errno: EINVAL (bad name, NULL m),
+   ECONNREFUSED (the server is gone), EACCES (the key was refused), ETIMEDOUT, ENOMEM
+   (also: the server's heap is full), EPROTO (a malformed answer). */
+MPDEF mp_dict *mp_manager_dict(mp_manager *m, const char *name);
+MPDEF mp_list *mp_manager_list(mp_manager *m, const char *name);
+/* A handle on the server's block of size bytes named name, created zeroed if absent:
+   Python's Manager().Value and Array, read and written whole or by byte range under
+   the server's lock. NULL + errno as mp_manager_dict, and EINVAL for size 0 or a block
+   of that name with another size. */
+MPDEF mp_value *mp_manager_value(mp_manager *m, const char *name, size_t size);
+/* The block's size in bytes (0 for NULL). */
+MPDEF size_t mp_value_size(const mp_value *v);
+/* Copy len bytes at offset out of the block (or into it), atomically with respect to
+   every other read and write of the block. MP_OK; MP_EINVAL (NULL, a range beyond the
+   size); MP_ECLOSED; MP_ETIMEDOUT; MP_ENOMEM; MP_ESYS. */
+MPDEF int mp_value_read(mp_value *v, size_t offset, void *buf, size_t len);
+MPDEF int mp_value_write(mp_value *v, size_t offset, const void *buf, size_t len);
+/* Free the handle (the server's block stays). NULL is a no-op. */
+MPDEF void mp_value_destroy(mp_value *v);
+/* The starter only: stop the server, join it, and free m (as mp_manager_disconnect).
+   Handles on its objects fail with MP_ECLOSED from then on. MP_OK; MP_EINVAL (NULL,
+   or m not from mp_manager_start in this process: nothing is freed). */
+MPDEF int mp_manager_shutdown(mp_manager *m);
+/* Close this process's connections and free m; the server goes on. Handles made from
+   m must not be used afterwards. NULL is a no-op. */
+MPDEF void mp_manager_disconnect(mp_manager *m);
 
 
 #ifdef __cplusplus
@@ -2298,11 +2527,15 @@ static mp__names *mp__names_of(mp__heap *h) {
     return h->names ? (mp__names *)(void *)((char *)h + h->names) : NULL;
 }
 
-static uint64_t mp__name_hash(const char *name) {
+/* FNV-1a: the registry's and the dict's hash. */
+static uint64_t mp__fnv(const void *p, size_t n) {
+    const unsigned char *c = (const unsigned char *)p;
     uint64_t x = 1469598103934665603ull;
-    for (; *name; name++) x = (x ^ (unsigned char)*name) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++) x = (x ^ c[i]) * 1099511628211ull;
     return x;
 }
+
+static uint64_t mp__name_hash(const char *name) { return mp__fnv(name, strlen(name)); }
 
 /* The slot holding name, or if absent the slot an insert would take (the first deleted
    one on the way, else the empty one that ends the probe). */
@@ -3900,6 +4133,10 @@ static ssize_t mp__conn_read(mp_conn *c, void *p, size_t n, int64_t deadline) {
         if (r >= 0) return r;
         if (errno == ECONNRESET) return 0; /* the peer closed with data unread: EOF too */
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return MP_ESYS;
+        /* a blocking socket says EAGAIN only when its SO_RCVTIMEO ran out (the Manager's
+           client waits so: one system call per answer) */
+        if (!timed && c->sock && errno != EINTR && !(fcntl(c->fd, F_GETFL) & O_NONBLOCK))
+            return MP_ETIMEDOUT;
         wait = errno != EINTR || (timed && !c->sock);
     }
 }
@@ -6972,6 +7209,1344 @@ MPDEF int mp_client(const mp_client_desc *d, mp_conn **out) {
     int rc = mp__connect(&as, deadline, &fd);
     if (rc != MP_OK) return rc;
     return mp__sock_conn(fd, as.tcp, d->authkey, d->authkey_len, false, deadline, out);
+}
+
+// >>dict -------------------------------------------------------------------------
+// A hash table in the shared heap under one robust lock word. Keys and values live
+// together in immutable heap blocks; a table slot holds a block's offset (0 empty, 1
+// deleted), so every change commits with one store: a set builds its block before it
+// takes the lock and swaps it in, a delete stores 1. A process killed inside leaves the
+// table consistent; the next holder recounts (the counts are not part of the commit)
+// and frees a half-built table (recorded in pending before it is filled). The lock is
+// held for a probe and a copy, never for an allocation of a value.
+
+#define MP__DICT_MAGIC 0x64494354u
+#define MP__LIST_MAGIC 0x6c495354u
+#define MP__SERVED_MAGIC 0x73525644u
+#define MP__KV_DELETED 1u
+
+/* What a verb asks, in one struct, so that a served handle forwards any verb through
+   one function and the server runs it on a local container with the same verbs. */
+typedef struct mp__op {
+    int code; /* MP__OP_*, the protocol's opcode (see >>manager) */
+    const void *key, *val;
+    size_t klen, vlen;
+    long index;
+    void *buf;
+    size_t cap, *len; /* get/pop into buf */
+    void **alloc;     /* get_alloc */
+    size_t *n;        /* len */
+    int (*dict_fn)(const void *k, size_t kl, const void *v, size_t vl, void *arg);
+    int (*list_fn)(const void *v, size_t vl, void *arg);
+    void *arg;
+} mp__op;
+
+enum {
+    MP__OP_OPEN = 1, MP__OP_DICT_SET, MP__OP_DICT_GET, MP__OP_DICT_DEL, MP__OP_DICT_LEN,
+    MP__OP_DICT_ITEMS, MP__OP_LIST_APPEND, MP__OP_LIST_GET, MP__OP_LIST_SET,
+    MP__OP_LIST_POP, MP__OP_LIST_LEN, MP__OP_LIST_ITEMS, MP__OP_VALUE_READ,
+    MP__OP_VALUE_WRITE, MP__OP_SHUTDOWN, MP__OP_COUNT
+};
+
+/* A served handle begins so (see >>manager): the verbs hand it the op. */
+typedef struct mp__served {
+    uint32_t magic; /* MP__SERVED_MAGIC */
+    uint32_t kind;  /* MP__DICT_MAGIC, MP__LIST_MAGIC, MP__VALUE_MAGIC */
+    int (*call)(struct mp__served *s, mp__op *op);
+} mp__served;
+
+struct mp_dict {
+    uint32_t magic;
+    uint32_t lock;
+    uint64_t table;   /* offset of the mp__dtab, 0 until the first set */
+    uint64_t pending; /* a table being built under the lock, 0 otherwise */
+    uint64_t count;   /* live entries */
+};
+
+typedef struct mp__dent {
+    uint64_t hash;
+    uint64_t kv; /* offset of the mp__kv block; 0 empty, 1 deleted */
+} mp__dent;
+
+typedef struct mp__dtab {
+    uint64_t cap;  /* a power of two */
+    uint64_t used; /* slots not empty: grows (or cleans) the table at 3/4 */
+    mp__dent e[1];
+} mp__dtab;
+
+typedef struct mp__kv {
+    uint64_t klen, vlen; /* then the key's bytes, then the value's */
+} mp__kv;
+
+static void *mp__at(uint64_t off) { return (char *)mp__g.heap + off; }
+static uint64_t mp__off(const void *p) { return (uint64_t)((const char *)p - (char *)mp__g.heap); }
+static const char *mp__kv_key(const mp__kv *kv) { return (const char *)(kv + 1); }
+static const char *mp__kv_val(const mp__kv *kv) { return mp__kv_key(kv) + kv->klen; }
+
+/* A heap block holding a (key, value) pair; key may be NULL with klen 0 (a list item).
+   NULL + errno ENOMEM. */
+static mp__kv *mp__kv_new(const void *key, size_t klen, const void *val, size_t vlen) {
+    if (klen > SIZE_MAX / 2 - sizeof(mp__kv) || vlen > SIZE_MAX / 2) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mp__kv *kv = (mp__kv *)mp_alloc(sizeof *kv + klen + vlen);
+    if (!kv) return NULL;
+    kv->klen = klen, kv->vlen = vlen;
+    if (klen) memcpy(kv + 1, key, klen);
+    if (vlen) memcpy((char *)(kv + 1) + klen, val, vlen);
+    return kv;
+}
+
+/* The copy-out rule of get and pop: into buf when it fits (buf NULL: nothing copied,
+   as pop's discard), MP_ETOOBIG with *len otherwise, or into a fresh MP_MALLOC block. */
+static int mp__copy_out(const void *src, size_t n, mp__op *op) {
+    if (op->len) *op->len = n;
+    if (op->alloc) {
+        if (!(*op->alloc = MP_MALLOC(n ? n : 1))) return MP_ENOMEM;
+        if (n) memcpy(*op->alloc, src, n);
+        return MP_OK;
+    }
+    if (!op->buf) return MP_OK;
+    if (n > op->cap) return MP_ETOOBIG;
+    if (n) memcpy(op->buf, src, n);
+    return MP_OK;
+}
+
+/* A block recorded in *pending by a holder that died before installing it is freed;
+   one it installed is left (installed is what the container now points to). */
+static void mp__pending_repair(uint64_t *pending, uint64_t installed) {
+    if (*pending && *pending != installed) mp_free(mp__at(*pending));
+    *pending = 0;
+}
+
+static mp__dtab *mp__dtab_of(mp_dict *d) { return d->table ? (mp__dtab *)mp__at(d->table) : NULL; }
+
+static void mp__dict_lock(mp_dict *d) {
+    if (mp__lw_acquire(&d->lock, MP__NEVER) != MP_EOWNERDEAD) return;
+    mp__pending_repair(&d->pending, d->table);
+    mp__dtab *t = mp__dtab_of(d);
+    uint64_t used = 0, live = 0;
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        used += t->e[i].kv != 0;
+        live += t->e[i].kv > MP__KV_DELETED;
+    }
+    if (t) t->used = used;
+    d->count = live;
+}
+
+/* As mp__names_find: the slot holding the key, else the slot an insert takes. */
+static mp__dent *mp__dict_find(mp__dtab *t, uint64_t hash, const void *key, size_t klen,
+                               bool *found) {
+    mp__dent *free_slot = NULL;
+    for (uint64_t i = hash & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        mp__dent *e = &t->e[i];
+        uint64_t o = mp__load(&e->kv);
+        if (o == 0) {
+            *found = false;
+            return free_slot ? free_slot : e;
+        }
+        if (o == MP__KV_DELETED) {
+            if (!free_slot) free_slot = e;
+            continue;
+        }
+        const mp__kv *kv = (const mp__kv *)mp__at(o);
+        if (e->hash == hash && kv->klen == klen && memcmp(mp__kv_key(kv), key, klen) == 0) {
+            *found = true;
+            return e;
+        }
+    }
+}
+
+/* A table with room for one more entry: the current one, or a rebuilt one (twice the
+   size when half full of live entries, else the same size without deleted slots)
+   installed by one store. NULL (ENOMEM). Holding the lock. */
+static mp__dtab *mp__dict_room(mp_dict *d) {
+    mp__dtab *t = mp__dtab_of(d), *n;
+    if (t && (t->used + 1) * 4 <= t->cap * 3) return t;
+    uint64_t cap = !t ? 8 : (d->count + 1) * 2 > t->cap ? t->cap * 2 : t->cap;
+    if (cap > (SIZE_MAX - sizeof *n) / sizeof(mp__dent) / 2) return NULL;
+    if (!(n = (mp__dtab *)mp_calloc(1, sizeof *n + (cap - 1) * sizeof(mp__dent)))) return NULL;
+    mp__store(&d->pending, mp__off(n));
+    n->cap = cap;
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        if (t->e[i].kv <= MP__KV_DELETED) continue;
+        bool found;
+        const mp__kv *kv = (const mp__kv *)mp__at(t->e[i].kv);
+        *mp__dict_find(n, t->e[i].hash, mp__kv_key(kv), kv->klen, &found) = t->e[i];
+        n->used++;
+    }
+    mp__store(&d->table, mp__off(n)); /* the commit */
+    mp__store(&d->pending, (uint64_t)0);
+    mp_free(t);
+    return n;
+}
+
+static bool mp__dict_ok(const mp_dict *d) { return d && d->magic == MP__DICT_MAGIC; }
+static bool mp__served_is(const void *h, uint32_t kind) {
+    const mp__served *s = (const mp__served *)h;
+    return s && s->magic == MP__SERVED_MAGIC && s->kind == kind;
+}
+
+MPDEF mp_dict *mp_dict_create(void) {
+    mp_dict *d = (mp_dict *)mp_calloc(1, sizeof *d);
+    if (d) d->magic = MP__DICT_MAGIC;
+    return d;
+}
+
+static int mp__dict_set(mp_dict *d, mp__op *op) {
+    uint64_t hash = mp__fnv(op->key, op->klen), old = 0;
+    mp__kv *kv = mp__kv_new(op->key, op->klen, op->val, op->vlen);
+    if (!kv) return MP_ENOMEM;
+    mp__dict_lock(d);
+    mp__dtab *t = mp__dict_room(d);
+    if (t) {
+        bool found;
+        mp__dent *e = mp__dict_find(t, hash, op->key, op->klen, &found);
+        if (found) {
+            old = e->kv;
+        } else {
+            e->hash = hash;
+            t->used += e->kv == 0;
+        }
+        mp__store(&e->kv, mp__off(kv)); /* the commit */
+        d->count += !found;
+    }
+    mp__lw_release(&d->lock);
+    if (!t) mp_free(kv);
+    if (old) mp_free(mp__at(old));
+    return t ? MP_OK : MP_ENOMEM;
+}
+
+/* get, get_alloc and del: one probe under the lock. */
+static int mp__dict_take(mp_dict *d, mp__op *op) {
+    uint64_t hash = mp__fnv(op->key, op->klen), old = 0;
+    mp__dict_lock(d);
+    mp__dtab *t = mp__dtab_of(d);
+    bool found = false;
+    mp__dent *e = t ? mp__dict_find(t, hash, op->key, op->klen, &found) : NULL;
+    int rc = found ? MP_OK : MP_ENOTFOUND;
+    if (found && op->code == MP__OP_DICT_DEL) {
+        old = e->kv;
+        mp__store(&e->kv, (uint64_t)MP__KV_DELETED); /* the commit */
+        d->count--;
+    } else if (found) {
+        const mp__kv *kv = (const mp__kv *)mp__at(e->kv);
+        rc = mp__copy_out(mp__kv_val(kv), kv->vlen, op);
+    }
+    mp__lw_release(&d->lock);
+    if (old) mp_free(mp__at(old));
+    return rc;
+}
+
+/* A snapshot of the live blocks, copied under the lock into one MP_MALLOC buffer that
+   holds them back to back (each an mp__kv then its bytes, 16-byte aligned); the
+   callback runs after the lock is released. */
+static int mp__dict_items(mp_dict *d, mp__op *op) {
+    mp__dict_lock(d);
+    mp__dtab *t = mp__dtab_of(d);
+    size_t total = 0;
+    for (uint64_t i = 0; t && i < t->cap; i++) {
+        const mp__kv *kv = (const mp__kv *)mp__at(t->e[i].kv);
+        if (t->e[i].kv > MP__KV_DELETED) total += (sizeof *kv + kv->klen + kv->vlen + 15) & ~(size_t)15;
+    }
+    char *snap = (char *)MP_MALLOC(total ? total : 1), *p = snap;
+    for (uint64_t i = 0; snap && t && i < t->cap; i++) {
+        const mp__kv *kv = (const mp__kv *)mp__at(t->e[i].kv);
+        if (t->e[i].kv <= MP__KV_DELETED) continue;
+        memcpy(p, kv, sizeof *kv + kv->klen + kv->vlen);
+        p += (sizeof *kv + kv->klen + kv->vlen + 15) & ~(size_t)15;
+    }
+    mp__lw_release(&d->lock);
+    if (!snap) return MP_ENOMEM;
+    for (char *q = snap; q < p;) {
+        const mp__kv *kv = (const mp__kv *)(void *)q;
+        if (op->dict_fn(mp__kv_key(kv), kv->klen, mp__kv_val(kv), kv->vlen, op->arg)) break;
+        q += (sizeof *kv + kv->klen + kv->vlen + 15) & ~(size_t)15;
+    }
+    MP_FREE(snap);
+    return MP_OK;
+}
+
+/* Every dict verb: check, then run locally or hand the op to the server. */
+static int mp__dict_run(mp_dict *d, mp__op *op) {
+    if (mp__served_is(d, MP__DICT_MAGIC)) return ((mp__served *)(void *)d)->call((mp__served *)(void *)d, op);
+    if (!mp__dict_ok(d)) return MP_EINVAL;
+    switch (op->code) {
+    case MP__OP_DICT_SET: return mp__dict_set(d, op);
+    case MP__OP_DICT_ITEMS: return mp__dict_items(d, op);
+    case MP__OP_DICT_LEN:
+        mp__dict_lock(d);
+        *op->n = d->count;
+        mp__lw_release(&d->lock);
+        return MP_OK;
+    default: return mp__dict_take(d, op);
+    }
+}
+
+static void mp__op_init(mp__op *op, int code) {
+    memset(op, 0, sizeof *op);
+    op->code = code;
+}
+
+/* The key of every verb: klen 0 is a valid (empty) key, but a NULL key with klen > 0 is
+   not. */
+static bool mp__bytes_ok(const void *p, size_t n) { return p || n == 0; }
+
+MPDEF int mp_dict_set(mp_dict *d, const void *key, size_t klen, const void *val, size_t vlen) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_SET);
+    if (!mp__bytes_ok(key, klen) || !mp__bytes_ok(val, vlen)) return MP_EINVAL;
+    op.key = key, op.klen = klen, op.val = val, op.vlen = vlen;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_get(mp_dict *d, const void *key, size_t klen, void *buf, size_t cap, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_GET);
+    if (!mp__bytes_ok(key, klen) || !mp__bytes_ok(buf, cap) || !len) return MP_EINVAL;
+    op.key = key, op.klen = klen, op.buf = buf ? buf : (void *)&op, op.cap = cap, op.len = len;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_get_alloc(mp_dict *d, const void *key, size_t klen, void **buf, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_GET);
+    if (!mp__bytes_ok(key, klen) || !buf || !len) return MP_EINVAL;
+    *buf = NULL;
+    op.key = key, op.klen = klen, op.alloc = buf, op.len = len;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_del(mp_dict *d, const void *key, size_t klen) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_DEL);
+    if (!mp__bytes_ok(key, klen)) return MP_EINVAL;
+    op.key = key, op.klen = klen;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_len(mp_dict *d, size_t *n) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_LEN);
+    if (!n) return MP_EINVAL;
+    op.n = n;
+    return mp__dict_run(d, &op);
+}
+
+MPDEF int mp_dict_items(mp_dict *d, int (*fn)(const void *k, size_t kl, const void *v,
+                                              size_t vl, void *arg), void *arg) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_DICT_ITEMS);
+    if (!fn) return MP_EINVAL;
+    op.dict_fn = fn, op.arg = arg;
+    return mp__dict_run(d, &op);
+}
+
+/* A served handle's destroy drops the handle only (see >>manager). */
+static void mp__served_drop(void *h) {
+    ((mp__served *)h)->magic = 0;
+    MP_FREE(h);
+}
+
+MPDEF void mp_dict_destroy(mp_dict *d) {
+    if (mp__served_is(d, MP__DICT_MAGIC)) {
+        mp__served_drop(d);
+        return;
+    }
+    if (!mp__dict_ok(d)) return;
+    mp__dict_lock(d);
+    mp__dtab *t = mp__dtab_of(d);
+    for (uint64_t i = 0; t && i < t->cap; i++)
+        if (t->e[i].kv > MP__KV_DELETED) mp_free(mp__at(t->e[i].kv));
+    mp_free(t);
+    d->magic = 0;
+    mp__lw_release(&d->lock);
+    mp_free(d);
+}
+
+// >>list -------------------------------------------------------------------------
+// An array of item offsets in one heap block that also holds the length, so that an
+// append (store the slot, then the length), a set (store the slot) and a pop of the
+// last item (store the length) each commit with one store. Growing and a pop from the
+// middle build a new array (recorded in pending) and install it with one store of its
+// offset: a process killed inside leaves the old array or the new, never a mix.
+
+struct mp_list {
+    uint32_t magic;
+    uint32_t lock;
+    uint64_t arr;     /* offset of the mp__larr, 0 until the first append */
+    uint64_t pending; /* an array being built under the lock, 0 otherwise */
+};
+
+typedef struct mp__larr {
+    uint64_t cap, len;
+    uint64_t item[1]; /* offsets of mp__kv blocks with klen 0 */
+} mp__larr;
+
+static mp__larr *mp__larr_of(mp_list *l) { return l->arr ? (mp__larr *)mp__at(l->arr) : NULL; }
+
+static void mp__list_lock(mp_list *l) {
+    if (mp__lw_acquire(&l->lock, MP__NEVER) == MP_EOWNERDEAD) mp__pending_repair(&l->pending, l->arr);
+}
+
+/* A copy of a with capacity cap, without item skip (-1: none), installed by one
+   store. NULL (ENOMEM). Holding the lock. */
+static mp__larr *mp__larr_rebuild(mp_list *l, mp__larr *a, uint64_t cap, int64_t skip) {
+    if (cap > (SIZE_MAX - sizeof *a) / sizeof(uint64_t) / 2) return NULL;
+    mp__larr *n = (mp__larr *)mp_alloc(sizeof *n + (cap - 1) * sizeof(uint64_t));
+    if (!n) return NULL;
+    mp__store(&l->pending, mp__off(n));
+    n->cap = cap, n->len = 0;
+    for (uint64_t i = 0; a && i < a->len; i++)
+        if ((int64_t)i != skip) n->item[n->len++] = a->item[i];
+    mp__store(&l->arr, mp__off(n)); /* the commit */
+    mp__store(&l->pending, (uint64_t)0);
+    mp_free(a);
+    return n;
+}
+
+/* index as Python takes it (negative: from the end), or -1 when out of range. */
+static int64_t mp__list_index(mp__larr *a, long index) {
+    int64_t n = a ? (int64_t)a->len : 0, i = index < 0 ? (int64_t)index + n : (int64_t)index;
+    return i >= 0 && i < n ? i : -1;
+}
+
+static int mp__list_append(mp_list *l, mp__op *op) {
+    mp__kv *kv = mp__kv_new(NULL, 0, op->val, op->vlen);
+    if (!kv) return MP_ENOMEM;
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    if (!a || a->len == a->cap) a = mp__larr_rebuild(l, a, a ? a->cap * 2 : 8, -1);
+    if (a) {
+        a->item[a->len] = mp__off(kv);
+        mp__store(&a->len, a->len + 1); /* the commit */
+    }
+    mp__lw_release(&l->lock);
+    if (!a) mp_free(kv);
+    return a ? MP_OK : MP_ENOMEM;
+}
+
+static int mp__list_set(mp_list *l, mp__op *op) {
+    mp__kv *kv = mp__kv_new(NULL, 0, op->val, op->vlen);
+    if (!kv) return MP_ENOMEM;
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    int64_t i = mp__list_index(a, op->index);
+    uint64_t old = i < 0 ? mp__off(kv) : a->item[i];
+    if (i >= 0) mp__store(&a->item[i], mp__off(kv)); /* the commit */
+    mp__lw_release(&l->lock);
+    mp_free(mp__at(old));
+    return i < 0 ? MP_ENOTFOUND : MP_OK;
+}
+
+/* get and pop: copy the item out, and for pop remove it (by the length for the last
+   item, else by a rebuilt array). A pop whose copy fails (MP_ETOOBIG) removes nothing. */
+static int mp__list_take(mp_list *l, mp__op *op) {
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    int64_t i = mp__list_index(a, op->index);
+    uint64_t old = 0;
+    int rc = MP_ENOTFOUND;
+    if (i >= 0) {
+        const mp__kv *kv = (const mp__kv *)mp__at(a->item[i]);
+        rc = mp__copy_out(mp__kv_val(kv), kv->vlen, op);
+    }
+    if (rc == MP_OK && op->code == MP__OP_LIST_POP) {
+        old = a->item[i];
+        if ((uint64_t)i + 1 == a->len) mp__store(&a->len, a->len - 1); /* the commit */
+        else if (!mp__larr_rebuild(l, a, a->cap, i)) old = 0, rc = MP_ENOMEM;
+    }
+    mp__lw_release(&l->lock);
+    if (rc == MP_ENOMEM && op->alloc) MP_FREE(*op->alloc), *op->alloc = NULL;
+    if (old) mp_free(mp__at(old));
+    return rc;
+}
+
+static int mp__list_items(mp_list *l, mp__op *op) {
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    size_t total = 0, n = a ? a->len : 0;
+    for (size_t i = 0; i < n; i++) {
+        const mp__kv *kv = (const mp__kv *)mp__at(a->item[i]);
+        total += (sizeof *kv + kv->vlen + 15) & ~(size_t)15;
+    }
+    char *snap = (char *)MP_MALLOC(total ? total : 1), *p = snap;
+    for (size_t i = 0; snap && i < n; i++) {
+        const mp__kv *kv = (const mp__kv *)mp__at(a->item[i]);
+        memcpy(p, kv, sizeof *kv + kv->vlen);
+        p += (sizeof *kv + kv->vlen + 15) & ~(size_t)15;
+    }
+    mp__lw_release(&l->lock);
+    if (!snap) return MP_ENOMEM;
+    for (char *q = snap; q < p;) {
+        const mp__kv *kv = (const mp__kv *)(void *)q;
+        if (op->list_fn(mp__kv_val(kv), kv->vlen, op->arg)) break;
+        q += (sizeof *kv + kv->vlen + 15) & ~(size_t)15;
+    }
+    MP_FREE(snap);
+    return MP_OK;
+}
+
+static bool mp__list_ok(const mp_list *l) { return l && l->magic == MP__LIST_MAGIC; }
+
+static int mp__list_run(mp_list *l, mp__op *op) {
+    if (mp__served_is(l, MP__LIST_MAGIC)) return ((mp__served *)(void *)l)->call((mp__served *)(void *)l, op);
+    if (!mp__list_ok(l)) return MP_EINVAL;
+    switch (op->code) {
+    case MP__OP_LIST_APPEND: return mp__list_append(l, op);
+    case MP__OP_LIST_SET: return mp__list_set(l, op);
+    case MP__OP_LIST_ITEMS: return mp__list_items(l, op);
+    case MP__OP_LIST_LEN: {
+        mp__list_lock(l);
+        mp__larr *a = mp__larr_of(l);
+        *op->n = a ? a->len : 0;
+        mp__lw_release(&l->lock);
+        return MP_OK;
+    }
+    default: return mp__list_take(l, op);
+    }
+}
+
+MPDEF mp_list *mp_list_create(void) {
+    mp_list *l = (mp_list *)mp_calloc(1, sizeof *l);
+    if (l) l->magic = MP__LIST_MAGIC;
+    return l;
+}
+
+MPDEF int mp_list_append(mp_list *l, const void *val, size_t len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_APPEND);
+    if (!mp__bytes_ok(val, len)) return MP_EINVAL;
+    op.val = val, op.vlen = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_get(mp_list *l, long index, void *buf, size_t cap, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_GET);
+    if (!mp__bytes_ok(buf, cap) || !len) return MP_EINVAL;
+    op.index = index, op.buf = buf ? buf : (void *)&op, op.cap = cap, op.len = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_get_alloc(mp_list *l, long index, void **buf, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_GET);
+    if (!buf || !len) return MP_EINVAL;
+    *buf = NULL;
+    op.index = index, op.alloc = buf, op.len = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_set(mp_list *l, long index, const void *val, size_t len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_SET);
+    if (!mp__bytes_ok(val, len)) return MP_EINVAL;
+    op.index = index, op.val = val, op.vlen = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_pop(mp_list *l, long index, void *buf, size_t cap, size_t *len) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_POP);
+    if (!mp__bytes_ok(buf, cap)) return MP_EINVAL;
+    op.index = index, op.buf = buf, op.cap = cap, op.len = len;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_len(mp_list *l, size_t *n) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_LEN);
+    if (!n) return MP_EINVAL;
+    op.n = n;
+    return mp__list_run(l, &op);
+}
+
+MPDEF int mp_list_items(mp_list *l, int (*fn)(const void *v, size_t len, void *arg), void *arg) {
+    mp__op op;
+    mp__op_init(&op, MP__OP_LIST_ITEMS);
+    if (!fn) return MP_EINVAL;
+    op.list_fn = fn, op.arg = arg;
+    return mp__list_run(l, &op);
+}
+
+MPDEF void mp_list_destroy(mp_list *l) {
+    if (mp__served_is(l, MP__LIST_MAGIC)) {
+        mp__served_drop(l);
+        return;
+    }
+    if (!mp__list_ok(l)) return;
+    mp__list_lock(l);
+    mp__larr *a = mp__larr_of(l);
+    for (uint64_t i = 0; a && i < a->len; i++) mp_free(mp__at(a->item[i]));
+    mp_free(a);
+    l->magic = 0;
+    mp__lw_release(&l->lock);
+    mp_free(l);
+}
+
+// >>manager ----------------------------------------------------------------------
+// The server is a forked daemon process: a listener (>>listener) and one thread per
+// client connection, so no client waits behind another's round trip. It keeps its
+// objects in local containers (>>dict, >>list) and a table of names; each request is
+// one conn message, decoded into the same mp__op a local verb runs. The client side is
+// a pool of connections per manager handle: a call takes an idle one (or connects
+// anew), so threads do not queue behind each other; a forked child sees another pid and
+// starts its own pool. The handler works on a buffer (mp__msrv_handle), so the fuzz
+// target calls it directly.
+
+#define MP__VALUE_MAGIC 0x76414c55u
+#define MP__MGR_MAGIC 0x6d4d4752u
+#define MP__MGR_INLINE 4096 /* answers up to this size need no allocation on either side */
+#define MP__MGR_TIMEOUT 10.0
+
+enum { MP__KIND_DICT = 1, MP__KIND_LIST = 2, MP__KIND_VALUE = 3 };
+
+static void mp__wr32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (24 - 8 * i));
+}
+static void mp__wr64(unsigned char *p, uint64_t v) {
+    mp__wr32(p, (uint32_t)(v >> 32));
+    mp__wr32(p + 4, (uint32_t)v);
+}
+static uint64_t mp__be64(const unsigned char *p) { return (uint64_t)mp__be32(p) << 32 | mp__be32(p + 4); }
+
+/* A growable byte buffer in process memory: requests and answers are built in one. */
+typedef struct mp__buf {
+    unsigned char *p;
+    size_t n, cap;
+    unsigned char inl[MP__MGR_INLINE];
+} mp__buf;
+
+static void mp__buf_init(mp__buf *b) {
+    b->p = b->inl, b->n = 0, b->cap = sizeof b->inl;
+}
+
+static void mp__buf_free(mp__buf *b) {
+    if (b->p != b->inl) MP_FREE(b->p);
+    mp__buf_init(b);
+}
+
+/* Room for more bytes after n; false (ENOMEM) if there is none. */
+static bool mp__buf_room(mp__buf *b, size_t more) {
+    if (more <= b->cap - b->n) return true;
+    if (more > SIZE_MAX / 2 - b->n) return false;
+    size_t cap = b->cap * 2 > b->n + more ? b->cap * 2 : b->n + more;
+    unsigned char *p = (unsigned char *)MP_MALLOC(cap);
+    if (!p) return false;
+    memcpy(p, b->p, b->n);
+    if (b->p != b->inl) MP_FREE(b->p);
+    b->p = p, b->cap = cap;
+    return true;
+}
+
+static bool mp__buf_put(mp__buf *b, const void *src, size_t n) {
+    if (!mp__buf_room(b, n)) return false;
+    if (n) memcpy(b->p + b->n, src, n);
+    b->n += n;
+    return true;
+}
+
+static bool mp__buf_put64(mp__buf *b, uint64_t v) {
+    unsigned char x[8];
+    mp__wr64(x, v);
+    return mp__buf_put(b, x, 8);
+}
+
+/* ---- the server ---- */
+
+typedef struct mp__mval { /* a Value/Array block, in the server's heap */
+    uint32_t lock;
+    uint32_t pad_;
+    uint64_t size; /* then the bytes */
+} mp__mval;
+
+static unsigned char *mp__mval_data(mp__mval *v) { return (unsigned char *)(v + 1); }
+
+typedef struct mp__mobj {
+    uint32_t kind;
+    uint64_t size; /* a value's */
+    void *obj;     /* mp_dict, mp_list, mp__mval */
+} mp__mobj;
+
+typedef struct mp__msrv {
+    pthread_mutex_t mu; /* the table and the names */
+    mp__mobj *obj;
+    uint32_t nobj, cap;
+    mp_dict *names; /* kind byte + name -> the object's index */
+    int stop_w;     /* a SHUTDOWN request writes here; -1 in a fuzz run */
+} mp__msrv;
+
+static int mp__msrv_lookup(mp__msrv *s, uint32_t id, uint32_t kind, mp__mobj *out) {
+    pthread_mutex_lock(&s->mu);
+    bool ok = id < s->nobj && s->obj[id].kind == kind;
+    if (ok) *out = s->obj[id];
+    pthread_mutex_unlock(&s->mu);
+    return ok ? MP_OK : MP_EINVAL;
+}
+
+static void *mp__mobj_new(uint32_t kind, uint64_t size) {
+    if (kind == MP__KIND_DICT) return mp_dict_create();
+    if (kind == MP__KIND_LIST) return mp_list_create();
+    if (size == 0 || size > SIZE_MAX - sizeof(mp__mval)) return NULL;
+    mp__mval *v = (mp__mval *)mp_calloc(1, sizeof *v + size);
+    if (v) v->size = size;
+    return v;
+}
+
+static void mp__mobj_free(mp__mobj *o) {
+    if (o->kind == MP__KIND_DICT) mp_dict_destroy((mp_dict *)o->obj);
+    else if (o->kind == MP__KIND_LIST) mp_list_destroy((mp_list *)o->obj);
+    else mp_free(o->obj);
+}
+
+/* The index of the object kind/name, made if absent. Holding s->mu. */
+static int mp__msrv_open_locked(mp__msrv *s, const unsigned char *key, size_t klen,
+                                uint64_t size, uint32_t *id) {
+    size_t len;
+    int rc = mp_dict_get(s->names, key, klen, id, sizeof *id, &len);
+    if (rc == MP_OK) return s->obj[*id].size == size ? MP_OK : MP_EINVAL;
+    if (rc != MP_ENOTFOUND) return rc;
+    if (s->nobj == s->cap) {
+        uint32_t cap = s->cap ? s->cap * 2 : 16;
+        mp__mobj *t = (mp__mobj *)MP_MALLOC(cap * sizeof *t);
+        if (!t || cap < s->cap) return MP_FREE(t), MP_ENOMEM;
+        if (s->nobj) memcpy(t, s->obj, s->nobj * sizeof *t);
+        MP_FREE(s->obj);
+        s->obj = t, s->cap = cap;
+    }
+    mp__mobj *o = &s->obj[s->nobj];
+    if (!(o->obj = mp__mobj_new(key[0], size))) return MP_ENOMEM;
+    o->kind = key[0], o->size = size;
+    *id = s->nobj;
+    if ((rc = mp_dict_set(s->names, key, klen, id, sizeof *id)) != MP_OK) {
+        mp__mobj_free(o);
+        return rc;
+    }
+    s->nobj++;
+    return MP_OK;
+}
+
+/* OPEN: u8 kind, u64 size (a value's; 0 otherwise), the name. Answer: u32 id, u64 size. */
+static int mp__msrv_open(mp__msrv *s, const unsigned char *b, size_t n, mp__buf *out) {
+    if (n < 10 || n > 9 + MP__NAME_MAX || b[0] < MP__KIND_DICT || b[0] > MP__KIND_VALUE)
+        return MP_EINVAL;
+    uint64_t size = mp__be64(b + 1);
+    if ((b[0] == MP__KIND_VALUE) != (size != 0)) return MP_EINVAL;
+    unsigned char key[1 + MP__NAME_MAX];
+    key[0] = b[0];
+    memcpy(key + 1, b + 9, n - 9);
+    uint32_t id = 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = mp__msrv_open_locked(s, key, n - 8, size, &id);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != MP_OK) return rc;
+    unsigned char a[4];
+    mp__wr32(a, id);
+    return mp__buf_put(out, a, 4) && mp__buf_put64(out, size) ? MP_OK : MP_ENOMEM;
+}
+
+static int mp__mobj_run(mp__mobj *o, mp__op *op) {
+    return o->kind == MP__KIND_DICT ? mp__dict_run((mp_dict *)o->obj, op)
+                                    : mp__list_run((mp_list *)o->obj, op);
+}
+
+/* A verb whose answer is bytes (get, pop) into the answer, within the client's cap:
+   run into the room there is, and again with room for the size found. */
+static int mp__msrv_copy(mp__mobj *o, mp__op *op, uint64_t cap, mp__buf *out) {
+    size_t len = 0;
+    op->len = &len;
+    for (;;) {
+        op->buf = out->p + out->n;
+        op->cap = out->cap - out->n < cap ? out->cap - out->n : (size_t)cap;
+        int rc = mp__mobj_run(o, op);
+        if (rc == MP_OK) return out->n += len, MP_OK;
+        if (rc != MP_ETOOBIG) return rc;
+        if (len > cap) return mp__buf_put64(out, len) ? MP_ETOOBIG : MP_ENOMEM;
+        if (!mp__buf_room(out, len)) return MP_ENOMEM;
+    }
+}
+
+static int mp__msrv_dict_item(const void *k, size_t kl, const void *v, size_t vl, void *arg) {
+    mp__buf *b = (mp__buf *)arg;
+    return !(mp__buf_put64(b, kl) && mp__buf_put(b, k, kl) && mp__buf_put64(b, vl) &&
+             mp__buf_put(b, v, vl));
+}
+
+static int mp__msrv_list_item(const void *v, size_t vl, void *arg) {
+    mp__buf *b = (mp__buf *)arg;
+    return !(mp__buf_put64(b, vl) && mp__buf_put(b, v, vl));
+}
+
+/* The kind of object each opcode works on. */
+static uint32_t mp__op_kind(int code) {
+    if (code >= MP__OP_DICT_SET && code <= MP__OP_DICT_ITEMS) return MP__KIND_DICT;
+    if (code >= MP__OP_LIST_APPEND && code <= MP__OP_LIST_ITEMS) return MP__KIND_LIST;
+    return code == MP__OP_VALUE_READ || code == MP__OP_VALUE_WRITE ? MP__KIND_VALUE : 0;
+}
+
+/* VALUE_READ: u64 offset, u64 len. VALUE_WRITE: u64 offset, the bytes. */
+static int mp__msrv_value(mp__mobj *o, int code, const unsigned char *b, size_t n, mp__buf *out) {
+    mp__mval *v = (mp__mval *)o->obj;
+    if (n < (code == MP__OP_VALUE_READ ? 16u : 8u)) return MP_EINVAL;
+    uint64_t off = mp__be64(b), len = code == MP__OP_VALUE_READ ? mp__be64(b + 8) : n - 8;
+    if (off > v->size || len > v->size - off) return MP_EINVAL;
+    if (code == MP__OP_VALUE_READ && !mp__buf_room(out, (size_t)len)) return MP_ENOMEM;
+    mp__lw_acquire(&v->lock, MP__NEVER); /* only the server's threads take it */
+    if (code == MP__OP_VALUE_READ) memcpy(out->p + out->n, mp__mval_data(v) + off, (size_t)len);
+    else memcpy(mp__mval_data(v) + off, b + 8, (size_t)len);
+    mp__lw_release(&v->lock);
+    if (code == MP__OP_VALUE_READ) out->n += (size_t)len;
+    return MP_OK;
+}
+
+/* A container verb's fields into op (index, cap, key and value); *cap the client's
+   limit for an answer of bytes. MP_EINVAL when they do not fit the request. */
+static int mp__msrv_decode(const mp__mobj *o, mp__op *op, const unsigned char *b, size_t n,
+                           uint64_t *cap) {
+    int c = op->code;
+    bool indexed = c == MP__OP_LIST_GET || c == MP__OP_LIST_SET || c == MP__OP_LIST_POP;
+    bool capped = c == MP__OP_DICT_GET || c == MP__OP_LIST_GET || c == MP__OP_LIST_POP;
+    if (n < (indexed ? 8u : 0u) + (capped ? 8u : 0u) + (c == MP__OP_DICT_SET ? 8u : 0u))
+        return MP_EINVAL;
+    if (indexed) op->index = (long)(int64_t)mp__be64(b), b += 8, n -= 8;
+    if (capped) *cap = mp__be64(b), b += 8, n -= 8;
+    if (c == MP__OP_DICT_SET) {
+        uint64_t kl = mp__be64(b);
+        if (kl > n - 8) return MP_EINVAL;
+        op->key = b + 8, op->klen = (size_t)kl, op->val = b + 8 + kl, op->vlen = n - 8 - (size_t)kl;
+    } else if (o->kind == MP__KIND_DICT) {
+        op->key = b, op->klen = n;
+    } else {
+        op->val = b, op->vlen = n;
+    }
+    return MP_OK;
+}
+
+/* Decode a container verb and run it, its answer's payload into out. */
+static int mp__msrv_verb(mp__mobj *o, mp__op *op, const unsigned char *b, size_t n,
+                         mp__buf *out) {
+    uint64_t cap = 0;
+    size_t count = 0, at = out->n;
+    int rc = mp__msrv_decode(o, op, b, n, &cap);
+    if (rc != MP_OK) return rc;
+    switch (op->code) {
+    case MP__OP_DICT_GET: case MP__OP_LIST_GET: case MP__OP_LIST_POP:
+        return mp__msrv_copy(o, op, cap, out);
+    case MP__OP_DICT_LEN: case MP__OP_LIST_LEN:
+        op->n = &count;
+        rc = mp__mobj_run(o, op);
+        return rc == MP_OK && !mp__buf_put64(out, count) ? MP_ENOMEM : rc;
+    case MP__OP_DICT_ITEMS: op->dict_fn = mp__msrv_dict_item, op->arg = out; break;
+    case MP__OP_LIST_ITEMS: op->list_fn = mp__msrv_list_item, op->arg = out; break;
+    default: break;
+    }
+    if ((rc = mp__mobj_run(o, op)) != MP_OK) out->n = at;
+    return rc;
+}
+
+/* Answer one request (see PROTOCOL in the doc block): out gets a 4-byte status, then
+   the verb's payload. MP_ENOMEM when not even the status fits (the caller closes). */
+static int mp__msrv_handle(mp__msrv *s, const unsigned char *rq, size_t n, mp__buf *out) {
+    out->n = 0;
+    if (!mp__buf_room(out, 4)) return MP_ENOMEM;
+    out->n = 4;
+    int rc = MP_EINVAL;
+    int code = n >= 5 ? rq[0] : 0;
+    mp__mobj o;
+    if (code == MP__OP_OPEN) {
+        rc = mp__msrv_open(s, rq + 5, n - 5, out);
+    } else if (code == MP__OP_SHUTDOWN) {
+        char c = 1;
+        rc = s->stop_w >= 0 && write(s->stop_w, &c, 1) != 1 ? MP_ESYS : MP_OK;
+    } else if (code > 0 && code < MP__OP_COUNT &&
+               mp__msrv_lookup(s, mp__be32(rq + 1), mp__op_kind(code), &o) == MP_OK) {
+        mp__op op;
+        mp__op_init(&op, code);
+        rc = o.kind == MP__KIND_VALUE ? mp__msrv_value(&o, code, rq + 5, n - 5, out)
+                                      : mp__msrv_verb(&o, &op, rq + 5, n - 5, out);
+    }
+    if (rc != MP_OK && rc != MP_ETOOBIG) out->n = 4; /* ETOOBIG carries the size */
+    mp__wr32(out->p, (uint32_t)rc);
+    return MP_OK;
+}
+
+static int mp__msrv_init(mp__msrv *s, int stop_w) {
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->stop_w = stop_w;
+    return (s->names = mp_dict_create()) ? MP_OK : MP_ENOMEM;
+}
+
+typedef struct mp__mclient {
+    mp__msrv *s;
+    mp_conn *c;
+} mp__mclient;
+
+/* One client's thread: requests in, answers out, until it goes. */
+static void *mp__msrv_client(void *arg) {
+    mp__mclient *cl = (mp__mclient *)arg;
+    mp__buf out;
+    mp__buf_init(&out);
+    unsigned char small[512];
+    for (;;) {
+        void *rq = small;
+        size_t n;
+        int rc = mp_conn_recv(cl->c, small, sizeof small, &n, MP_FOREVER);
+        if (rc == MP_ETOOBIG) rc = mp_conn_recv_alloc(cl->c, &rq, &n, MP_FOREVER);
+        if (rc != MP_OK) break;
+        rc = mp__msrv_handle(cl->s, (const unsigned char *)rq, n, &out);
+        if (rq != small) MP_FREE(rq);
+        if (rc != MP_OK || mp_conn_send(cl->c, out.p, out.n) != MP_OK) break;
+        if (out.cap > 4 * MP__MGR_INLINE) mp__buf_free(&out); /* a big answer's buffer */
+    }
+    mp__buf_free(&out);
+    mp_conn_close(cl->c);
+    MP_FREE(cl);
+    return NULL;
+}
+
+static void mp__msrv_spawn(mp__msrv *s, mp_conn *c) {
+    mp__mclient *cl = (mp__mclient *)MP_MALLOC(sizeof *cl);
+    pthread_attr_t at;
+    pthread_t t;
+    bool ok = cl && pthread_attr_init(&at) == 0;
+    if (ok) {
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&at, (size_t)256 << 10);
+        cl->s = s, cl->c = c;
+        ok = pthread_create(&t, &at, mp__msrv_client, cl) == 0;
+        pthread_attr_destroy(&at);
+    }
+    if (!ok) MP_FREE(cl), mp_conn_close(c); /* out of threads: this client is dropped */
+}
+
+typedef struct mp__mstart {
+    mp_listener_desc ld;
+    mp_conn *report; /* the server sends its address (or "!" and an errno) here */
+} mp__mstart;
+
+static int mp__msrv_main(void *arg) {
+    mp__mstart *st = (mp__mstart *)arg;
+    mp__msrv s;
+    int stop[2];
+    mp_listener *l = NULL;
+    if (pipe2(stop, O_CLOEXEC) != 0 || mp__msrv_init(&s, stop[1]) != MP_OK ||
+        !(l = mp_listener_create(&st->ld))) {
+        char e[16];
+        int n = snprintf(e, sizeof e, "!%d", errno);
+        mp_conn_send(st->report, e, (size_t)n);
+        return 1;
+    }
+    const char *a = mp_listener_address(l);
+    mp_conn_send(st->report, a, strlen(a));
+    mp_conn_close(st->report);
+    int fds[2] = {mp_listener_fileno(l), stop[0]};
+    for (;;) {
+        bool ready[2];
+        if (mp_wait(fds, 2, ready, MP_FOREVER) < 0 || ready[1]) break;
+        mp_conn *c;
+        int rc = mp_listener_accept(l, &c, 0);
+        if (rc == MP_OK) mp__msrv_spawn(&s, c);
+        else if (rc == MP_ESYS) usleep(10000); /* out of fds: give the others time */
+    }
+    mp_listener_close(l);
+    return 0; /* the process ends here, its client threads with it */
+}
+
+/* ---- the client ---- */
+
+typedef struct mp__mconn {
+    mp_conn *c;
+    struct mp__mconn *next;
+} mp__mconn;
+
+struct mp_manager {
+    uint32_t magic;
+    pid_t pid;          /* the process the pool belongs to */
+    pthread_mutex_t mu; /* the pool */
+    mp__mconn *idle;
+    mp_process *server; /* the starter's */
+    pid_t starter;
+    bool private_path;  /* started with address NULL: a socket file in a private dir */
+    double timeout;
+    unsigned char *key;
+    size_t klen;
+    char address[128];
+};
+
+typedef struct mp__mhandle {
+    mp__served s;
+    mp_manager *m;
+    uint32_t id;
+    uint64_t size;
+} mp__mhandle;
+
+/* A forked child drops its copy of the pool (its fds are copies: closing them leaves
+   the parent's connections alone) and starts its own. */
+static void mp__mgr_mine(mp_manager *m) {
+    pid_t me = mp__g.pid ? mp__g.pid : getpid(); /* kept by the heap's atfork handler */
+    if (mp__load(&m->pid) == me) return;
+    pthread_mutex_lock(&mp__g.mu); /* re-initialized in a child, unlike m->mu */
+    if (m->pid != me) {
+        pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+        m->mu = fresh;
+        while (m->idle) {
+            mp__mconn *x = m->idle;
+            m->idle = x->next;
+            mp_conn_close(x->c);
+            MP_FREE(x);
+        }
+        mp__store(&m->pid, me);
+    }
+    pthread_mutex_unlock(&mp__g.mu);
+}
+
+/* mp_client's code for a call: a server gone (refused, its socket file removed) is
+   MP_ECLOSED. */
+static int mp__mgr_dial(mp_manager *m, mp_conn **c) {
+    mp_client_desc d;
+    memset(&d, 0, sizeof d);
+    d.address = m->address, d.authkey = m->key, d.authkey_len = m->klen, d.timeout = m->timeout;
+    int rc = mp_client(&d, c);
+    if (rc == MP_ESYS && (errno == ENOENT || errno == ECONNREFUSED)) rc = MP_ECLOSED;
+    if (rc != MP_OK) return rc;
+    /* the per-call timeout, kept by the kernel: a call waits in one blocking recv */
+    struct timeval tv;
+    tv.tv_sec = (time_t)m->timeout;
+    tv.tv_usec = (suseconds_t)((m->timeout - (double)tv.tv_sec) * 1e6);
+    if (setsockopt(mp_conn_fileno(*c), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) return MP_OK;
+    mp_conn_close(*c);
+    *c = NULL;
+    return MP_ESYS;
+}
+
+static mp__mconn *mp__mgr_take(mp_manager *m, int *rc) {
+    mp__mgr_mine(m);
+    pthread_mutex_lock(&m->mu);
+    mp__mconn *x = m->idle;
+    if (x) m->idle = x->next;
+    pthread_mutex_unlock(&m->mu);
+    if (x) return x;
+    if (!(x = (mp__mconn *)MP_MALLOC(sizeof *x))) {
+        *rc = MP_ENOMEM;
+        return NULL;
+    }
+    if ((*rc = mp__mgr_dial(m, &x->c)) != MP_OK) MP_FREE(x), x = NULL;
+    return x;
+}
+
+static void mp__mgr_give(mp_manager *m, mp__mconn *x) {
+    pthread_mutex_lock(&m->mu);
+    x->next = m->idle;
+    m->idle = x;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* One round trip: the request in rq, the answer into ans (status checked: its code is
+   returned, the payload left after the 4 bytes). A connection that failed is closed,
+   so a late answer never meets the next request. */
+static int mp__mgr_call(mp_manager *m, const mp__buf *rq, mp__buf *ans) {
+    int rc;
+    mp__mconn *x = mp__mgr_take(m, &rc);
+    if (!x) return rc;
+    size_t n = 0;
+    rc = mp_conn_send(x->c, rq->p, rq->n);
+    if (rc == MP_OK) rc = mp_conn_recv(x->c, ans->p, ans->cap, &n, MP_FOREVER); /* SO_RCVTIMEO */
+    if (rc == MP_ETOOBIG && n != SIZE_MAX && mp__buf_room(ans, n))
+        rc = mp_conn_recv(x->c, ans->p, ans->cap, &n, MP_FOREVER); /* the rest may be on its way */
+    if (rc == MP_OK && n < 4) rc = MP_ESYS, errno = EPROTO;
+    if (rc != MP_OK) {
+        mp_conn_close(x->c);
+        MP_FREE(x);
+        return rc == MP_ETOOBIG ? MP_ENOMEM : rc;
+    }
+    mp__mgr_give(m, x);
+    ans->n = n;
+    return (int)(int32_t)mp__be32(ans->p);
+}
+
+static void mp__mreq(mp__buf *b, int code, uint32_t id) {
+    mp__buf_init(b);
+    b->p[0] = (unsigned char)code;
+    mp__wr32(b->p + 1, id);
+    b->n = 5;
+}
+
+/* Every verb on a served handle: encode op, one round trip, decode the answer. */
+static int mp__mgr_items(mp__op *op, const unsigned char *p, size_t n) {
+    bool dict = op->code == MP__OP_DICT_ITEMS;
+    while (n) {
+        const unsigned char *k = NULL;
+        uint64_t kl = 0, vl;
+        if (dict) {
+            if (n < 8 || (kl = mp__be64(p)) > n - 8) return MP_ESYS;
+            k = p + 8, p += 8 + kl, n -= 8 + (size_t)kl;
+        }
+        if (n < 8 || (vl = mp__be64(p)) > n - 8) return MP_ESYS;
+        int stop = dict ? op->dict_fn(k, (size_t)kl, p + 8, (size_t)vl, op->arg)
+                        : op->list_fn(p + 8, (size_t)vl, op->arg);
+        if (stop) break;
+        p += 8 + vl, n -= 8 + (size_t)vl;
+    }
+    return MP_OK;
+}
+
+static bool mp__mgr_encode(mp__mhandle *h, mp__op *op, mp__buf *rq) {
+    mp__mreq(rq, op->code, h->id);
+    bool ok = true, capped = op->code == MP__OP_DICT_GET || op->code == MP__OP_LIST_GET ||
+                            op->code == MP__OP_LIST_POP;
+    if (op->code == MP__OP_LIST_GET || op->code == MP__OP_LIST_SET || op->code == MP__OP_LIST_POP)
+        ok = mp__buf_put64(rq, (uint64_t)(int64_t)op->index);
+    if (capped) ok = ok && mp__buf_put64(rq, op->alloc || !op->buf ? UINT64_MAX : op->cap);
+    if (op->code == MP__OP_DICT_SET) ok = ok && mp__buf_put64(rq, op->klen);
+    ok = ok && mp__buf_put(rq, op->key, op->klen);
+    return ok && mp__buf_put(rq, op->val, op->vlen);
+}
+
+static int mp__mgr_run(mp__served *s, mp__op *op) {
+    mp__mhandle *h = (mp__mhandle *)(void *)s;
+    mp__buf rq, ans;
+    mp__buf_init(&ans);
+    int rc = mp__mgr_encode(h, op, &rq) ? mp__mgr_call(h->m, &rq, &ans) : MP_ENOMEM;
+    const unsigned char *p = ans.p + 4;
+    size_t n = ans.n >= 4 ? ans.n - 4 : 0;
+    if (rc == MP_ETOOBIG && op->len) *op->len = n >= 8 ? (size_t)mp__be64(p) : 0;
+    if (rc == MP_OK) {
+        switch (op->code) {
+        case MP__OP_DICT_GET: case MP__OP_LIST_GET: case MP__OP_LIST_POP:
+            rc = mp__copy_out(p, n, op);
+            break;
+        case MP__OP_DICT_LEN: case MP__OP_LIST_LEN:
+            if (n != 8) rc = MP_ESYS, errno = EPROTO;
+            else *op->n = (size_t)mp__be64(p);
+            break;
+        case MP__OP_DICT_ITEMS: case MP__OP_LIST_ITEMS:
+            if ((rc = mp__mgr_items(op, p, n)) != MP_OK) errno = EPROTO;
+            break;
+        default: break;
+        }
+    }
+    mp__buf_free(&rq);
+    mp__buf_free(&ans);
+    return rc;
+}
+
+static mp_manager *mp__mgr_new(const mp_manager_desc *d) {
+    if (!d || (!d->authkey && d->authkey_len) || (d->address && strlen(d->address) >= 128)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    mp_manager *m = (mp_manager *)MP_MALLOC(sizeof *m);
+    unsigned char *key = (unsigned char *)MP_MALLOC(d->authkey_len ? d->authkey_len : 1);
+    if (!m || !key) {
+        MP_FREE(m), MP_FREE(key);
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(m, 0, sizeof *m);
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    m->mu = fresh;
+    m->magic = MP__MGR_MAGIC;
+    m->pid = getpid();
+    m->timeout = d->timeout > 0 ? d->timeout : MP__MGR_TIMEOUT;
+    m->key = d->authkey ? key : NULL;
+    m->klen = d->authkey_len;
+    if (d->authkey_len) memcpy(key, d->authkey, d->authkey_len);
+    if (!m->key) MP_FREE(key);
+    if (d->address) memcpy(m->address, d->address, strlen(d->address) + 1);
+    return m;
+}
+
+static void mp__mgr_free(mp_manager *m) {
+    mp__mgr_mine(m);
+    while (m->idle) {
+        mp__mconn *x = m->idle;
+        m->idle = x->next;
+        mp_conn_close(x->c);
+        MP_FREE(x);
+    }
+    pthread_mutex_destroy(&m->mu);
+    m->magic = 0;
+    MP_FREE(m->key);
+    MP_FREE(m);
+}
+
+/* errno for a call's code, for the constructors that return NULL. */
+static void *mp__mgr_errno(int rc) {
+    errno = rc == MP_EAUTH ? EACCES : rc == MP_ECLOSED ? ECONNREFUSED : rc == MP_ETIMEDOUT ? ETIMEDOUT
+          : rc == MP_ENOMEM ? ENOMEM : rc == MP_ESYS ? errno : EINVAL;
+    return NULL;
+}
+
+MPDEF mp_manager *mp_manager_connect(const mp_manager_desc *d) {
+    if (d && !d->address) return (mp_manager *)mp__mgr_errno(MP_EINVAL);
+    mp_manager *m = mp__mgr_new(d);
+    if (!m) return NULL;
+    int rc;
+    mp__mconn *x = mp__mgr_take(m, &rc); /* the first connection proves the key */
+    if (!x) {
+        int e = errno;
+        mp__mgr_free(m);
+        if (rc == MP_ESYS) errno = e;
+        return (mp_manager *)mp__mgr_errno(rc);
+    }
+    mp__mgr_give(m, x);
+    return m;
+}
+
+/* Wait for the server's report: its address, or "!errno". */
+static int mp__mgr_report(mp_manager *m, mp_conn *r) {
+    size_t n;
+    int rc = mp_conn_recv(r, m->address, sizeof m->address - 1, &n, m->timeout);
+    if (rc != MP_OK) {
+        errno = rc == MP_ETIMEDOUT ? ETIMEDOUT : ECHILD;
+        return -1;
+    }
+    m->address[n] = 0;
+    if (m->address[0] != '!') return 0;
+    errno = atoi(m->address + 1);
+    return -1;
+}
+
+MPDEF mp_manager *mp_manager_start(const mp_manager_desc *d) {
+    mp_manager *m = mp__mgr_new(d);
+    if (!m) return NULL;
+    mp__mstart st;
+    mp_conn *r = NULL;
+    memset(&st, 0, sizeof st);
+    st.ld.address = d->address, st.ld.authkey = d->authkey, st.ld.authkey_len = d->authkey_len;
+    mp_process_desc pd;
+    memset(&pd, 0, sizeof pd);
+    pd.target = mp__msrv_main, pd.arg = &st, pd.name = "SyncManager", pd.daemon = true;
+    pd.start_method = MP_START_FORK; /* always: it takes the report pipe with it */
+    int e = ENOMEM;
+    if (mp_pipe(&r, &st.report, false) == MP_OK && (m->server = mp_process_create(&pd)) &&
+        mp_process_start(m->server) == MP_OK) {
+        mp_conn_close(st.report);
+        st.report = NULL;
+        if (mp__mgr_report(m, r) == 0) {
+            mp_conn_close(r);
+            m->starter = getpid();
+            m->private_path = !d->address;
+            return m;
+        }
+    }
+    e = errno ? errno : e;
+    mp_conn_close(r), mp_conn_close(st.report);
+    if (m->server && mp_process_pid(m->server)) mp_process_kill(m->server), mp_process_join(m->server, MP_FOREVER);
+    mp_process_destroy(m->server);
+    mp__mgr_free(m);
+    errno = e;
+    return NULL;
+}
+
+MPDEF const char *mp_manager_address(const mp_manager *m) { return m ? m->address : NULL; }
+
+static bool mp__mgr_ok(const mp_manager *m) { return m && m->magic == MP__MGR_MAGIC; }
+
+static void *mp__mgr_open(mp_manager *m, const char *name, uint32_t kind, uint64_t size) {
+    size_t nl = name ? strlen(name) : 0;
+    if (!mp__mgr_ok(m) || nl == 0 || nl > MP__NAME_MAX) return mp__mgr_errno(MP_EINVAL);
+    mp__mhandle *h = (mp__mhandle *)MP_MALLOC(sizeof *h);
+    if (!h) return mp__mgr_errno(MP_ENOMEM);
+    mp__buf rq, ans;
+    mp__mreq(&rq, MP__OP_OPEN, 0);
+    mp__buf_init(&ans);
+    unsigned char k = (unsigned char)kind;
+    mp__buf_put(&rq, &k, 1), mp__buf_put64(&rq, size), mp__buf_put(&rq, name, nl);
+    int rc = mp__mgr_call(m, &rq, &ans);
+    if (rc == MP_OK && ans.n != 16) rc = MP_ESYS, errno = EPROTO;
+    if (rc != MP_OK) {
+        int e = errno;
+        MP_FREE(h);
+        if (rc == MP_ESYS) errno = e;
+        return mp__mgr_errno(rc);
+    }
+    h->s.magic = MP__SERVED_MAGIC;
+    h->s.kind = kind == MP__KIND_DICT ? MP__DICT_MAGIC : kind == MP__KIND_LIST ? MP__LIST_MAGIC : MP__VALUE_MAGIC;
+    h->s.call = mp__mgr_run;
+    h->m = m, h->id = mp__be32(ans.p + 4), h->size = mp__be64(ans.p + 8);
+    return h;
+}
+
+MPDEF mp_dict *mp_manager_dict(mp_manager *m, const char *name) {
+    return (mp_dict *)mp__mgr_open(m, name, MP__KIND_DICT, 0);
+}
+
+MPDEF mp_list *mp_manager_list(mp_manager *m, const char *name) {
+    return (mp_list *)mp__mgr_open(m, name, MP__KIND_LIST, 0);
+}
+
+MPDEF mp_value *mp_manager_value(mp_manager *m, const char *name, size_t size) {
+    if (size == 0) return (mp_value *)mp__mgr_errno(MP_EINVAL);
+    return (mp_value *)mp__mgr_open(m, name, MP__KIND_VALUE, size);
+}
+
+MPDEF size_t mp_value_size(const mp_value *v) {
+    return mp__served_is(v, MP__VALUE_MAGIC) ? (size_t)((const mp__mhandle *)(const void *)v)->size : 0;
+}
+
+static int mp__value_io(mp_value *v, int code, size_t off, void *buf, size_t len) {
+    mp__mhandle *h = (mp__mhandle *)(void *)v;
+    if (!mp__served_is(v, MP__VALUE_MAGIC) || (!buf && len) || off > h->size || len > h->size - off)
+        return MP_EINVAL;
+    mp__buf rq, ans;
+    mp__mreq(&rq, code, h->id);
+    mp__buf_init(&ans);
+    bool ok = mp__buf_put64(&rq, off) &&
+              (code == MP__OP_VALUE_READ ? mp__buf_put64(&rq, len) : mp__buf_put(&rq, buf, len));
+    int rc = ok ? mp__mgr_call(h->m, &rq, &ans) : MP_ENOMEM;
+    if (rc == MP_OK && code == MP__OP_VALUE_READ) {
+        if (ans.n - 4 != len) rc = MP_ESYS, errno = EPROTO;
+        else if (len) memcpy(buf, ans.p + 4, len);
+    }
+    mp__buf_free(&rq);
+    mp__buf_free(&ans);
+    return rc;
+}
+
+MPDEF int mp_value_read(mp_value *v, size_t offset, void *buf, size_t len) {
+    return mp__value_io(v, MP__OP_VALUE_READ, offset, buf, len);
+}
+
+MPDEF int mp_value_write(mp_value *v, size_t offset, const void *buf, size_t len) {
+    return mp__value_io(v, MP__OP_VALUE_WRITE, offset, (void *)(uintptr_t)buf, len);
+}
+
+MPDEF void mp_value_destroy(mp_value *v) {
+    if (mp__served_is(v, MP__VALUE_MAGIC)) mp__served_drop(v);
+}
+
+/* A server that was killed left its private socket file and directory: the starter
+   removes them once it has joined it (after a clean exit they are gone already). */
+static void mp__mgr_sweep(mp_manager *m) {
+    char *slash = strrchr(m->address, '/');
+    if (!m->private_path || !slash || slash == m->address) return;
+    unlink(m->address);
+    *slash = 0;
+    rmdir(m->address);
+}
+
+MPDEF int mp_manager_shutdown(mp_manager *m) {
+    if (!mp__mgr_ok(m) || !m->server || m->starter != getpid()) return MP_EINVAL;
+    mp__buf rq, ans;
+    mp__mreq(&rq, MP__OP_SHUTDOWN, 0);
+    mp__buf_init(&ans);
+    mp__mgr_call(m, &rq, &ans); /* a server already gone is fine */
+    if (mp_process_join(m->server, m->timeout) != MP_OK) {
+        mp_process_kill(m->server);
+        mp_process_join(m->server, MP_FOREVER);
+    }
+    mp_process_destroy(m->server);
+    mp__mgr_sweep(m);
+    mp__mgr_free(m);
+    return MP_OK;
+}
+
+MPDEF void mp_manager_disconnect(mp_manager *m) {
+    if (mp__mgr_ok(m)) mp__mgr_free(m);
 }
 
 #ifdef __cplusplus

@@ -39,6 +39,7 @@ COUNTS = {
     "process_start_join": (300, 2_000, "processes"),
     "tcp_pingpong_64B": (20_000, 100_000, "round trips"),
     "connect_auth": (1_000, 1_000, "connections"),
+    "dict_set_get": (20_000, 200_000, "calls"),
 }
 KEY = b"bench key"
 
@@ -333,6 +334,22 @@ def connect_auth(variant, n):
     check([p])
     digest = "HMAC-SHA256" if sys.version_info >= (3, 12) else "HMAC-MD5"
     return dt / n * 1e6, f"Client -> Listener on 127.0.0.1, {digest} both ways"
+
+
+# ---- the Manager --------------------------------------------------------------------
+
+def dict_set_get(variant, n):
+    with ctx.Manager() as m:
+        d = m.dict()
+        keys = [f"0-{i}".encode().ljust(16, b"k") for i in range(1000)]
+        t0 = time.perf_counter()
+        for i in range(n // 2):
+            k = keys[i % 1000]
+            d[k] = i
+            if d[k] != i:
+                raise RuntimeError("lost a set")
+        dt = time.perf_counter() - t0
+    return n / dt, "Manager().dict(), d[k] = i then d[k], one process"
 
 
 def main():

@@ -578,3 +578,57 @@ TEST_T(example_named_heap_two_programs, 60) {
     unlink(co), unlink(po);
     CHECK(rmdir(tmp) == 0);
 }
+
+/* ---- the Manager examples ---- */
+
+TEST_T(example_manager, 30) {
+    ex_result r = ex_run("manager", 20);
+    CHECK(strcmp(r.out, "3.14\n[5, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n['Hello']\n") == 0);
+    ex_free(&r);
+}
+
+TEST_T(example_manager_remote_demo, 30) {
+    ex_result r = ex_run("manager_remote", 20);
+    CHECK(ex_line(r.out, "intruder: refused: wrong key\n"));
+    CHECK(ex_line(r.out, "  alice: 100\n") && ex_line(r.out, "  bob: 100\n") && ex_line(r.out, "  carol: 100\n"));
+    CHECK(ex_line(r.out, "total 300\n"));
+    ex_free(&r);
+}
+
+/* Server and clients as separate programs, as between two machines. */
+TEST_T(example_manager_remote_separate_programs, 40) {
+    const char *dir = getenv("MP_EXAMPLES_DIR");
+    char bin[512], line[160];
+    snprintf(bin, sizeof bin, "%s/manager_remote", dir && *dir ? dir : "build/examples");
+    char *sargv[] = {bin, (char *)"serve", (char *)"127.0.0.1:0", (char *)"sesame", (char *)"3", NULL};
+    t_proc server, client[4];
+    CHECK(t_proc_start(sargv, &server));
+    CHECK(t_proc_line(&server, line, sizeof line, 20));
+    CHECK(strncmp(line, "serving on 127.0.0.1:", 21) == 0);
+    char address[160];
+    memcpy(address, line + 11, strlen(line + 11) + 1);
+    const char *names[4] = {"c0", "c1", "c2", "c3"};
+    for (int i = 0; i < 4; i++) {
+        char *cargv[] = {bin, (char *)"client", address, (char *)(i < 3 ? "sesame" : "open up"),
+                         (char *)names[i], NULL};
+        CHECK(t_proc_start(cargv, &client[i]));
+    }
+    for (int i = 0; i < 4; i++) {
+        char want[64];
+        snprintf(want, sizeof want, i < 3 ? "%s: counted to 100" : "%s: refused: wrong key", names[i]);
+        CHECK(t_proc_line(&client[i], line, sizeof line, 20));
+        CHECK(strcmp(line, want) == 0);
+        int st = t_proc_end(&client[i]);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    CHECK(t_proc_line(&server, line, sizeof line, 20));
+    CHECK(strcmp(line, "counters:") == 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK(t_proc_line(&server, line, sizeof line, 20));
+        CHECK(strncmp(line, "  c", 3) == 0 && strstr(line, ": 100") != NULL);
+    }
+    CHECK(t_proc_line(&server, line, sizeof line, 20));
+    CHECK(strcmp(line, "total 300 from 3 clients") == 0);
+    int st = t_proc_end(&server);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
