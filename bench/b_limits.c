@@ -123,7 +123,8 @@ BENCH(limit_pingpong, "pingpong_64B", "spinning cache line (limit)", "us", -1) {
     char buf[64] = "ping";
     unsigned spins = 0;
     if (!c) return b_fail("mmap");
-    pid_t pid = pb_fork(court_child, c, 0);
+    b_party(0);
+    pid_t pid = pb_fork(court_child, c, 1);
     pb_gate_open(&c->gate, 1);
     double t0 = b_now();
     uint64_t i;

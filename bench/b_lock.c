@@ -13,6 +13,9 @@
 
 enum { PAIRS = 10000000, INCS = 1000000 };
 
+/* The contended lock is two-party: the parent is party 0, its child party 1 (bench.h). */
+BENCH_TWO_PARTY("lock_contended_2p")
+
 typedef struct {
     int (*acquire)(void *);
     int (*release)(void *);
@@ -87,7 +90,8 @@ static double b_contended(b_lockops *o) {
     volatile uint32_t *go = (volatile uint32_t *)mp_calloc(1, 64);
     *o->counter = 0;
     fflush(NULL);
-    pid_t pid = fork();
+    b_party(0);
+    pid_t pid = b_fork_party(1);
     if (pid == 0) {
         __atomic_fetch_add(go, 1, __ATOMIC_SEQ_CST);
         while (__atomic_load_n(go, __ATOMIC_ACQUIRE) < 2) {}

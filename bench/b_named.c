@@ -3,7 +3,8 @@
    heap) and Boost.Interprocess's message_queue (b_boost.cpp; itself a queue between
    unrelated processes). The exec'd side is this very binary: a constructor sees
    MPBENCH_NAMED_PEER=role:heap:n in its environment, plays the role and exits before
-   main, so nothing else is needed on the PATH. */
+   main, so nothing else is needed on the PATH. Two-party (bench.h): the consumer is
+   party 0, the producer party 1, pinned before the exec (the affinity survives it). */
 #define _GNU_SOURCE
 #include "../mp.h"
 #include "bench.h"
@@ -17,6 +18,8 @@
 #include <unistd.h>
 
 enum { NB_MSG = 64, NB_N = 1000000, NB_BOUND = 1024 };
+
+BENCH_TWO_PARTY("named_queue_1p1c_64B")
 #define NB_STOP UINT64_MAX
 
 typedef struct { /* registered as "sync" beside the queue "q" */
@@ -68,12 +71,12 @@ __attribute__((constructor)) static void nb_peer_main(void) {
     _exit(mp_init(&c) == MP_OK ? nb_role(role, (uint64_t)n) : 6);
 }
 
-/* Start one side: exec'd on the named heap, or forked in the family. */
-static pid_t nb_spawn(const char *role, const char *heap, bool exec) {
+/* Start one side, party k: exec'd on the named heap, or forked in the family. */
+static pid_t nb_spawn(const char *role, const char *heap, bool exec, int k) {
     char spec[192];
     snprintf(spec, sizeof spec, "%s:%s:%d", role, heap ? heap : "", NB_N);
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t pid = b_fork_party(k);
     if (pid != 0) return pid;
     if (!exec) _exit(nb_role(role, NB_N));
     setenv("MPBENCH_NAMED_PEER", spec, 1);
@@ -90,7 +93,7 @@ static double nb_run(bool named) {
     mp_queue *q = mp_queue_create(&d);
     nb_sync *s = (nb_sync *)mp_calloc(1, sizeof *s);
     if (!q || !s || mp_name_set("q", q) || mp_name_set("sync", s)) return b_fail("setup");
-    pid_t p[2] = {nb_spawn("consume", heap, named), nb_spawn("produce", heap, named)};
+    pid_t p[2] = {nb_spawn("consume", heap, named, 0), nb_spawn("produce", heap, named, 1)};
     while (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) < 2) sched_yield();
     s->t0 = b_now();
     __atomic_store_n(&s->go, 1, __ATOMIC_RELEASE);

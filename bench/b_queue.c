@@ -2,7 +2,15 @@
    queue_1MiB for mp.h and its peers: raw pipe(2), POSIX mq and a process-shared
    mutex+condvar ring (copy under the lock, signal only when someone waits). Every
    system moves the same messages through the same harness: workers are forked, wait
-   for a common start, and the consumers check that every message arrived once. */
+   for a common start, and the consumers check that every message arrived once.
+
+   queue_NpNc_64B: the scale curve, N producers and N consumers for N = 1 ... 16 (more
+   processes than CPUs on a small machine), mp.h beside the same ring with a robust
+   mutex (a holder that dies does not wedge it, as with mp.h's queue). Every workload
+   here is two-party: its processes are pinned (bench.h), party k being the k-th
+   process forked (consumer 0, producer 0, consumer 1, ...; the ping-pong's parent is
+   party 0, its echo party 1). The scale curve runs cross only: its parties alternate
+   over the CPUs. */
 #define _GNU_SOURCE
 #include "../mp.h"
 #include "bench.h"
@@ -20,9 +28,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { SMALL = 64, NSMALL = 1000000, BOUND = 1024, NPING = 100000 };
-enum { BIG = 1 << 20, NBIG = 2000, BIGBOUND = 8, MAXW = 4 };
+enum { SMALL = 64, NSMALL = 1000000, BOUND = 1024, NPING = 100000, NPING_SLOW = 20000 };
+enum { BIG = 1 << 20, NBIG = 2000, BIGBOUND = 8, MAXW = 16 };
 #define STOP UINT64_MAX
+#define ID_SHIFT 48 /* a message's first 8 bytes: producer id << ID_SHIFT | sequence */
 
 /* A channel: one of the systems compared, opened before the fork. */
 typedef struct chan chan;
@@ -276,11 +285,64 @@ static void ring_close(chan *ch) {
 }
 static const chan_ops ops_ring = {"mutex+condvar ring", ring_open, ring_send, ring_recv, ring_close};
 
+/* The same ring with a robust mutex: a holder that died is recovered (the ring's
+   state may be half updated then; the bench never kills a holder). */
+static int ring_lock(ring_chan *c) {
+    int rc = pthread_mutex_lock(&c->mu);
+    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&c->mu);
+    return rc;
+}
+static chan *ring_open_robust(size_t msgsize, size_t bound) {
+    ring_chan *c = (ring_chan *)ring_open(msgsize, bound);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_destroy(&c->mu);
+    if (pthread_mutex_init(&c->mu, &ma) != 0) b_die("pthread_mutex_init(robust)");
+    pthread_mutexattr_destroy(&ma);
+    return (chan *)c;
+}
+/* A wait that returns EOWNERDEAD holds the mutex all the same. */
+static void ring_wait(pthread_cond_t *cv, ring_chan *c) {
+    if (pthread_cond_wait(cv, &c->mu) == EOWNERDEAD) pthread_mutex_consistent(&c->mu);
+}
+static void ring_send_robust(chan *ch, const void *buf, size_t len) {
+    ring_chan *c = (ring_chan *)ch;
+    if (ring_lock(c) != 0) b_die("pthread_mutex_lock");
+    while (c->count == c->bound) {
+        c->wait_put++;
+        ring_wait(&c->not_full, c);
+        c->wait_put--;
+    }
+    memcpy(c->data + c->tail * c->msgsize, buf, len);
+    c->tail = (c->tail + 1) % c->bound;
+    c->count++;
+    if (c->wait_get) pthread_cond_signal(&c->not_empty);
+    pthread_mutex_unlock(&c->mu);
+}
+static void ring_recv_robust(chan *ch, void *buf, size_t len) {
+    ring_chan *c = (ring_chan *)ch;
+    if (ring_lock(c) != 0) b_die("pthread_mutex_lock");
+    while (c->count == 0) {
+        c->wait_get++;
+        ring_wait(&c->not_empty, c);
+        c->wait_get--;
+    }
+    memcpy(buf, c->data + c->head * c->msgsize, len);
+    c->head = (c->head + 1) % c->bound;
+    c->count--;
+    if (c->wait_put) pthread_cond_signal(&c->not_full);
+    pthread_mutex_unlock(&c->mu);
+}
+static const chan_ops ops_ring_robust = {"robust mutex+condvar ring", ring_open_robust,
+                                         ring_send_robust, ring_recv_robust, ring_close};
+
 /* ---- the harness ---- */
 typedef struct {
     int ready, go;
     double t0, t_end[MAXW];
-    uint64_t count[MAXW], sum[MAXW];
+    uint64_t count[MAXW], bad[MAXW];
 } b_sync;
 
 typedef struct {
@@ -289,7 +351,8 @@ typedef struct {
     b_sync *s;
     size_t msgsize;
     uint64_t n; /* messages per producer */
-    int id;
+    int id, np;
+    uint64_t *seen; /* this consumer's bitmap: message id * n + seq received */
 } b_job;
 
 static void b_start(b_sync *s) {
@@ -301,8 +364,8 @@ static void b_producer(b_job *j) {
     char *m = (char *)calloc(1, j->msgsize);
     b_start(j->s);
     for (uint64_t i = 0; i < j->n; i++) {
-        memcpy(m, &i, sizeof i);
-        if (j->msgsize > 8) m[8] = (char)j->id;
+        uint64_t v = (uint64_t)j->id << ID_SHIFT | i; /* fits an 8-byte message too */
+        memcpy(m, &v, sizeof v);
         j->ops->send(j->c, m, j->msgsize);
     }
     uint64_t stop = STOP;
@@ -311,23 +374,47 @@ static void b_producer(b_job *j) {
     free(m);
 }
 
+/* Marks each message in its own bitmap (in shared memory, read by the parent after
+   the run: a private page per consumer, so the check costs no sharing); a message
+   seen twice here, or out of range, is bad. */
 static void b_consumer(b_job *j) {
     char *m = (char *)calloc(1, j->msgsize);
-    uint64_t count = 0, sum = 0, seq;
+    uint64_t count = 0, bad = 0, seq;
     b_start(j->s);
     for (;;) {
         j->ops->recv(j->c, m, j->msgsize);
         memcpy(&seq, m, sizeof seq);
         if (seq == STOP) break;
-        count++, sum += seq;
+        uint64_t id = seq >> ID_SHIFT, i = seq & (((uint64_t)1 << ID_SHIFT) - 1);
+        uint64_t at = id * j->n + i, bit = (uint64_t)1 << (at & 63);
+        if (i >= j->n || id >= (uint64_t)j->np || (j->seen[at >> 6] & bit)) bad++;
+        else j->seen[at >> 6] |= bit;
+        count++;
     }
     j->s->t_end[j->id] = b_now();
-    j->s->count[j->id] = count, j->s->sum[j->id] = sum;
+    j->s->count[j->id] = count, j->s->bad[j->id] = bad;
     free(m);
 }
 
-static pid_t b_spawn(void (*fn)(b_job *), b_job j) {
-    pid_t pid = fork();
+/* Whether the nc bitmaps (stride words apart) together hold every one of total
+   messages exactly once. */
+static bool b_exactly_once(const uint64_t *seen, int nc, size_t stride, uint64_t total) {
+    for (size_t w = 0; w < (total + 63) / 64; w++) {
+        uint64_t all = 0;
+        for (int c = 0; c < nc; c++) {
+            uint64_t v = seen[(size_t)c * stride + w];
+            if (all & v) return false; /* two consumers got the same message */
+            all |= v;
+        }
+        uint64_t left = total - (uint64_t)w * 64;
+        if (all != (left >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << left) - 1)) return false;
+    }
+    return true;
+}
+
+/* Forks party k of the run. */
+static pid_t b_spawn(void (*fn)(b_job *), b_job j, int k) {
+    pid_t pid = b_fork_party(k);
     if (pid < 0) b_die("fork");
     if (pid == 0) {
         fn(&j);
@@ -340,14 +427,21 @@ static pid_t b_spawn(void (*fn)(b_job *), b_job j) {
    each consumer stops at its first, so np must equal nc. msg/s, or NAN. */
 static double b_stream(const chan_ops *ops, int np, size_t msgsize, uint64_t n, size_t bound) {
     pid_t pids[2 * MAXW];
+    if (np < 1 || np > MAXW) return b_fail("too many producers");
     chan *c = ops->open(msgsize, bound);
     if (!c) return NAN;
     b_sync *s = (b_sync *)b_shared(sizeof *s);
+    uint64_t per = n / (uint64_t)np, total = per * (uint64_t)np;
+    /* each consumer's bitmap starts on its own page */
+    size_t words = (size_t)((total + 63) / 64), stride = (words * 8 + 4095) / 4096 * 4096 / 8;
+    uint64_t *seen = (uint64_t *)b_shared(stride * 8 * (size_t)np);
     int k = 0;
     for (int i = 0; i < np; i++) {
-        b_job j = {ops, c, s, msgsize, n / (uint64_t)np, i};
-        pids[k++] = b_spawn(b_consumer, j);
-        pids[k++] = b_spawn(b_producer, j);
+        b_job j = {ops, c, s, msgsize, per, i, np, seen + stride * (size_t)i};
+        pids[k] = b_spawn(b_consumer, j, k);
+        k++;
+        pids[k] = b_spawn(b_producer, j, k);
+        k++;
     }
     while (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) < k) sched_yield();
     s->t0 = b_now();
@@ -358,20 +452,26 @@ static double b_stream(const chan_ops *ops, int np, size_t msgsize, uint64_t n, 
         while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {}
         ok = ok && WIFEXITED(st) && WEXITSTATUS(st) == 0;
     }
-    uint64_t per = n / (uint64_t)np, count = 0, sum = 0;
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru); /* the workers are reaped: their switches */
+    uint64_t count = 0, bad = 0;
     double end = s->t0;
     for (int i = 0; i < np; i++) {
-        count += s->count[i], sum += s->sum[i];
+        count += s->count[i], bad += s->bad[i];
         if (s->t_end[i] > end) end = s->t_end[i];
     }
     double r = NAN;
-    if (!ok || count != per * (uint64_t)np || sum != (uint64_t)np * (per * (per - 1) / 2))
-        fprintf(stderr, "# %s: lost or duplicated messages (%llu of %llu)\n", ops->name,
-                (unsigned long long)count, (unsigned long long)(per * (uint64_t)np));
+    if (!ok || count != total || bad || !b_exactly_once(seen, np, stride, total))
+        fprintf(stderr, "# %s: lost or duplicated messages (%llu of %llu, %llu bad)\n", ops->name,
+                (unsigned long long)count, (unsigned long long)total, (unsigned long long)bad);
     else
         r = (double)count / (end - s->t0);
+    if (np > 2 || getenv("MPBENCH_SWITCHES"))
+        b_note("context switches per 1000 messages: %.1f voluntary (sleeps), %.1f involuntary",
+               1000.0 * (double)ru.ru_nvcsw / (double)total, 1000.0 * (double)ru.ru_nivcsw / (double)total);
     ops->close(c);
     munmap(s, sizeof *s);
+    munmap(seen, stride * 8 * (size_t)np);
     if (mq_note[0]) {
         fputs(mq_note, stdout);
         mq_note[0] = 0;
@@ -389,18 +489,20 @@ static void b_echo(b_job *j) {
     }
 }
 
-/* Round trips through two channels; microseconds per round trip. */
-static double b_pingpong(const chan_ops *ops) {
+/* trips round trips through two channels; microseconds per round trip. The systems
+   that sleep in the kernel on every message do 20,000 (see b_pipe.c). */
+static double b_pingpong(const chan_ops *ops, int trips) {
     chan *cc[2] = {ops->open(SMALL, 1), NULL};
     if (!cc[0] || !(cc[1] = ops->open(SMALL, 1))) return NAN;
     b_sync *s = (b_sync *)b_shared(sizeof *s);
-    b_job j = {ops, (chan *)cc, s, SMALL, NPING, 0};
-    pid_t pid = b_spawn(b_echo, j);
+    b_job j = {ops, (chan *)cc, s, SMALL, (uint64_t)trips, 0, 1, NULL};
+    b_party(0);
+    pid_t pid = b_spawn(b_echo, j, 1);
     while (__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE) < 1) sched_yield();
     __atomic_store_n(&s->go, 1, __ATOMIC_RELEASE);
     char m[SMALL] = {1};
     double t0 = b_now();
-    for (int i = 0; i < NPING; i++) {
+    for (int i = 0; i < trips; i++) {
         ops->send(cc[0], m, SMALL);
         ops->recv(cc[1], m, SMALL);
     }
@@ -410,7 +512,8 @@ static double b_pingpong(const chan_ops *ops) {
     ops->close(cc[0]);
     ops->close(cc[1]);
     munmap(s, sizeof *s);
-    return t / NPING * 1e6;
+    if (trips < NPING) b_note("%d of %d round trips (scaled down, same rate)", trips, NPING);
+    return t / trips * 1e6;
 }
 
 #define B_STREAMS(tag, ops)                                                            \
@@ -423,6 +526,12 @@ static double b_pingpong(const chan_ops *ops) {
     BENCH(qbig_##tag, "queue_1MiB", ops.name, "GB/s", 1) {                             \
         return b_stream(&ops, 1, BIG, NBIG, BIGBOUND) * BIG / 1e9;                     \
     }
+
+BENCH_TWO_PARTY("queue_1p1c_64B")
+BENCH_TWO_PARTY("queue_2p2c_64B")
+BENCH_TWO_PARTY("queue_1MiB")
+BENCH_TWO_PARTY("pingpong_64B")
+BENCH_PLACED("queue_NpNc_64B", B_CROSS)
 
 B_STREAMS(mp, ops_mp)
 B_STREAMS(pipe, ops_pipe)
@@ -445,6 +554,7 @@ static double b_sizes(const chan_ops *ops, size_t size) {
 }
 
 #define B_SIZES(tag, size)                                                             \
+    BENCH_TWO_PARTY("queue_sizes_" #tag)                                               \
     BENCH(qs_mp_##tag, "queue_sizes_" #tag, "mp.h", "GB/s", 1) {                       \
         return b_sizes(&ops_mp, size);                                                 \
     }                                                                                  \
@@ -460,6 +570,16 @@ B_SIZES(1MiB, 1 << 20)
 B_SIZES(16MiB, 16 << 20)
 
 /* The raw pipe round trip belongs to the connections' bench. */
-BENCH(ping_mp, "pingpong_64B", "mp.h", "us", -1) { return b_pingpong(&ops_mp); }
-BENCH(ping_mq, "pingpong_64B", "POSIX mq", "us", -1) { return b_pingpong(&ops_mq); }
-BENCH(ping_ring, "pingpong_64B", "mutex+condvar ring", "us", -1) { return b_pingpong(&ops_ring); }
+BENCH(ping_mp, "pingpong_64B", "mp.h", "us", -1) { return b_pingpong(&ops_mp, NPING); }
+BENCH(ping_mq, "pingpong_64B", "POSIX mq", "us", -1) { return b_pingpong(&ops_mq, NPING_SLOW); }
+BENCH(ping_ring, "pingpong_64B", "mutex+condvar ring", "us", -1) {
+    return b_pingpong(&ops_ring, NPING_SLOW);
+}
+
+/* The scale curve: 1,000,000 messages in all, whatever N. */
+BENCH_SCALE(qn_mp, "queue_NpNc_64B", "mp.h", "msg/s", 1, 1, 2, 4, 8, 16) {
+    return b_stream(&ops_mp, n, SMALL, NSMALL, BOUND);
+}
+BENCH_SCALE(qn_ring, "queue_NpNc_64B", "robust mutex+condvar ring", "msg/s", 1, 1, 2, 4, 8, 16) {
+    return b_stream(&ops_ring_robust, n, SMALL, NSMALL, BOUND);
+}

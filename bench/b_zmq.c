@@ -152,7 +152,8 @@ BENCH(zmq_pingpong, "pingpong_64B", "ZeroMQ REQ/REP", "us", -1) {
     if (!j) return b_fail("mmap");
     snprintf(j->endpoint, sizeof j->endpoint, "ipc:///tmp/mpbench-zmq-%d", (int)getpid());
     j->n = N + 1;
-    pid_t pid = pb_fork(z_replier, j, 0);
+    b_party(0);
+    pid_t pid = pb_fork(z_replier, j, 1);
     void *ctx = zmq_ctx_new(), *s = ctx ? zmq_socket(ctx, ZMQ_REQ) : NULL;
     bool ok = s && zmq_connect(s, j->endpoint) == 0;
     pb_gate_open(&j->gate, 1);

@@ -12,6 +12,7 @@
 #define MP_BENCH_H
 #include <math.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,49 @@ double b_now(void); /* seconds, CLOCK_MONOTONIC (the same clock in every process
    executable, then bench/peers.py). */
 double b_python(const char *workload, const char *variant);
 
+/* ---- placement: where the parties of a run are pinned ------------------------------
+   A workload whose processes talk to each other (a queue's producer and consumer, the
+   two sides of a ping-pong, two processes contending for a lock) declares itself
+   two-party, once, in any bench file:
+
+       BENCH_TWO_PARTY("pingpong_64B")
+
+   and every system of it then runs in two placements, pinned with sched_setaffinity:
+   "cross", party i on the (i mod n)th of the n CPUs the driver may use (two parties:
+   each on its own CPU), and "shared", every party on the first CPU. A machine with
+   one CPU runs only "shared". Each party pins itself first thing, by calling
+   b_party(i) (the process that runs the BENCH function, if it is a party) or by being
+   forked with b_fork_party(i) (pb_fork of peer.h does this; a child started another
+   way, mp_process_start say, calls b_party(i) first thing; the pinning survives an
+   exec). The Python peers do the same in bench/peers.py (party(i, fn, args) makes a
+   Process that pins itself). A run of a placed workload in which fewer than two
+   parties pinned themselves FAILS, so a party that forgot cannot pass for pinned.
+   Workloads not declared run where the scheduler puts them (placement "-"); one of
+   many parties (queue_NpNc_64B) can declare BENCH_PLACED(workload, B_CROSS) alone. */
+enum { B_CROSS = 1, B_SHARED = 2 };
+void b_placements(const char *workload, int placements);
+/* Pins the calling process as party i of the run (nothing when the run is not placed). */
+void b_party(int i);
+/* fork(); the child first pins itself as party i. */
+pid_t b_fork_party(int i);
+/* The CPUs of the run's parties for a program that pins its own ("0,1": party i takes
+   the (i mod n)th), or NULL when the run is not placed. b_python passes it to peers.py
+   as $MPBENCH_PARTY_CPUS; a party that pinned itself there reports it with
+   b_party_pinned() (b_python does, for each "pinned" line peers.py prints). */
+const char *b_party_cpus(void);
+void b_party_pinned(void);
+
+/* ---- scale workloads: one workload, a curve over n ---------------------------------
+   fn(n) runs the workload with n participants (producers, workers); each n is its own
+   group in the report (workload/N=n), compared only with the peers at the same n.
+   ns: the values of n, count of them; count 0 means 1, 2, ... up to the CPUs the
+   driver may use (mp_cpu_count() on an unrestricted machine). */
+typedef double (*b_fn_n)(int n);
+void b_register_scale(const char *workload, const char *system, const char *unit, int better,
+                      b_fn_n fn, const int *ns, int count);
+/* The CPUs the driver may use (its affinity mask), at least 1. */
+int b_ncpus(void);
+
 #define B__CAT2(a, b) a##b
 #define B__CAT(a, b) B__CAT2(a, b)
 #define BENCH(fn, workload, system, unit, better) BENCH_N(fn, workload, system, unit, better, 0)
@@ -50,6 +94,22 @@ double b_python(const char *workload, const char *variant);
         b_register_n(workload, system, unit, better, fn, max_runs);                 \
     }                                                                               \
     static double fn(void)
+
+#define BENCH_PLACED(workload, placements)                                           \
+    __attribute__((constructor)) static void B__CAT(b_place_, __LINE__)(void) {       \
+        b_placements(workload, placements);                                          \
+    }
+#define BENCH_TWO_PARTY(workload) BENCH_PLACED(workload, B_CROSS | B_SHARED)
+
+/* BENCH_SCALE(fn, workload, system, unit, better, n...): static double fn(int n). */
+#define BENCH_SCALE(fn, workload, system, unit, better, ...)                          \
+    static double fn(int n);                                                          \
+    __attribute__((constructor)) static void B__CAT(b_reg_, fn)(void) {               \
+        static const int ns_[] = {__VA_ARGS__};                                       \
+        b_register_scale(workload, system, unit, better, fn, ns_,                     \
+                         ns_[0] ? (int)(sizeof ns_ / sizeof ns_[0]) : 0);            \
+    }                                                                                 \
+    static double fn(int n)
 
 #ifdef __cplusplus
 }

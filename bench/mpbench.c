@@ -8,7 +8,13 @@
    of a shared machine hits every system alike. Each run happens in a fresh forked
    process with a time limit. The report: the median and spread of every pair, then a
    table of mp.h beside each peer with mp.h's ratio (oriented so that > 1 means mp.h
-   is better, whatever the unit), then the targets of BENCHMARKS.md, met or not. */
+   is better, whatever the unit), then the targets of BENCHMARKS.md, met or not.
+
+   Placement (bench.h): a two-party workload runs twice, its parties pinned "cross"
+   (on different CPUs: the headline figure) and "shared" (on one CPU); each is its own
+   group, named workload/cross and workload/shared, and an mp.h figure is only ever
+   compared with a peer's of the same group. Scale workloads (BENCH_SCALE) make one
+   group per participant count n, workload/N=n. */
 #define _GNU_SOURCE
 #include "bench.h"
 #include <errno.h>
@@ -18,7 +24,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +40,9 @@ typedef struct {
     const char *workload, *system, *unit;
     int better, max_runs;
     b_fn fn;
+    b_fn_n fn_n; /* a scale workload: fn_n(x) */
+    int x;       /* its participant count (0: not a scale workload; -1: 1..b_ncpu) */
+    int place;   /* B_CROSS, B_SHARED, or 0: not pinned */
     double samples[B_MAXRUNS];
     double secs; /* wall time spent in its runs, for the budget */
     int n, state, kind, order;
@@ -50,19 +61,42 @@ static b_case b_cases[B_MAXCASES];
 static int b_ncases;
 static b_result b_cur; /* in the child: the run in progress */
 
+/* The workloads declared placed (BENCH_PLACED, BENCH_TWO_PARTY) and their placements. */
+enum { B_MAXPLACED = 64 };
+static struct {
+    const char *workload;
+    int places;
+} b_placed[B_MAXPLACED];
+static int b_nplaced;
+
+/* The CPUs the driver may use (its affinity at start), in order. */
+enum { B_MAXCPUS = 256 };
+static int b_cpus[B_MAXCPUS], b_ncpu;
+
+/* In the run's child, shared with the processes it forks: the parties that pinned
+   themselves, and the first failure. */
+typedef struct {
+    int pinned, failed;
+    char msg[B_MSG];
+} b_pinlog;
+static b_pinlog *b_pins;
+static int b_run_place;
+
 /* The workloads of BENCHMARKS.md, in its order; others sort after them. */
 static const char *const b_workloads[] = {
     "queue_1p1c_64B",   "queue_2p2c_64B",   "pingpong_64B",     "queue_1MiB",
     "pool_map_1M",      "pool_apply_async", "pool_imap_chunk1", "lock_uncontended",
     "lock_contended_2p", "process_start_join", "tcp_pingpong_64B", "connect_auth",
     "queue_sizes_8B",    "queue_sizes_256B",   "queue_sizes_4KiB", "queue_sizes_64KiB",
-    "queue_sizes_1MiB",  "queue_sizes_16MiB"};
+    "queue_sizes_1MiB",  "queue_sizes_16MiB",  "queue_NpNc_64B",   "pool_map_cpu"};
 enum { B_NWORKLOADS = sizeof b_workloads / sizeof b_workloads[0] };
 
 /* The targets of BENCHMARKS.md, then the floors the issues set. sys: the mp.h system
    the target is for (NULL: every mp.h system of the workload). peer NULL: an absolute
-   goal (>= goal when higher is better, <= goal otherwise); else a floor on mp.h's ratio
-   to that peer (ratio > 1: mp.h better). */
+   goal (>= goal when higher is better, <= goal otherwise), or with unit "efficiency" a
+   floor on a scale workload's parallel efficiency at as many workers as CPUs; else a
+   floor on mp.h's ratio to that peer (ratio > 1: mp.h better). Evaluated at the
+   workload's headline placement, and at every count of a scale workload. */
 typedef struct {
     const char *workload, *sys, *peer, *unit;
     double goal;
@@ -125,6 +159,9 @@ static const b_target b_targets[] = {
     {"dict_set_get", "mp.h served dict", "Python Manager dict", NULL, 1, "faster than Python's Manager"},
     {"dict_set_get", "mp.h served dict, 4 clients", "mp.h served dict", NULL, 2,
      ">= 2x one client's throughput"},
+    {"queue_NpNc_64B", NULL, "robust mutex+condvar ring", NULL, 2,
+     "no collapse: >= 2x the robust ring at every N"},
+    {"pool_map_cpu", NULL, NULL, "efficiency", 0.9, "efficiency T1/(N*TN) >= 0.9, N = CPUs"},
 };
 enum { B_NTARGETS = sizeof b_targets / sizeof b_targets[0] };
 
@@ -145,6 +182,145 @@ void b_register_n(const char *workload, const char *system, const char *unit, in
 
 void b_register(const char *workload, const char *system, const char *unit, int better, b_fn fn) {
     b_register_n(workload, system, unit, better, fn, 0);
+}
+
+void b_register_scale(const char *workload, const char *system, const char *unit, int better,
+                      b_fn_n fn, const int *ns, int count) {
+    for (int i = 0; i < (count ? count : 1); i++) {
+        b_register_n(workload, system, unit, better, NULL, 0);
+        b_cases[b_ncases - 1].fn_n = fn;
+        b_cases[b_ncases - 1].x = count ? ns[i] : -1;
+    }
+}
+
+void b_placements(const char *workload, int placements) {
+    for (int i = 0; i < b_nplaced; i++)
+        if (!strcmp(b_placed[i].workload, workload)) {
+            b_placed[i].places |= placements;
+            return;
+        }
+    if (b_nplaced == B_MAXPLACED) return;
+    b_placed[b_nplaced].workload = workload;
+    b_placed[b_nplaced++].places = placements;
+}
+
+int b_ncpus(void) {
+    if (b_ncpu) return b_ncpu;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        for (int c = 0; c < CPU_SETSIZE && b_ncpu < B_MAXCPUS; c++)
+            if (CPU_ISSET(c, &set)) b_cpus[b_ncpu++] = c;
+    if (!b_ncpu) b_cpus[b_ncpu++] = 0;
+    return b_ncpu;
+}
+
+/* The CPU of party i in placement place. */
+static int b_cpu_of(int place, int i) {
+    return place == B_CROSS ? b_cpus[(unsigned)i % (unsigned)b_ncpus()] : b_cpus[0];
+}
+
+static void b_pin_failed(const char *fmt, int i, int cpu) {
+    if (__atomic_exchange_n(&b_pins->failed, 1, __ATOMIC_SEQ_CST)) return;
+    snprintf(b_pins->msg, sizeof b_pins->msg, fmt, i, cpu, strerror(errno));
+}
+
+void b_party(int i) {
+    if (!b_run_place || !b_pins) return;
+    int cpu = b_cpu_of(b_run_place, i);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) b_pin_failed("party %d: sched_setaffinity(CPU %d): %s", i, cpu);
+    else b_party_pinned();
+}
+
+void b_party_pinned(void) {
+    if (b_pins) __atomic_fetch_add(&b_pins->pinned, 1, __ATOMIC_SEQ_CST);
+}
+
+pid_t b_fork_party(int i) {
+    pid_t pid = fork();
+    if (pid == 0) b_party(i);
+    return pid;
+}
+
+/* "0,1": every CPU the driver may use, for the report. */
+static const char *b_party_cpus_all(void) {
+    int save = b_run_place;
+    b_run_place = B_CROSS;
+    const char *s = b_party_cpus();
+    b_run_place = save;
+    return s;
+}
+
+const char *b_party_cpus(void) {
+    static char buf[B_MAXCPUS * 5];
+    size_t n = 0;
+    if (!b_run_place) return NULL;
+    int k = b_run_place == B_CROSS ? b_ncpus() : 1;
+    buf[0] = 0;
+    for (int i = 0; i < k && n < sizeof buf - 8; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", i ? "," : "", b_cpus[i]);
+    return buf;
+}
+
+/* The placements a workload runs in here: cross needs two CPUs; a workload declared
+   cross only runs shared on a machine with one. 0: not placed. */
+static int b_places_of(const char *workload) {
+    for (int i = 0; i < b_nplaced; i++) {
+        if (strcmp(b_placed[i].workload, workload)) continue;
+        int p = b_placed[i].places;
+        if (b_ncpus() < 2) p = p ? B_SHARED : 0;
+        return p;
+    }
+    return 0;
+}
+
+/* The placement of a workload's headline figures (and targets): cross when it runs. */
+static int b_headline(const char *workload) {
+    int p = b_places_of(workload);
+    return p & B_CROSS ? B_CROSS : p;
+}
+
+static const char *b_place_name(int place) {
+    return place == B_CROSS ? "cross" : place == B_SHARED ? "shared" : "-";
+}
+
+/* Makes one case of every placed case per placement, and of every scale case with
+   x -1 one per count 1..b_ncpu. Before sorting. */
+static void b_expand_cases(void) {
+    int n = b_ncases;
+    for (int i = 0; i < n; i++) {
+        b_case *c = &b_cases[i];
+        for (int x = 2; c->x == -1 && x <= b_ncpus() && b_ncases < B_MAXCASES; x++) {
+            b_cases[b_ncases] = *c;
+            b_cases[b_ncases++].x = x;
+        }
+        if (c->x == -1) c->x = 1;
+    }
+    n = b_ncases;
+    for (int i = 0; i < n; i++) {
+        int p = b_places_of(b_cases[i].workload);
+        b_cases[i].place = p & B_CROSS ? B_CROSS : p;
+        if (p == (B_CROSS | B_SHARED) && b_ncases < B_MAXCASES) {
+            b_cases[b_ncases] = b_cases[i];
+            b_cases[b_ncases++].place = B_SHARED;
+        }
+    }
+}
+
+/* Whether a and b are in the same group: workload, placement and count. */
+static bool b_same_group(const b_case *a, const b_case *b) {
+    return !strcmp(a->workload, b->workload) && a->place == b->place && a->x == b->x;
+}
+
+/* "queue_1p1c_64B/cross", "queue_NpNc_64B/N=4/cross", "lock_uncontended". */
+static const char *b_label(const b_case *c, char *buf, size_t cap) {
+    char x[24] = "";
+    if (c->x) snprintf(x, sizeof x, "/N=%d", c->x);
+    snprintf(buf, cap, "%s%s%s%s", c->workload, x, c->place ? "/" : "", c->place ? b_place_name(c->place) : "");
+    return buf;
 }
 
 /* snprintf "%s" that may cut, without the compiler's truncation warning. */
@@ -212,6 +388,10 @@ double b_python(const char *workload, const char *variant) {
     if (access(script, R_OK) != 0) return b_fail("bench/peers.py not found (set MPBENCH_PEERS)");
     snprintf(cmd, sizeof cmd, "exec '%s' '%s' '%s' '%s' 2>&1", py, script, workload,
              variant ? variant : "");
+    /* peers.py pins its parties there and prints "pinned PARTY CPU" for each */
+    const char *cpus = b_party_cpus();
+    if (cpus) setenv("MPBENCH_PARTY_CPUS", cpus, 1);
+    else unsetenv("MPBENCH_PARTY_CPUS");
     FILE *f = popen(cmd, "r");
     if (!f) return b_fail("popen failed");
     /* peers.py prints "result N", maybe "note ..." or "skip ..."; anything else is an
@@ -221,6 +401,7 @@ double b_python(const char *workload, const char *variant) {
         if (strncmp(line, "result ", 7) == 0) value = strtod(line + 7, NULL);
         else if (strncmp(line, "note ", 5) == 0) b_note("%s", line + 5);
         else if (strncmp(line, "skip ", 5) == 0) b_skip(line + 5);
+        else if (strncmp(line, "pinned ", 7) == 0) b_party_pinned();
         else if (*line) snprintf(last, sizeof last, "%s", line);
     }
     int st = pclose(f);
@@ -254,15 +435,20 @@ static int b_case_cmp(const void *a, const void *b) {
     if (rx != ry) return rx - ry;
     if (rx == B_NWORKLOADS && strcmp(x->workload, y->workload))
         return strcmp(x->workload, y->workload);
+    if (x->x != y->x) return x->x - y->x;
+    if (x->place != y->place) return x->place - y->place; /* cross first */
     if (x->kind != y->kind) return x->kind - y->kind;
     return x->order - y->order;
 }
 
+/* A name selects the workloads it is a prefix of, or the groups ("pingpong_64B/shared"). */
 static bool b_selected(const b_case *c, char **names, int nnames, const char *sys) {
+    char label[160];
     if (sys && !strstr(c->system, sys)) return false;
     if (nnames == 0) return true;
+    b_label(c, label, sizeof label);
     for (int i = 0; i < nnames; i++)
-        if (strncmp(c->workload, names[i], strlen(names[i])) == 0) return true;
+        if (strncmp(label, names[i], strlen(names[i])) == 0) return true;
     return false;
 }
 
@@ -284,6 +470,25 @@ static int b_read_all(int fd, void *buf, size_t n, double deadline) {
         n -= (size_t)k;
     }
     return 1;
+}
+
+/* Runs c in this process (a run's child), pinning its parties as c->place says. */
+static double b_call(const b_case *c) {
+    void *pins = mmap(NULL, sizeof *b_pins, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (pins == MAP_FAILED) return b_fail("mmap failed");
+    b_pins = (b_pinlog *)pins;
+    b_run_place = c->place;
+    double v = c->fn_n ? c->fn_n(c->x) : c->fn();
+    int pinned = __atomic_load_n(&b_pins->pinned, __ATOMIC_SEQ_CST);
+    if (b_cur.state != B_ACTIVE || !c->place) return v;
+    if (b_pins->failed) return b_fail(b_pins->msg);
+    if (pinned < 2) {
+        char msg[B_MSG];
+        snprintf(msg, sizeof msg, "placed %s, but %d parties pinned themselves (b_party, b_fork_party)",
+                 b_place_name(c->place), pinned);
+        return b_fail(msg);
+    }
+    return v;
 }
 
 /* One run of c in a fresh child (its own process group, so that a timeout kills
@@ -309,7 +514,7 @@ static b_result b_run(b_case *c, double timeout) {
         setpgid(0, 0);
         close(fds[0]);
         memset(&b_cur, 0, sizeof b_cur);
-        b_cur.value = c->fn();
+        b_cur.value = b_call(c);
         if (b_cur.state == B_ACTIVE && b_cur.value != b_cur.value) b_fail("returned NaN");
         if (write(fds[1], &b_cur, sizeof b_cur) != (ssize_t)sizeof b_cur) _exit(3);
         exit(0); /* atexit handlers of the run (mp.h joins its children) do run */
@@ -344,8 +549,9 @@ static int b_runs_of(const b_case *c, int runs) {
 
 static void b_progress(bool tty, int round, int rounds, const b_case *c, double t0) {
     if (!tty) return;
+    char label[160];
     fprintf(stderr, "\r\033[K[run %d/%d, %3.0f s] %s / %s", round + 1, rounds, b_now() - t0,
-            c->workload, c->system);
+            b_label(c, label, sizeof label), c->system);
 }
 
 /* Expected time of round r from the runs so far (a pair not yet run counts 1 s). */
@@ -384,15 +590,17 @@ static void b_run_all(int runs, double timeout, double budget, char **names, int
                 c->state = res.state;
                 snprintf(c->msg, sizeof c->msg, "%s", res.msg);
                 if (tty) fprintf(stderr, "\r\033[K");
-                printf("# %s / %s %s: %s\n", c->workload, c->system,
+                char label[160];
+                printf("# %s / %s %s: %s\n", b_label(c, label, sizeof label), c->system,
                        res.state == B_SKIPPED ? "skipped" : "FAILED", res.msg);
                 continue;
             }
             c->samples[c->n++] = res.value;
             if (verbose) {
                 if (tty) fprintf(stderr, "\r\033[K");
-                printf("#   %s %s %.4g %s (run %d, %.2f s)\n", c->workload, c->system,
-                       res.value, c->unit, c->n, b_now() - s);
+                char label[160];
+                printf("#   %s %s %.4g %s (run %d, %.2f s)\n", b_label(c, label, sizeof label),
+                       c->system, res.value, c->unit, c->n, b_now() - s);
             }
         }
         if (!tty) fprintf(stderr, "# run %d of %d done, %.0f s\n", r + 1, runs, b_now() - t0);
@@ -441,6 +649,7 @@ static const char *b_fmt(char *buf, size_t cap, double v, const char *unit) {
 static const char *b_fmt_ratio(char *buf, size_t cap, double r) {
     if (r != r) snprintf(buf, cap, "-");
     else if (r >= 100) snprintf(buf, cap, "%.0fx", r);
+    else if (r >= 99.95) snprintf(buf, cap, "%.0fx", r);
     else if (r >= 10) snprintf(buf, cap, "%.1fx", r);
     else if (r >= 0.1) snprintf(buf, cap, "%.2fx", r);
     else snprintf(buf, cap, "%.2gx", r);
@@ -454,34 +663,47 @@ static double b_ratio(const b_case *m, const b_case *p) {
     return m->better > 0 ? a / b : b / a;
 }
 
-static b_case *b_find(const char *workload, const char *system) {
+/* The case of system in the group of g. */
+static b_case *b_find(const b_case *g, const char *system) {
     for (int i = 0; i < b_ncases; i++)
-        if (!strcmp(b_cases[i].workload, workload) && !strcmp(b_cases[i].system, system))
+        if (b_same_group(&b_cases[i], g) && !strcmp(b_cases[i].system, system))
             return &b_cases[i];
     return NULL;
 }
 
-/* The mp.h system of a workload that did best (NULL when none was measured). */
-static b_case *b_best_mp(const char *workload) {
+/* The mp.h system of g's group that did best (NULL when none was measured). */
+static b_case *b_best_mp(const b_case *g) {
     b_case *best = NULL;
     for (int i = 0; i < b_ncases; i++) {
         b_case *c = &b_cases[i];
-        if (c->kind != B_MP || !c->n || strcmp(c->workload, workload)) continue;
+        if (c->kind != B_MP || !c->n || !b_same_group(c, g)) continue;
         if (!best || (c->better > 0 ? b_median(c) > b_median(best) : b_median(c) < b_median(best)))
             best = c;
     }
     return best;
 }
 
-static bool b_first_of_workload(int i) {
-    return i == 0 || strcmp(b_cases[i - 1].workload, b_cases[i].workload) != 0;
+static bool b_first_of_group(int i) {
+    return i == 0 || !b_same_group(&b_cases[i - 1], &b_cases[i]);
 }
 
-/* Whether the workload of case i has at least one figure. */
-static bool b_workload_measured(int i) {
+/* Whether the group of case i has at least one figure. */
+static bool b_group_measured(int i) {
     for (int j = 0; j < b_ncases; j++)
-        if (b_cases[j].n && !strcmp(b_cases[j].workload, b_cases[i].workload)) return true;
+        if (b_cases[j].n && b_same_group(&b_cases[j], &b_cases[i])) return true;
     return false;
+}
+
+/* Parallel efficiency of scale case c: its rate / (x * the rate of the same system at
+   x = 1), by medians; NAN when there is no such figure. */
+static double b_efficiency(const b_case *c) {
+    for (int i = 0; c->x > 0 && c->better > 0 && i < b_ncases; i++) {
+        const b_case *o = &b_cases[i];
+        if (o->x == 1 && o->n && o->place == c->place && !strcmp(o->workload, c->workload) &&
+            !strcmp(o->system, c->system))
+            return b_median(c) / (c->x * b_median(o));
+    }
+    return NAN;
 }
 
 static const char *b_state_text(const b_case *c, char *buf, size_t cap) {
@@ -529,26 +751,29 @@ static void b_print_results(int runs) {
         if (!c->n) continue;
         double lo, hi;
         b_minmax(c, &lo, &hi);
-        printf("%s %s %.4g %s (%.4g..%.4g, %d runs)%s%s\n", c->workload, c->system, b_median(c),
-               c->unit, lo, hi, c->n, c->note[0] ? "  # " : "", c->note);
+        char label[160];
+        printf("%s %s %.4g %s (%.4g..%.4g, %d runs)%s%s\n", b_label(c, label, sizeof label),
+               c->system, b_median(c), c->unit, lo, hi, c->n, c->note[0] ? "  # " : "", c->note);
     }
     int shown = 0;
     for (int i = 0; i < b_ncases; i++) {
         b_case *c = &b_cases[i];
         if (c->n || c->state == B_ACTIVE) continue;
+        char label[160];
         if (!shown++) printf("\n== Not measured\n");
-        printf("%s %s: %s\n", c->workload, c->system, b_state_text(c, st, sizeof st));
+        printf("%s %s: %s\n", b_label(c, label, sizeof label), c->system,
+               b_state_text(c, st, sizeof st));
     }
 }
 
 /* Calls fn(m, p) for every measured mp.h system m and peer (or limit) p of the same
-   workload, grouped by workload then by m; m is NULL for the peers of a workload
-   without an mp.h figure. */
+   group (workload, placement, count), by group then by m; m is NULL for the peers of
+   a group without an mp.h figure. */
 static void b_each_pair(void (*fn)(const b_case *m, const b_case *p, void *ctx), void *ctx) {
     for (int i = 0; i < b_ncases; i++) {
-        if (!b_first_of_workload(i)) continue;
+        if (!b_first_of_group(i)) continue;
         int end = i, mps = 0;
-        while (end < b_ncases && !strcmp(b_cases[end].workload, b_cases[i].workload)) end++;
+        while (end < b_ncases && b_same_group(&b_cases[end], &b_cases[i])) end++;
         for (int j = i; j < end; j++) {
             const b_case *m = &b_cases[j];
             if (m->kind != B_MP || !m->n) continue;
@@ -562,10 +787,10 @@ static void b_each_pair(void (*fn)(const b_case *m, const b_case *p, void *ctx),
 }
 
 static void b_ratio_text(const b_case *m, const b_case *p, void *ctx) {
-    char a[64], b[64], r[32], better[48];
+    char a[64], b[64], r[32], better[48], label[160];
     (void)ctx;
     snprintf(better, sizeof better, "%s, %s", p->unit, p->better > 0 ? "higher" : "lower");
-    printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", p->workload, better,
+    printf("%-28s %-16s %-16s %-14s %-28s %-16s %s\n", b_label(p, label, sizeof label), better,
            m ? m->system : "mp.h", m ? b_fmt(a, sizeof a, b_median(m), m->unit) : "(not measured)",
            p->system, b_fmt(b, sizeof b, b_median(p), p->unit),
            m ? b_fmt_ratio(r, sizeof r, b_ratio(m, p)) : "-");
@@ -574,13 +799,13 @@ static void b_ratio_text(const b_case *m, const b_case *p, void *ctx) {
 static void b_print_ratios(void) {
     printf("\n== mp.h beside each peer: ratio = how many times better mp.h did "
            "(> 1: mp.h wins; per row, the unit and which way is better)\n");
-    printf("%-19s %-16s %-16s %-14s %-28s %-16s %s\n", "workload", "unit, better", "mp.h",
-           "mp.h median", "peer", "peer median", "ratio");
+    printf("%-28s %-16s %-16s %-14s %-28s %-16s %s\n", "workload/placement", "unit, better",
+           "mp.h", "mp.h median", "peer", "peer median", "ratio");
     b_each_pair(b_ratio_text, NULL);
 }
 
 typedef struct {
-    char mp[64], measured[64], status[400];
+    char label[160], mp[64], measured[64], status[400];
 } b_target_row;
 
 /* Evaluates target t for mp system m (NULL when the workload has none measured). */
@@ -588,6 +813,8 @@ static void b_eval_target(const b_target *t, const b_case *m, b_target_row *row)
     char v[64];
     snprintf(row->mp, sizeof row->mp, "%s", m ? m->system : "mp.h");
     snprintf(row->measured, sizeof row->measured, "-");
+    if (m) b_label(m, row->label, sizeof row->label);
+    else snprintf(row->label, sizeof row->label, "%s", t->workload);
     if (!m) {
         b_case *any = NULL;
         for (int i = 0; i < b_ncases && !any; i++)
@@ -595,6 +822,13 @@ static void b_eval_target(const b_target *t, const b_case *m, b_target_row *row)
                 any = &b_cases[i];
         if (any && any->state != B_ACTIVE) b_state_text(any, row->status, sizeof row->status);
         else snprintf(row->status, sizeof row->status, "not measured (no mp.h run)");
+        return;
+    }
+    if (!t->peer && t->unit && !strcmp(t->unit, "efficiency")) {
+        double e = b_efficiency(m);
+        snprintf(row->measured, sizeof row->measured, "%.2f", e);
+        snprintf(row->status, sizeof row->status, "%s",
+                 e != e ? "not measured (no N=1 figure)" : e >= t->goal ? "met" : "NOT MET");
         return;
     }
     if (!t->peer) {
@@ -608,7 +842,7 @@ static void b_eval_target(const b_target *t, const b_case *m, b_target_row *row)
                      (m->better > 0 ? med >= t->goal : med <= t->goal) ? "met" : "NOT MET");
         return;
     }
-    b_case *p = b_find(t->workload, t->peer);
+    b_case *p = b_find(m, t->peer);
     if (!p || !p->n) {
         if (p && p->state != B_ACTIVE) {
             char st[300];
@@ -624,8 +858,9 @@ static void b_eval_target(const b_target *t, const b_case *m, b_target_row *row)
     snprintf(row->status, sizeof row->status, "%s", r >= t->goal ? "met" : "NOT MET");
 }
 
-/* Calls fn for every (target, mp.h system) pair; one row with m NULL when a workload
-   has no mp.h figure. */
+/* Calls fn for every (target, mp.h system) pair, at the workload's headline placement
+   and every count of a scale workload (an efficiency target: the largest count only);
+   one row with m NULL when a workload has no mp.h figure. */
 static void b_each_target(void (*fn)(const b_target *, const b_target_row *, void *), void *ctx) {
     for (int k = 0; k < B_NTARGETS; k++) {
         const b_target *t = &b_targets[k];
@@ -639,6 +874,8 @@ static void b_each_target(void (*fn)(const b_target *, const b_target_row *, voi
             b_case *m = &b_cases[i];
             if (m->kind != B_MP || !m->n || strcmp(m->workload, t->workload)) continue;
             if (t->sys && strcmp(m->system, t->sys)) continue;
+            if (m->place != b_headline(m->workload)) continue;
+            if (t->unit && !strcmp(t->unit, "efficiency") && m->x != b_ncpus()) continue;
             b_eval_target(t, m, &row);
             fn(t, &row, ctx);
             rows++;
@@ -652,14 +889,86 @@ static void b_each_target(void (*fn)(const b_target *, const b_target_row *, voi
 
 static void b_target_text(const b_target *t, const b_target_row *row, void *ctx) {
     (void)ctx;
-    printf("%-19s %-16s %-40s %-14s %s\n", t->workload, row->mp, t->text, row->measured,
+    printf("%-28s %-16s %-40s %-14s %s\n", row->label, row->mp, t->text, row->measured,
            row->status);
 }
 
 static void b_print_targets(void) {
-    printf("\n== Targets of BENCHMARKS.md (and, marked floor:, the issues' floors)\n");
-    printf("%-19s %-16s %-40s %-14s %s\n", "workload", "mp.h", "target", "measured", "status");
+    printf("\n== Targets of BENCHMARKS.md (and, marked floor:, the issues' floors), at the "
+           "headline placement (cross where the machine has 2 CPUs)\n");
+    printf("%-28s %-16s %-40s %-14s %s\n", "workload/placement", "mp.h", "target", "measured",
+           "status");
     b_each_target(b_target_text, NULL);
+}
+
+/* Whether the workload has an efficiency target (pool_map_cpu): its curve shows it. */
+static bool b_has_efficiency(const char *workload) {
+    for (int k = 0; k < B_NTARGETS; k++)
+        if (!strcmp(b_targets[k].workload, workload) && b_targets[k].unit &&
+            !strcmp(b_targets[k].unit, "efficiency"))
+            return true;
+    return false;
+}
+
+enum { B_MAXCOLS = 12 };
+
+/* The systems measured in scale workload w, mp.h first (as the cases are sorted). */
+static int b_scale_systems(const char *w, const b_case **cols) {
+    int k = 0;
+    for (int i = 0; i < b_ncases && k < B_MAXCOLS; i++) {
+        const b_case *c = &b_cases[i];
+        bool seen = false;
+        if (!c->x || !c->n || strcmp(c->workload, w)) continue;
+        for (int j = 0; j < k; j++) seen |= !strcmp(cols[j]->system, c->system);
+        if (!seen) cols[k++] = c;
+    }
+    return k;
+}
+
+/* One cell of a scale row: system col's figure in group g, with its efficiency (a
+   workload with an efficiency target) or else the best mp.h's ratio to it (a peer). */
+static void b_scale_cell(FILE *f, const b_case *g, const b_case *col, bool md) {
+    char v[64], r[32], cell[128] = "-";
+    const b_case *c = b_find(g, col->system), *m = b_best_mp(g);
+    if (c && c->n) {
+        b_fmt(v, sizeof v, b_median(c), c->unit);
+        if (b_has_efficiency(c->workload))
+            snprintf(cell, sizeof cell, "%s (efficiency %.2f)", v, b_efficiency(c));
+        else if (c->kind != B_MP && m)
+            snprintf(cell, sizeof cell, "%s (%s)", v, b_fmt_ratio(r, sizeof r, b_ratio(m, c)));
+        else
+            snprintf(cell, sizeof cell, "%s", v);
+    }
+    fprintf(f, md ? " %s |" : " %-30s", cell);
+}
+
+/* The curves of the scale workloads: one row per count (and placement), one column per
+   system; a peer's cell carries mp.h's ratio to it, as in the other tables. */
+static void b_print_scale(FILE *f, bool md) {
+    for (int i = 0; i < b_ncases; i++) {
+        const b_case *c = &b_cases[i], *cols[B_MAXCOLS];
+        if (!c->x || (i && !strcmp(b_cases[i - 1].workload, c->workload))) continue;
+        int k = b_scale_systems(c->workload, cols);
+        if (!k) continue;
+        if (md) fprintf(f, "\n`%s` (%s, %s is better; a peer's cell: mp.h's ratio to it):\n\n| N | placement |",
+                        c->workload, c->unit, c->better > 0 ? "higher" : "lower");
+        else fprintf(f, "\n== Scale: %s (%s, %s is better; beside a peer: mp.h's ratio to it)\n%-4s %-9s",
+                    c->workload, c->unit, c->better > 0 ? "higher" : "lower", "N", "placement");
+        for (int j = 0; j < k; j++) fprintf(f, md ? " %s |" : " %-30s", cols[j]->system);
+        if (md) {
+            fprintf(f, "\n|---|---|");
+            for (int j = 0; j < k; j++) fprintf(f, "---|");
+        }
+        fputc('\n', f);
+        for (int j = i; j < b_ncases && !strcmp(b_cases[j].workload, c->workload); j++) {
+            const b_case *g = &b_cases[j];
+            if (!b_first_of_group(j) || !b_group_measured(j)) continue;
+            if (md) fprintf(f, "| %d | %s |", g->x, b_place_name(g->place));
+            else fprintf(f, "%-4d %-9s", g->x, b_place_name(g->place));
+            for (int col = 0; col < k; col++) b_scale_cell(f, g, cols[col], md);
+            fputc('\n', f);
+        }
+    }
 }
 
 static void b_csv_str(FILE *f, const char *s) {
@@ -682,14 +991,16 @@ static void b_write_csv(const char *path) {
         fprintf(stderr, "mpbench: %s: %s\n", path, strerror(errno));
         return;
     }
-    fprintf(f, "workload,system,kind,unit,better,median,min,max,runs,status,mp_system,"
-               "mp_ratio,note,machine,date\n");
+    fprintf(f, "workload,placement,n,system,kind,unit,better,median,min,max,runs,status,"
+               "mp_system,mp_ratio,efficiency,note,machine,date\n");
     for (int i = 0; i < b_ncases; i++) {
         b_case *c = &b_cases[i];
-        b_case *m = c->kind == B_MP ? NULL : b_best_mp(c->workload);
-        double lo = NAN, hi = NAN;
+        b_case *m = c->kind == B_MP ? NULL : b_best_mp(c);
+        double lo = NAN, hi = NAN, e = b_efficiency(c);
         if (c->n) b_minmax(c, &lo, &hi);
-        fprintf(f, "%s,", c->workload);
+        fprintf(f, "%s,%s,", c->workload, b_place_name(c->place));
+        if (c->x) fprintf(f, "%d", c->x);
+        fputc(',', f);
         b_csv_str(f, c->system);
         fprintf(f, ",%s,%s,%s,", b_kind_names[c->kind], c->unit, c->better > 0 ? "higher" : "lower");
         if (c->n) fprintf(f, "%.6g,%.6g,%.6g,%d,ok,", b_median(c), lo, hi, c->n);
@@ -704,6 +1015,8 @@ static void b_write_csv(const char *path) {
         } else {
             fprintf(f, ",,");
         }
+        if (e == e) fprintf(f, "%.4g", e);
+        fputc(',', f);
         b_csv_str(f, c->note);
         fputc(',', f);
         b_csv_str(f, b_machine);
@@ -713,32 +1026,35 @@ static void b_write_csv(const char *path) {
 }
 
 static void b_target_md(const b_target *t, const b_target_row *row, void *ctx) {
-    fprintf((FILE *)ctx, "| `%s` | %s | %s | %s | %s |\n", t->workload, row->mp, t->text,
+    fprintf((FILE *)ctx, "| `%s` | %s | %s | %s | %s |\n", row->label, row->mp, t->text,
             row->measured, row->status);
 }
 
 static void b_ratio_md(const b_case *m, const b_case *p, void *ctx) {
-    char a[64], b[64], r[32];
-    fprintf((FILE *)ctx, "| `%s` | %s (%s) | %s%s%s | %s | %s | **%s** |\n", p->workload, p->unit,
+    char a[64], b[64], r[32], label[160];
+    fprintf((FILE *)ctx, "| `%s` | %s (%s) | %s%s%s | %s | %s | **%s** |\n",
+            b_label(p, label, sizeof label), p->unit,
             p->better > 0 ? "higher" : "lower", m ? m->system : "-", m ? ": " : "",
             m ? b_fmt(a, sizeof a, b_median(m), m->unit) : "", p->system,
             b_fmt(b, sizeof b, b_median(p), p->unit), m ? b_fmt_ratio(r, sizeof r, b_ratio(m, p)) : "-");
 }
 
-/* The summary: one row per mp.h system, its peers in one cell. */
+/* The summary: one row per mp.h system, its peers in one cell (the scale workloads
+   have their own tables). */
 static void b_summary_md(const b_case *m, const b_case *p, void *ctx) {
     static const b_case *last_m, *last_p;
     FILE *f = (FILE *)ctx;
-    char a[64], r[32];
+    char a[64], r[32], label[160];
+    if (p && p->x) return;
     if (!p) { /* the end */
         if (last_p) fprintf(f, " |\n");
         last_m = last_p = NULL;
         return;
     }
-    bool new_row = !last_p || m != last_m || strcmp(p->workload, last_p->workload);
+    bool new_row = !last_p || m != last_m || !b_same_group(p, last_p);
     if (new_row) {
         if (last_p) fprintf(f, " |\n");
-        fprintf(f, "| `%s` (%s, %s is better) | %s%s%s | ", p->workload, p->unit,
+        fprintf(f, "| `%s` (%s, %s is better) | %s%s%s | ", b_label(p, label, sizeof label), p->unit,
                 p->better > 0 ? "higher" : "lower", m ? m->system : "-", m ? " " : "",
                 m ? b_fmt(a, sizeof a, b_median(m), m->unit) : "");
     } else {
@@ -778,19 +1094,21 @@ static void b_write_md(const char *path, const char *cmdline) {
     fprintf(f, "| workload | system | median | min..max | runs | note |\n|---|---|---|---|---|---|\n");
     for (int i = 0; i < b_ncases; i++) {
         b_case *c = &b_cases[i];
-        char st[300];
+        char st[300], label[160];
+        b_label(c, label, sizeof label);
         if (!c->n) {
             if (c->state != B_ACTIVE)
-                fprintf(f, "| `%s` | %s | - | - | 0 | %s |\n", c->workload, c->system,
+                fprintf(f, "| `%s` | %s | - | - | 0 | %s |\n", label, c->system,
                         b_state_text(c, st, sizeof st));
             continue;
         }
         double lo, hi;
         b_minmax(c, &lo, &hi);
-        fprintf(f, "| `%s` | %s | %s | %s..%s | %d | %s |\n", c->workload, c->system,
+        fprintf(f, "| `%s` | %s | %s | %s..%s | %d | %s |\n", label, c->system,
                 b_fmt(a, sizeof a, b_median(c), c->unit), b_fmt(lo_s, sizeof lo_s, lo, c->unit),
                 b_fmt(hi_s, sizeof hi_s, hi, c->unit), c->n, c->note);
     }
+    b_print_scale(f, true);
     fprintf(f, "\nTargets of BENCHMARKS.md (and, marked floor:, the issues' floors):\n\n| workload | mp.h | target | measured | status |\n"
                "|---|---|---|---|---|\n");
     b_each_target(b_target_md, f);
@@ -798,39 +1116,37 @@ static void b_write_md(const char *path, const char *cmdline) {
 }
 
 /* Data for bench/plot.gp. Block 0: one bar per measured pair: row, speed relative to
-   the fastest of its workload (1 = fastest), colour, system, value label. Block 1:
-   one heading per measured workload: row, label. The first line carries the title. */
-static void b_write_plot(const char *path) {
-    FILE *f = fopen(path, "w");
-    char v[64], r[32], label[200];
-    if (!f) {
-        fprintf(stderr, "mpbench: %s: %s\n", path, strerror(errno));
-        return;
-    }
-    int most = b_most_runs();
-    fprintf(f, "# title: %s, %s; medians of up to %d runs\n", b_machine, b_date, most);
+   the fastest of its group (1 = fastest), colour, system, value label. Block 1: one
+   heading per measured group: row, label. Then one block per scale workload: a header
+   line of quoted names ("N", then each system), then one row per count with each
+   system's median (NaN when missing), or for a workload with an efficiency target its
+   parallel efficiency. The scale groups get no bars. The first line carries the
+   title. */
+static void b_write_bars(FILE *f) {
+    char v[64], r[32], label[200], heading[160];
     for (int pass = 0; pass < 2; pass++) {
         int row = 0;
         for (int i = 0; i < b_ncases; i++) {
             b_case *c = &b_cases[i];
-            if (!b_workload_measured(i)) continue;
-            if (b_first_of_workload(i)) {
+            if (c->x || !b_group_measured(i)) continue;
+            if (b_first_of_group(i)) {
                 row += row ? 2 : 1; /* the gap before, the heading */
                 if (pass == 1)
-                    fprintf(f, "%d \"%s   (%s, %s is better)\"\n", row - 1, c->workload,
-                            c->unit, c->better > 0 ? "higher" : "lower");
+                    fprintf(f, "%d \"%s   (%s, %s is better)\"\n", row - 1,
+                            b_label(c, heading, sizeof heading), c->unit,
+                            c->better > 0 ? "higher" : "lower");
             }
             if (!c->n) continue;
             if (pass == 0) {
                 double best = 0;
                 for (int j = 0; j < b_ncases; j++) {
                     b_case *o = &b_cases[j];
-                    if (!o->n || strcmp(o->workload, c->workload)) continue;
+                    if (!o->n || !b_same_group(o, c)) continue;
                     double s = o->better > 0 ? b_median(o) : 1 / b_median(o);
                     if (s > best) best = s;
                 }
                 double speed = (c->better > 0 ? b_median(c) : 1 / b_median(c)) / best;
-                b_case *m = c->kind == B_MP ? NULL : b_best_mp(c->workload);
+                b_case *m = c->kind == B_MP ? NULL : b_best_mp(c);
                 b_fmt(v, sizeof v, b_median(c), c->unit);
                 if (m)
                     snprintf(label, sizeof label, "%s   (%s: %s)", v, m->system,
@@ -846,6 +1162,44 @@ static void b_write_plot(const char *path) {
         }
         fprintf(f, "\n\n");
     }
+}
+
+static void b_write_curves(FILE *f) {
+    for (int i = 0; i < b_ncases; i++) {
+        const b_case *c = &b_cases[i], *cols[B_MAXCOLS];
+        if (!c->x || (i && !strcmp(b_cases[i - 1].workload, c->workload))) continue;
+        int k = b_scale_systems(c->workload, cols);
+        bool eff = b_has_efficiency(c->workload);
+        if (!k) continue;
+        fprintf(f, "# %s (%s)\n\"N\"", c->workload, eff ? "efficiency" : c->unit);
+        for (int j = 0; j < k; j++) fprintf(f, " \"%s\"", cols[j]->system);
+        fputc('\n', f);
+        for (int j = i; j < b_ncases && !strcmp(b_cases[j].workload, c->workload); j++) {
+            const b_case *g = &b_cases[j];
+            if (!b_first_of_group(j) || !b_group_measured(j) || g->place != b_headline(g->workload))
+                continue;
+            fprintf(f, "%d", g->x);
+            for (int col = 0; col < k; col++) {
+                const b_case *o = b_find(g, cols[col]->system);
+                double v = !o || !o->n ? NAN : eff ? b_efficiency(o) : b_median(o);
+                if (v == v) fprintf(f, " %.6g", v);
+                else fprintf(f, " NaN");
+            }
+            fputc('\n', f);
+        }
+        fprintf(f, "\n\n");
+    }
+}
+
+static void b_write_plot(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "mpbench: %s: %s\n", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "# title: %s, %s; medians of up to %d runs\n", b_machine, b_date, b_most_runs());
+    b_write_bars(f);
+    b_write_curves(f);
     fclose(f);
 }
 
@@ -857,15 +1211,16 @@ static void b_usage(void) {
             "               [-m out.md] [-p out.dat] [-l] [-v] [workload-or-prefix...]\n"
             "  -r  runs of each pair, interleaved (default 5, at most %d)\n"
             "  -t  time limit of one run (default 60 s)\n"
-            "  -b  after 3 runs, stop starting rounds that would end past this (default 210 s)\n"
+            "  -b  after 3 runs, stop starting rounds that would end past this (default 360 s)\n"
             "  -s  only systems whose name contains this\n"
+            "  workload-or-prefix: a prefix of workload/N=n/placement (\"pingpong\", \"queue_1p1c_64B/shared\")\n"
             "  -l  list the pairs and exit;  -v  print every run\n",
             B_MAXRUNS);
 }
 
 int main(int argc, char **argv) {
     int runs = 5, opt;
-    double timeout = 60, budget = 210;
+    double timeout = 60, budget = 360;
     const char *csv = NULL, *md = NULL, *plot = NULL, *sys = NULL;
     bool list = false, verbose = false;
     char cmdline[1024] = "mpbench";
@@ -893,6 +1248,8 @@ int main(int argc, char **argv) {
     }
     char **names = argv + optind;
     int nnames = argc - optind;
+    b_ncpus();
+    b_expand_cases();
     for (int i = 0; i < b_ncases; i++) {
         b_cases[i].kind = b_kind_of(b_cases[i].system);
         b_cases[i].order = i;
@@ -904,8 +1261,9 @@ int main(int argc, char **argv) {
         if (!b_selected(c, names, nnames, sys)) continue;
         c->selected = true;
         selected++;
+        char label[160];
         if (list)
-            printf("%-19s %-28s %-8s %s%s\n", c->workload, c->system, c->unit,
+            printf("%-28s %-28s %-8s %s%s\n", b_label(c, label, sizeof label), c->system, c->unit,
                    c->better > 0 ? "higher is better" : "lower is better",
                    c->max_runs ? " (fewer runs)" : "");
     }
@@ -919,9 +1277,14 @@ int main(int argc, char **argv) {
     b_describe_machine();
     printf("# mpbench on %s, %s: %d interleaved runs of each pair, each in a fresh process\n",
            b_machine, b_date, runs);
+    printf("# placement: two-party workloads run /cross (party i pinned to CPU i mod %d of %s) "
+           "%s; the others where the scheduler puts them\n",
+           b_ncpus(), b_party_cpus_all(), b_ncpus() > 1 ? "and /shared (every party on one CPU)"
+                                                       : "only as /shared (one CPU)");
     b_run_all(runs, timeout, budget, names, nnames, sys, verbose);
     b_print_results(runs);
     b_print_ratios();
+    b_print_scale(stdout, false);
     b_print_targets();
     if (csv) b_write_csv(csv);
     if (md) b_write_md(md, cmdline);

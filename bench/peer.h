@@ -62,9 +62,10 @@ static inline double pb_gate_elapsed(const pb_gate *g, int n) {
     return end - g->t0;
 }
 
-/* Forks a worker that runs fn(arg, i) and exits with its return value. */
+/* Forks a worker, party i of the run (pinned where the run's placement puts it: see
+   bench.h), that runs fn(arg, i) and exits with its return value. */
 static inline pid_t pb_fork(int (*fn)(void *, int), void *arg, int i) {
-    pid_t pid = fork();
+    pid_t pid = b_fork_party(i);
     if (pid == 0) _exit(fn(arg, i) & 0xff);
     return pid;
 }

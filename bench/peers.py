@@ -9,9 +9,15 @@ are scaled down to fit `make bench` into its time budget: only the count changes
 figure is the same per-message (per-item, per-task) rate, and the note says so.
 COUNT overrides the count (to check that scaling does not change the rate).
 
-The fork start method is used, as mp.h forks (it is Linux's default before 3.14)."""
+The fork start method is used, as mp.h forks (it is Linux's default before 3.14).
+
+Placement: when $MPBENCH_PARTY_CPUS is set ("0,1"; mpbench sets it for a two-party
+workload), each party pins itself first thing, party i to the (i mod n)th CPU listed,
+and prints `pinned PARTY CPU` (mpbench counts them). The parties are numbered as in
+the C benches: producers then consumers, or the ping-pong's parent 0 and echo 1."""
 import multiprocessing as mp
 from multiprocessing.connection import Client, Listener
+import os
 import sys
 import time
 
@@ -36,6 +42,26 @@ COUNTS = {
     "dict_set_get": (20_000, 200_000, "calls"),
 }
 KEY = b"bench key"
+
+
+def pin(party):
+    cpus = os.environ.get("MPBENCH_PARTY_CPUS")
+    if not cpus:
+        return
+    cpus = [int(c) for c in cpus.split(",")]
+    cpu = cpus[party % len(cpus)]
+    os.sched_setaffinity(0, {cpu})
+    print(f"pinned {party} {cpu}", flush=True)
+
+
+def as_party(party, fn, *args):
+    """A Process target: pins this process as party, then runs fn(*args)."""
+    pin(party)
+    fn(*args)
+
+
+def party(i, fn, args):
+    return ctx.Process(target=as_party, args=(i, fn) + tuple(args))
 
 
 def check(procs):
@@ -83,13 +109,11 @@ def pipe_recv(r, n):
 def queue_1p1c_64B(variant, n):
     if variant == "pipe":
         r, w = ctx.Pipe(duplex=False)
-        procs = [ctx.Process(target=pipe_send, args=(w, n, MSG)),
-                 ctx.Process(target=pipe_recv, args=(r, n))]
+        procs = [party(0, pipe_send, (w, n, MSG)), party(1, pipe_recv, (r, n))]
         note = "Pipe(duplex=False), send_bytes/recv_bytes; bounded by the pipe, not at 1024"
     else:
         q = ctx.Queue(1024)
-        procs = [ctx.Process(target=q_put, args=(q, n, MSG)),
-                 ctx.Process(target=q_get, args=(q, n))]
+        procs = [party(0, q_put, (q, n, MSG)), party(1, q_get, (q, n))]
         note = "Queue(1024), put/get of a 64-byte bytes"
     return n / run_all(procs), note
 
@@ -105,8 +129,8 @@ def q_get_counting(q, counts, i):
 def queue_2p2c_64B(variant, n):
     q = ctx.Queue(1024)
     counts = ctx.Array("q", 2, lock=False)
-    prods = [ctx.Process(target=q_put, args=(q, n // 2, MSG)) for _ in range(2)]
-    cons = [ctx.Process(target=q_get_counting, args=(q, counts, i)) for i in range(2)]
+    prods = [party(i, q_put, (q, n // 2, MSG)) for i in range(2)]
+    cons = [party(2 + i, q_get_counting, (q, counts, i)) for i in range(2)]
     t0 = time.perf_counter()
     for p in prods + cons:
         p.start()
@@ -135,14 +159,15 @@ def echo_pipe(c, n):
 def pingpong_64B(variant, n):
     if variant == "pipe":
         here, there = ctx.Pipe()
-        p = ctx.Process(target=echo_pipe, args=(there, n + 1))
+        p = party(1, echo_pipe, (there, n + 1))
         put, get = here.send_bytes, here.recv_bytes
         note = "one duplex Pipe, send_bytes/recv_bytes"
     else:
         a, b = ctx.Queue(), ctx.Queue()
-        p = ctx.Process(target=echo_queue, args=(a, b, n + 1))
+        p = party(1, echo_queue, (a, b, n + 1))
         put, get = a.put, b.get
         note = "two Queues"
+    pin(0)
     p.start()
     put(MSG)  # the first round trip waits for the child to start
     get()
@@ -157,8 +182,7 @@ def pingpong_64B(variant, n):
 
 def queue_1MiB(variant, n):
     q = ctx.Queue(8)
-    dt = run_all([ctx.Process(target=q_put, args=(q, n, MIB)),
-                  ctx.Process(target=q_get, args=(q, n))])
+    dt = run_all([party(0, q_put, (q, n, MIB)), party(1, q_get, (q, n))])
     return n * len(MIB) / dt / 1e9, "Queue(8) of 1 MiB bytes; GB = 1e9 bytes"
 
 
@@ -233,7 +257,7 @@ def increment(lock, counter, gate, n):
 
 def lock_contended_2p(variant, n):
     lock, counter, gate = ctx.Lock(), ctx.RawValue("q", 0), ctx.Barrier(3)
-    procs = [ctx.Process(target=increment, args=(lock, counter, gate, n)) for _ in range(2)]
+    procs = [party(i, increment, (lock, counter, gate, n)) for i in range(2)]
     for p in procs:
         p.start()
     gate.wait()
@@ -276,7 +300,8 @@ def tcp_echo(address, n):
 
 def tcp_pingpong_64B(variant, n):
     with Listener(("127.0.0.1", 0), authkey=KEY) as l:
-        p = ctx.Process(target=tcp_echo, args=(l.address, n + 1))
+        pin(0)
+        p = party(1, tcp_echo, (l.address, n + 1))
         p.start()
         c = l.accept()
     put, get = c.send_bytes, c.recv_bytes
@@ -299,8 +324,9 @@ def connect_many(address, n):
 
 def connect_auth(variant, n):
     with Listener(("127.0.0.1", 0), authkey=KEY) as l:
+        pin(0)
         t0 = time.perf_counter()
-        p = ctx.Process(target=connect_many, args=(l.address, n))
+        p = party(1, connect_many, (l.address, n))
         p.start()
         for _ in range(n):
             l.accept().close()
