@@ -632,3 +632,19 @@ TEST_T(example_manager_remote_separate_programs, 40) {
     int st = t_proc_end(&server);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
+
+/* No merge conflict was committed into the documents a user reads first. */
+TEST(example_docs_hold_no_merge_markers) {
+    const char *files[] = {"README.md", "mp.h", "Makefile"};
+    for (int f = 0; f < 3; f++) {
+        int n;
+        char *text = ex_slurp(files[f]), **l = ex_split(text, &n);
+        for (int i = 0; i < n; i++) {
+            bool marker = !strncmp(l[i], "<<<<<<< ", 8) || !strncmp(l[i], ">>>>>>> ", 8);
+            if (marker) fprintf(stderr, "  %s:%d: %s\n", files[f], i + 1, l[i]);
+            CHECK(!marker);
+        }
+        free(l);
+        free(text);
+    }
+}
