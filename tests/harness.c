@@ -61,6 +61,21 @@ int t_count_fds(void) {
     return n - 3; /* ".", "..", and the DIR's own fd */
 }
 
+char t_proc_state(pid_t pid, pid_t *ppid) {
+    char path[64], buf[512], st = 0;
+    int parent = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *c = strrchr(buf, ')'); /* "pid (comm) S ppid ...": comm may hold anything */
+    if (!c || sscanf(c + 1, " %c %d", &st, &parent) != 2) return 0;
+    if (ppid) *ppid = (pid_t)parent;
+    return st;
+}
+
 double t_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

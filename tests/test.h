@@ -18,6 +18,9 @@ long t_scale(long n);
 int t_count_fds(void);
 /* Seconds since an arbitrary start, monotonic. */
 double t_now(void);
+/* The state letter of pid in /proc/<pid>/stat ('R', 'S', 'Z'...), 0 if there is no
+   such process; *ppid (if not NULL) its parent. */
+char t_proc_state(pid_t pid, pid_t *ppid);
 /* Fork a plain child running fn(arg) and _exit with its return value. */
 pid_t t_fork(int (*fn)(void *), void *arg);
 /* waitpid with EINTR handling; returns the raw status. */

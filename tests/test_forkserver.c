@@ -208,15 +208,8 @@ static int parent_of_daemon(void *arg) {
 /* pid ended: no such process, or a zombie no one reaped yet (the harness, as
    subreaper, reaps the server's orphans only after the test). */
 static bool ended(pid_t pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return true;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    return !p || p[2] == 'Z' || p[2] == 'X';
+    char st = t_proc_state(pid, NULL);
+    return !st || st == 'Z' || st == 'X';
 }
 
 static bool gone_within(pid_t pid, double s) {
@@ -248,16 +241,9 @@ static int server_killed(void *arg) {
     mp_process *running = mp_process_create(&d);
     FS_CHECK(mp_process_start(running) == MP_OK, 3);
     /* the server is no child of ours: find it as the running child's parent */
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)mp_process_pid(running));
-    FILE *f = fopen(path, "r");
-    FS_CHECK(f != NULL, 4);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    int server = 0;
-    char st;
-    FS_CHECK(sscanf(strrchr(buf, ')') + 1, " %c %d", &st, &server) == 2 && server > 1, 5);
+    pid_t server = 0;
+    FS_CHECK(t_proc_state(mp_process_pid(running), &server) != 0, 4);
+    FS_CHECK(server > 1, 5);
     FS_CHECK(kill(server, SIGKILL) == 0, 6);
     FS_CHECK(gone_within(server, 5), 7);
     mp_process *later = mp_process_create(&d);

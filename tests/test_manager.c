@@ -303,15 +303,9 @@ TEST(manager_daemon_server_dies_with_its_starter) {
 /* Wait (up to 5 s) until /proc says the process is in state st. */
 static bool m_wait_state(pid_t pid, char st) {
     for (double end = t_now() + 5; t_now() < end; usleep(2000)) {
-        char path[64], buf[256];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (!f) return false;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        char *c = strrchr(buf, ')');
-        if (c && c[1] == ' ' && c[2] == st) return true;
+        char now = t_proc_state(pid, NULL);
+        if (!now) return false;
+        if (now == st) return true;
     }
     return false;
 }

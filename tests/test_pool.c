@@ -786,23 +786,16 @@ static int square_note_pid(const void *in, void *out) {
 }
 
 static bool is_my_child(pid_t pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char path[64], buf[64];
+    pid_t ppid = 0;
+    char state = t_proc_state(pid, &ppid);
+    if (!state || state == 'Z') return false;
+    if (ppid == getpid()) return true;
+    /* forkserver workers are the server's children */
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)ppid);
     FILE *f = fopen(path, "r");
     if (!f) return false;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *close_paren = strrchr(buf, ')');
-    int ppid = 0;
-    char state;
-    if (!close_paren || sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2) return false;
-    if (state == 'Z') return false;
-    if (ppid == getpid()) return true;
-    /* forkserver workers are the server's children */
-    snprintf(path, sizeof path, "/proc/%d/comm", ppid);
-    if (!(f = fopen(path, "r"))) return false;
-    n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
     return strcmp(buf, "mp-forkserver\n") == 0;
