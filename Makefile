@@ -124,7 +124,7 @@ torture-short: $(B)/torture
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 
-$(B)/fuzz_conn: fuzz/fuzz_conn.c mp.h
+$(B)/fuzz_conn: fuzz/fuzz_conn.c fuzz/fuzz.h mp.h
 	@mkdir -p $(B)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -I. $< -o $@ -pthread
@@ -138,7 +138,7 @@ fuzz: $(B)/fuzz_conn
 
 # The handshake (mp_listener_accept / mp_client's authentication) driven by a peer
 # thread with arbitrary bytes; seeds in fuzz/corpus-handshake.
-$(B)/fuzz_handshake: fuzz/fuzz_handshake.c mp.h
+$(B)/fuzz_handshake: fuzz/fuzz_handshake.c fuzz/fuzz.h mp.h
 	@mkdir -p $(B)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -I. $< -o $@ -pthread
@@ -151,7 +151,7 @@ fuzz-handshake: $(B)/fuzz_handshake
 
 # The Manager's request handler (an authenticated client's requests), called on the
 # fuzzer's bytes; seeds in fuzz/corpus-manager.
-$(B)/fuzz_manager: fuzz/fuzz_manager.c mp.h
+$(B)/fuzz_manager: fuzz/fuzz_manager.c fuzz/fuzz.h mp.h
 	@mkdir -p $(B)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -I. $< -o $@ -pthread

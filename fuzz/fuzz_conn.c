@@ -13,28 +13,8 @@
    Every allocation mp makes goes through MP_MALLOC, checked here against the bound
    the conn's message limit implies: its 64 KiB buffer or one whole frame.
    Build and run: make fuzz (FUZZ_SECONDS, default 60). */
-#define _GNU_SOURCE
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define FAIL(...)                                   \
-    do {                                            \
-        fprintf(stderr, "fuzz_conn: " __VA_ARGS__); \
-        fprintf(stderr, "\n");                      \
-        abort();                                    \
-    } while (0)
-
-static size_t alloc_bound = SIZE_MAX;
-static void *bounded_malloc(size_t n) {
-    if (n > alloc_bound) FAIL("mp allocated %zu bytes, bound %zu", n, alloc_bound);
-    return malloc(n);
-}
-#define MP_MALLOC(n) bounded_malloc(n)
-#define MP_FREE(p) free(p)
-#define MP_IMPLEMENTATION
-#include "../mp.h"
+#define FUZZ_NAME "fuzz_conn"
+#include "fuzz.h"
 
 static const size_t limits[8] = {1, 12, 255, 4096, 65536, 1 << 20, 100000, 70000};
 static const size_t caps[8] = {0, 1, 7, 64, 4096, 16384, 65536, 200000};
@@ -191,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fcntl(mp_conn_fileno(w), F_SETPIPE_SZ, 1 << 20);
     }
     if (mp_conn_set_max_message(r, max) != MP_OK) FAIL("set_max_message");
-    alloc_bound = (max + 12 > 65536 ? max + 12 : 65536) + 64;
+    fuzz_alloc_bound = (max + 12 > 65536 ? max + 12 : 65536) + 64;
     if (n > 0 && !feed(w, d, n)) FAIL("cannot write %zu bytes", n);
     if (!keep_open) {
         mp_conn_close(w);
@@ -200,7 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t pos = 0;
     for (int round = 0; round < 100000; round++)
         if (!step(r, style, cap, buf, d, n, &pos, max, !keep_open, round)) break;
-    alloc_bound = SIZE_MAX;
+    fuzz_alloc_bound = SIZE_MAX;
     mp_conn_close(r);
     mp_conn_close(w);
     return 0;

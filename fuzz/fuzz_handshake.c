@@ -18,28 +18,8 @@
    and its answer must be the right HMAC. Every allocation is bounded by the conn's
    64 KiB receive buffer, whatever the peer's headers announce.
    Build and run: make fuzz-handshake (FUZZ_SECONDS, default 60). */
-#define _GNU_SOURCE
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define FAIL(...)                                        \
-    do {                                                 \
-        fprintf(stderr, "fuzz_handshake: " __VA_ARGS__); \
-        fprintf(stderr, "\n");                           \
-        abort();                                         \
-    } while (0)
-
-static size_t alloc_bound = SIZE_MAX;
-static void *bounded_malloc(size_t n) {
-    if (n > alloc_bound) FAIL("mp allocated %zu bytes, bound %zu", n, alloc_bound);
-    return malloc(n);
-}
-#define MP_MALLOC(n) bounded_malloc(n)
-#define MP_FREE(p) free(p)
-#define MP_IMPLEMENTATION
-#include "../mp.h"
+#define FUZZ_NAME "fuzz_handshake"
+#include "fuzz.h"
 #include <pthread.h>
 
 static const char key[] = "fuzz key";
@@ -170,11 +150,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     setsockopt(mp_conn_fileno(c), SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     pthread_t th;
     if (pthread_create(&th, NULL, peer_run, p) != 0) FAIL("pthread_create");
-    alloc_bound = 65536 + 512; /* the conn's receive buffer, never a peer's length */
+    fuzz_alloc_bound = 65536 + 512; /* the conn's receive buffer, never a peer's length */
     /* with EOF after the stream the deadline is never reached */
     double limit = p->mode & 2 ? 0.02 : 10;
     int rc = mp__auth_handshake(c, key, KEYLEN, !(p->mode & 4), mp__deadline(limit));
-    alloc_bound = SIZE_MAX;
+    fuzz_alloc_bound = SIZE_MAX;
     mp_conn_close(c);
     pthread_join(th, NULL);
     if (!(p->mode & 1) && rc == MP_OK) FAIL("accepted a peer that never had the key");

@@ -7,28 +7,9 @@
    Input: a sequence of requests, each a 2-byte big-endian length then that many bytes,
    all run on one fresh server (so that an OPEN can be followed by verbs on the id it
    got: ids count from 0). Build and run: make fuzz-manager (FUZZ_SECONDS, default 60). */
-#define _GNU_SOURCE
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define FAIL(...)                                       \
-    do {                                                \
-        fprintf(stderr, "fuzz_manager: " __VA_ARGS__);  \
-        fprintf(stderr, "\n");                          \
-        abort();                                        \
-    } while (0)
-
+#define FUZZ_NAME "fuzz_manager"
+#include "fuzz.h"
 #define HEAP ((size_t)16 << 20)
-static void *bounded_malloc(size_t n) {
-    if (n > 2 * HEAP) FAIL("mp allocated %zu bytes with a heap of %zu", n, HEAP);
-    return malloc(n);
-}
-#define MP_MALLOC(n) bounded_malloc(n)
-#define MP_FREE(p) free(p)
-#define MP_IMPLEMENTATION
-#include "../mp.h"
 
 static void server_free(mp__msrv *s) {
     for (uint32_t i = 0; i < s->nobj; i++) mp__mobj_free(&s->obj[i]);
@@ -42,6 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!inited) {
         mp_config cfg = {HEAP, NULL, 0};
         if (mp_init(&cfg) != MP_OK) FAIL("mp_init");
+        fuzz_alloc_bound = 2 * HEAP; /* nothing a request announces may cost more */
         inited = 1;
     }
     mp__msrv s;
