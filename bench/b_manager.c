@@ -5,7 +5,11 @@
    (total ops/s). "raw Unix socket round trip": the floor of any served call - a client
    process bouncing a 64-byte message off an echo process over a Unix stream socket,
    bare send/recv, one round trip = one op. "Python Manager dict": Python's
-   Manager().dict() (bench/peers.py). */
+   Manager().dict() (bench/peers.py).
+   Two-party (bench.h): the server is party 0 (the bench process pins itself before
+   mp_manager_start forks the server, which keeps that CPU), the clients parties 1, 2,
+   ...; the raw round trip's parent party 0, its echo party 1. The local dict is one
+   process, pinned alone (b_one_process): its figure is the same in both placements. */
 #define _GNU_SOURCE
 #include "../mp.h"
 #include "bench.h"
@@ -17,6 +21,8 @@
 #include <unistd.h>
 
 enum { LOCAL_OPS = 4000000, SERVED_OPS = 200000, KEYS = 1000 };
+
+BENCH_TWO_PARTY("dict_set_get")
 
 static char d_keys[KEYS][16]; /* made before the timing */
 
@@ -38,6 +44,7 @@ static bool d_run(mp_dict *d, long ops) {
 }
 
 BENCH(dict_local, "dict_set_get", "mp.h local dict", "ops/s", +1) {
+    b_one_process();
     mp_dict *d = mp_dict_create();
     if (!d) return b_fail("mp_dict_create");
     d_make_keys(0);
@@ -46,12 +53,14 @@ BENCH(dict_local, "dict_set_get", "mp.h local dict", "ops/s", +1) {
     bool ok = d_run(d, LOCAL_OPS);
     double t = b_now() - t0;
     mp_dict_destroy(d);
+    b_note("one process (no server), alone on one CPU");
     return ok ? LOCAL_OPS / t : b_fail("a local dict call failed");
 }
 
 /* clients processes, each SERVED_OPS / clients ops (all of them for one client). */
 static double d_served(int clients) {
     mp_manager_desc md = {0};
+    b_party(0); /* the server forked next keeps this CPU */
     mp_manager *m = mp_manager_start(&md);
     mp_dict *d = m ? mp_manager_dict(m, "bench") : NULL;
     if (!d) return b_fail("mp_manager_start/dict");
@@ -61,7 +70,7 @@ static double d_served(int clients) {
     pid_t pid[4];
     for (int c = 0; c < clients; c++) {
         fflush(NULL);
-        if ((pid[c] = fork()) == 0) {
+        if ((pid[c] = b_fork_party(1 + c)) == 0) {
             char x;
             d_make_keys(c);
             d_run(d, 2000); /* its connection, and warm */
@@ -105,7 +114,8 @@ BENCH(dict_raw_unix, "dict_set_get", "raw Unix socket round trip", "ops/s", +1) 
     int sv[2];
     char buf[64];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return b_fail("socketpair");
-    pid_t pid = fork();
+    b_party(0);
+    pid_t pid = b_fork_party(1);
     if (pid == 0) { /* echo until EOF */
         close(sv[0]);
         while (d_full(sv[1], buf, sizeof buf, false) && d_full(sv[1], buf, sizeof buf, true)) {}

@@ -65,6 +65,10 @@ enum { B_CROSS = 1, B_SHARED = 2 };
 void b_placements(const char *workload, int placements);
 /* Pins the calling process as party i of the run (nothing when the run is not placed). */
 void b_party(int i);
+/* A system of a placed workload that is one process (the local dict beside the served
+   ones): it pins itself as party 0 and the run counts as placed with that one party.
+   Both placements then run it alone on one CPU; its note should say so. */
+void b_one_process(void);
 /* fork(); the child first pins itself as party i. */
 pid_t b_fork_party(int i);
 /* The CPUs of the run's parties for a program that pins its own ("0,1": party i takes

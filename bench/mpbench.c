@@ -74,9 +74,9 @@ enum { B_MAXCPUS = 256 };
 static int b_cpus[B_MAXCPUS], b_ncpu;
 
 /* In the run's child, shared with the processes it forks: the parties that pinned
-   themselves, and the first failure. */
+   themselves, whether the system is one process (b_one_process), and the first failure. */
 typedef struct {
-    int pinned, failed;
+    int pinned, failed, one_process;
     char msg[B_MSG];
 } b_pinlog;
 static b_pinlog *b_pins;
@@ -237,6 +237,11 @@ void b_party(int i) {
 
 void b_party_pinned(void) {
     if (b_pins) __atomic_fetch_add(&b_pins->pinned, 1, __ATOMIC_SEQ_CST);
+}
+
+void b_one_process(void) {
+    if (b_pins) b_pins->one_process = 1;
+    b_party(0);
 }
 
 pid_t b_fork_party(int i) {
@@ -482,7 +487,7 @@ static double b_call(const b_case *c) {
     int pinned = __atomic_load_n(&b_pins->pinned, __ATOMIC_SEQ_CST);
     if (b_cur.state != B_ACTIVE || !c->place) return v;
     if (b_pins->failed) return b_fail(b_pins->msg);
-    if (pinned < 2) {
+    if (pinned < (b_pins->one_process ? 1 : 2)) {
         char msg[B_MSG];
         snprintf(msg, sizeof msg, "placed %s, but %d parties pinned themselves (b_party, b_fork_party)",
                  b_place_name(c->place), pinned);

@@ -17,6 +17,7 @@ and prints `pinned PARTY CPU` (mpbench counts them). The parties are numbered as
 the C benches: producers then consumers, or the ping-pong's parent 0 and echo 1."""
 import multiprocessing as mp
 from multiprocessing.connection import Client, Listener
+from multiprocessing.managers import SyncManager
 import os
 import sys
 import time
@@ -339,7 +340,11 @@ def connect_auth(variant, n):
 # ---- the Manager --------------------------------------------------------------------
 
 def dict_set_get(variant, n):
-    with ctx.Manager() as m:
+    """The server is party 0 (pinned by its initializer), this client party 1."""
+    m = SyncManager(ctx=ctx)
+    m.start(pin, (0,))
+    pin(1)
+    with m:
         d = m.dict()
         keys = [f"0-{i}".encode().ljust(16, b"k") for i in range(1000)]
         t0 = time.perf_counter()
