@@ -604,8 +604,9 @@ static void b_run_all(int runs, double timeout, double budget, char **names, int
             if (verbose) {
                 if (tty) fprintf(stderr, "\r\033[K");
                 char label[160];
-                printf("#   %s %s %.4g %s (run %d, %.2f s)\n", b_label(c, label, sizeof label),
-                       c->system, res.value, c->unit, c->n, b_now() - s);
+                printf("#   %s %s %.4g %s (run %d, %.2f s)%s%s\n", b_label(c, label, sizeof label),
+                       c->system, res.value, c->unit, c->n, b_now() - s, res.note[0] ? "  # " : "",
+                       res.note);
             }
         }
         if (!tty) fprintf(stderr, "# run %d of %d done, %.0f s\n", r + 1, runs, b_now() - t0);
