@@ -52,7 +52,10 @@ def pin(party):
     cpus = [int(c) for c in cpus.split(",")]
     cpu = cpus[party % len(cpus)]
     os.sched_setaffinity(0, {cpu})
-    print(f"pinned {party} {cpu}", flush=True)
+    sys.stdout.flush()
+    # one write(2): parties print at once, and print() may write the text and its
+    # newline apart ("pinned 0 0pinned 1 1" was seen), which hid a party from mpbench
+    os.write(sys.stdout.fileno(), f"pinned {party} {cpu}\n".encode())
 
 
 def as_party(party, fn, *args):
