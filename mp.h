@@ -4134,11 +4134,11 @@ MPDEF int mp_conn_send(mp_conn *c, const void *buf, size_t len) {
 
 /* --- receiving --- */
 
-/* Read some bytes, sleeping until deadline: > 0 bytes, 0 at EOF, or MP_ETIMEDOUT/ESYS.
-   With no deadline a blocking read is the whole wait: one system call. A pipe with a
-   deadline is polled first (no per-call non-blocking read); a socket tries first. */
+/* Read some bytes, sleeping until deadline, once a try found none: > 0 bytes, 0 at EOF,
+   or MP_ETIMEDOUT/ESYS. With no deadline a blocking read is the whole wait: one system
+   call. With one, poll first, then a read that does not block. */
 static ssize_t mp__conn_sleep_read(mp_conn *c, void *p, size_t n, int64_t deadline) {
-    bool timed = deadline != MP__NEVER, wait = timed && !c->sock;
+    bool timed = deadline != MP__NEVER, wait = timed;
     for (;;) {
         if (wait) {
             int w = mp__fd_wait(c->fd, POLLIN, deadline);
@@ -4152,7 +4152,7 @@ static ssize_t mp__conn_sleep_read(mp_conn *c, void *p, size_t n, int64_t deadli
            client waits so: one system call per answer) */
         if (!timed && c->sock && errno != EINTR && !(fcntl(c->fd, F_GETFL) & O_NONBLOCK))
             return MP_ETIMEDOUT;
-        wait = errno != EINTR || (timed && !c->sock);
+        wait = errno != EINTR || timed;
     }
 }
 
