@@ -76,19 +76,6 @@ BENCH(tcp_pingpong_mp, "tcp_pingpong_64B", "mp.h", "us", -1) {
     return ok ? t / TRIPS * 1e6 : b_fail("mp.h TCP ping-pong failed");
 }
 
-static bool b_full(int fd, char *p, size_t n, bool out) {
-    while (n) {
-        ssize_t r = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR) continue;
-            return false;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
 static int b_nodelay(int fd) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

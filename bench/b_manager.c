@@ -4,7 +4,7 @@
    process; "mp.h served dict, 4 clients": four client processes at once on one dict
    (total ops/s). "raw Unix socket round trip": the floor of any served call - a client
    process bouncing a 64-byte message off an echo process over a Unix stream socket,
-   bare send/recv, one round trip = one op. "Python Manager dict": Python's
+   bare read/write, one round trip = one op. "Python Manager dict": Python's
    Manager().dict() (bench/peers.py).
    Two-party (bench.h): the server is party 0 (the bench process pins itself before
    mp_manager_start forks the server, which keeps that CPU), the clients parties 1, 2,
@@ -98,18 +98,6 @@ static double d_served(int clients) {
 BENCH(dict_served_1, "dict_set_get", "mp.h served dict", "ops/s", +1) { return d_served(1); }
 BENCH(dict_served_4, "dict_set_get", "mp.h served dict, 4 clients", "ops/s", +1) { return d_served(4); }
 
-static bool d_full(int fd, char *p, size_t n, bool out) {
-    while (n) {
-        ssize_t r = out ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR) continue;
-            return false;
-        }
-        p += r, n -= (size_t)r;
-    }
-    return true;
-}
-
 BENCH(dict_raw_unix, "dict_set_get", "raw Unix socket round trip", "ops/s", +1) {
     int sv[2];
     char buf[64];
@@ -118,7 +106,7 @@ BENCH(dict_raw_unix, "dict_set_get", "raw Unix socket round trip", "ops/s", +1) 
     pid_t pid = b_fork_party(1);
     if (pid == 0) { /* echo until EOF */
         close(sv[0]);
-        while (d_full(sv[1], buf, sizeof buf, false) && d_full(sv[1], buf, sizeof buf, true)) {}
+        while (b_full(sv[1], buf, sizeof buf, false) && b_full(sv[1], buf, sizeof buf, true)) {}
         _exit(0);
     }
     close(sv[1]);
@@ -126,12 +114,12 @@ BENCH(dict_raw_unix, "dict_set_get", "raw Unix socket round trip", "ops/s", +1) 
     bool ok = true;
     double t0 = b_now();
     for (long i = 0; i < SERVED_OPS && ok; i++)
-        ok = d_full(sv[0], buf, sizeof buf, true) && d_full(sv[0], buf, sizeof buf, false);
+        ok = b_full(sv[0], buf, sizeof buf, true) && b_full(sv[0], buf, sizeof buf, false);
     double t = b_now() - t0;
     close(sv[0]);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    b_note("64-byte messages, a stream socketpair, bare send/recv");
+    b_note("64-byte messages, a stream socketpair, bare read/write");
     return ok ? SERVED_OPS / t : b_fail("raw round trip failed");
 }
 

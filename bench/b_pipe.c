@@ -66,19 +66,6 @@ static double b_mp_pingpong(bool duplex) {
     return ok ? t / TRIPS * 1e6 : b_skip("mp.h pipe ping-pong failed");
 }
 
-static bool b_full(int fd, char *p, size_t n, bool out) {
-    while (n) {
-        ssize_t r = out ? write(fd, p, n) : read(fd, p, n);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR) continue;
-            return false;
-        }
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
 /* fds: [0] parent reads, [1] parent writes, [2] child reads, [3] child writes. */
 static double b_raw_pingpong(int fd[4]) {
     char buf[MSG];

@@ -36,6 +36,9 @@ void b_note(const char *fmt, ...)
 #endif
     ;
 double b_now(void); /* seconds, CLOCK_MONOTONIC (the same clock in every process) */
+/* All n bytes written to (out) or read from fd, on a pipe or a socket, across EINTR and
+   partial transfers; false at EOF or on an error. */
+bool b_full(int fd, void *p, size_t n, bool out);
 /* Runs `python3 bench/peers.py workload variant` and returns the number it prints
    (b_skip when python3 is absent, b_fail when it breaks). $MPBENCH_PYTHON names the
    interpreter, $MPBENCH_PEERS the script (default: ../bench/peers.py next to the

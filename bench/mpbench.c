@@ -225,6 +225,20 @@ static void b_pin_failed(const char *fmt, int i, int cpu) {
     snprintf(b_pins->msg, sizeof b_pins->msg, fmt, i, cpu, strerror(errno));
 }
 
+bool b_full(int fd, void *p, size_t n, bool out) {
+    char *c = (char *)p;
+    while (n) {
+        ssize_t r = out ? write(fd, c, n) : read(fd, c, n);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) continue;
+            return false;
+        }
+        c += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
 void b_party(int i) {
     if (!b_run_place || !b_pins) return;
     int cpu = b_cpu_of(b_run_place, i);
