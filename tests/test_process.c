@@ -380,7 +380,7 @@ static int nproc_scenario(void *arg) {
     mp_process_desc d = {ret_arg, (void *)3, NULL, false, 0, MP_START_FORK};
     mp_process *again = mp_process_create(&d);
     if (mp_process_start(again) != MP_OK) return 14; /* a slot freed up: works again */
-    mp_process_join(again, 10);
+    if (mp_process_join(again, 10) != MP_OK) return 17;
     if (mp_process_exitcode(again) != 3) return 15;
     mp_process_destroy(again);
     for (int i = 1; i < started; i++) {
