@@ -251,12 +251,22 @@ static chan *ring_open(size_t msgsize, size_t bound) {
     c->bound = bound, c->msgsize = msgsize, c->mapped = n;
     return (chan *)c;
 }
+/* Lock and wait the same for both rings: a plain mutex never reports EOWNERDEAD. */
+static int ring_lock(ring_chan *c) {
+    int rc = pthread_mutex_lock(&c->mu);
+    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&c->mu);
+    return rc;
+}
+/* A wait that returns EOWNERDEAD holds the mutex all the same. */
+static void ring_wait(pthread_cond_t *cv, ring_chan *c) {
+    if (pthread_cond_wait(cv, &c->mu) == EOWNERDEAD) pthread_mutex_consistent(&c->mu);
+}
 static void ring_send(chan *ch, const void *buf, size_t len) {
     ring_chan *c = (ring_chan *)ch;
-    pthread_mutex_lock(&c->mu);
+    if (ring_lock(c) != 0) b_die("pthread_mutex_lock");
     while (c->count == c->bound) {
         c->wait_put++;
-        pthread_cond_wait(&c->not_full, &c->mu);
+        ring_wait(&c->not_full, c);
         c->wait_put--;
     }
     memcpy(c->data + c->tail * c->msgsize, buf, len);
@@ -267,10 +277,10 @@ static void ring_send(chan *ch, const void *buf, size_t len) {
 }
 static void ring_recv(chan *ch, void *buf, size_t len) {
     ring_chan *c = (ring_chan *)ch;
-    pthread_mutex_lock(&c->mu);
+    if (ring_lock(c) != 0) b_die("pthread_mutex_lock");
     while (c->count == 0) {
         c->wait_get++;
-        pthread_cond_wait(&c->not_empty, &c->mu);
+        ring_wait(&c->not_empty, c);
         c->wait_get--;
     }
     memcpy(buf, c->data + c->head * c->msgsize, len);
@@ -285,13 +295,9 @@ static void ring_close(chan *ch) {
 }
 static const chan_ops ops_ring = {"mutex+condvar ring", ring_open, ring_send, ring_recv, ring_close};
 
-/* The same ring with a robust mutex: a holder that died is recovered (the ring's
-   state may be half updated then; the bench never kills a holder). */
-static int ring_lock(ring_chan *c) {
-    int rc = pthread_mutex_lock(&c->mu);
-    if (rc == EOWNERDEAD) rc = pthread_mutex_consistent(&c->mu);
-    return rc;
-}
+/* The same ring with a robust mutex: a holder that died is recovered (ring_lock,
+   ring_wait; the ring's state may be half updated then; the bench never kills a
+   holder). */
 static chan *ring_open_robust(size_t msgsize, size_t bound) {
     ring_chan *c = (ring_chan *)ring_open(msgsize, bound);
     pthread_mutexattr_t ma;
@@ -303,40 +309,8 @@ static chan *ring_open_robust(size_t msgsize, size_t bound) {
     pthread_mutexattr_destroy(&ma);
     return (chan *)c;
 }
-/* A wait that returns EOWNERDEAD holds the mutex all the same. */
-static void ring_wait(pthread_cond_t *cv, ring_chan *c) {
-    if (pthread_cond_wait(cv, &c->mu) == EOWNERDEAD) pthread_mutex_consistent(&c->mu);
-}
-static void ring_send_robust(chan *ch, const void *buf, size_t len) {
-    ring_chan *c = (ring_chan *)ch;
-    if (ring_lock(c) != 0) b_die("pthread_mutex_lock");
-    while (c->count == c->bound) {
-        c->wait_put++;
-        ring_wait(&c->not_full, c);
-        c->wait_put--;
-    }
-    memcpy(c->data + c->tail * c->msgsize, buf, len);
-    c->tail = (c->tail + 1) % c->bound;
-    c->count++;
-    if (c->wait_get) pthread_cond_signal(&c->not_empty);
-    pthread_mutex_unlock(&c->mu);
-}
-static void ring_recv_robust(chan *ch, void *buf, size_t len) {
-    ring_chan *c = (ring_chan *)ch;
-    if (ring_lock(c) != 0) b_die("pthread_mutex_lock");
-    while (c->count == 0) {
-        c->wait_get++;
-        ring_wait(&c->not_empty, c);
-        c->wait_get--;
-    }
-    memcpy(buf, c->data + c->head * c->msgsize, len);
-    c->head = (c->head + 1) % c->bound;
-    c->count--;
-    if (c->wait_put) pthread_cond_signal(&c->not_full);
-    pthread_mutex_unlock(&c->mu);
-}
 static const chan_ops ops_ring_robust = {"robust mutex+condvar ring", ring_open_robust,
-                                         ring_send_robust, ring_recv_robust, ring_close};
+                                         ring_send, ring_recv, ring_close};
 
 /* ---- the harness ---- */
 typedef struct {
