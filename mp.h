@@ -786,7 +786,9 @@
       after a short spin.
 
       Progress: d->progress(done, total, arg) is called by the owner with done 0 as
-      the job starts, then as chunks finish (done == total last). mp_progress_bar is a ready-made one that draws
+      the job starts, then as chunks finish (done == total last), one call at a time
+      even when several of its threads wait on one map_async handle, so the callback
+      needs no lock of its own. mp_progress_bar is a ready-made one that draws
       "label: 45%|#########           | 450/1000 [00:02<00:03, 210.5/s]" on stderr
       when stderr is a terminal (the C answer to tqdm(pool.imap(...))).
 
@@ -1506,8 +1508,8 @@ MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d);
    used in place) must stay valid until then, or until mp_async_destroy. mp_async_get
    returns the map's code as mp_pool_map does (out/cap unused: pass NULL, 0; *len =
    n * out_size); mp_async_code is the first failure's code. progress is called from
-   those same calls as chunks finish. Any thread of the owner may wait on the handle,
-   several at once (one of them delivers). The job's shared copies are freed by
+   those same calls as chunks finish, one call at a time. Any thread of the owner may
+   wait on the handle, several at once (one of them delivers). The job's shared copies are freed by
    mp_async_destroy; destroying an unfinished handle cancels its chunks not yet
    started, waits for the running ones and writes nothing to d->out.
    NULL + errno: EINVAL, EPERM, ENOMEM as mp_pool_map's codes. */
@@ -5355,6 +5357,7 @@ struct mp_async {
     void *progress_arg;
     size_t prog_done;
     uint32_t prog_k, settled;
+    uint32_t prog_busy; /* one owner thread counts and calls progress at a time */
     pid_t owner;
 };
 #define MP__ASYNC_HDR ((sizeof(mp_async) + 15) & ~(size_t)15)
@@ -6196,7 +6199,7 @@ struct mp_imap {
     uint32_t next_c; /* ordered: the next chunk; unordered: the next order slot */
     uint32_t prog_k; /* order slots counted for progress */
     uint32_t c;      /* the chunk being returned */
-    size_t pos, cnt, yielded, done;
+    size_t pos, cnt, yielded, done, reported; /* done: counted from order slots */
     int code;
     void (*progress)(size_t done, size_t total, void *arg);
     void *progress_arg;
@@ -6227,9 +6230,16 @@ MPDEF mp_imap *mp_pool_imap(mp_pool *p, const mp_map_desc *d) {
     return it;
 }
 
+/* Ordered, chunk it->c returned means chunks 0..c are done, though a worker marks a
+   chunk done before it takes an order slot: the count is at least that many, so the
+   call for the last chunk says done == total. */
 static void mp__imap_progress(mp_imap *it) {
-    if (mp__job_progress(it->j, &it->prog_k, &it->done))
-        it->progress(it->done, it->j->n, it->progress_arg);
+    mp__job *j = it->j;
+    size_t before = it->reported;
+    mp__job_progress(j, &it->prog_k, &it->done);
+    size_t upto = it->unordered ? 0 : (size_t)it->c * j->chunksize + it->cnt;
+    size_t now = it->done > upto ? it->done : upto;
+    if (now > before) it->progress(it->reported = now, j->n, it->progress_arg);
 }
 
 /* Wait for the next chunk to return; MP_OK and it->c set, or MP_ETIMEDOUT. */
@@ -6375,16 +6385,32 @@ MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d) {
     return r;
 }
 
-/* Finished (settled or not); a map handle reports progress here, in the owner. */
+/* Count a map handle's newly finished chunks and call progress, in the owner. Several
+   of its threads may wait on one handle: one counts at a time (the others go on
+   waiting), and settling waits its turn so that the last call says done == total. */
+static void mp__async_progress(mp_async *r, bool wait_turn) {
+    uint32_t no = 0;
+    if (!r->progress || r->owner != mp__g.pid) return;
+    while (!mp__cas(&r->prog_busy, &no, 1u)) {
+        if (!wait_turn) return;
+        no = 0;
+        sched_yield();
+    }
+    if (mp__job_progress(r->job, &r->prog_k, &r->prog_done))
+        r->progress(r->prog_done, r->job->n, r->progress_arg);
+    mp__store(&r->prog_busy, 0u);
+}
+
+/* Finished (settled or not). norder is read before counting: once it is whole, every
+   order slot is written, so the count that follows reaches the total. */
 static bool mp__async_done(void *arg) {
     mp_async *r = (mp_async *)arg;
     mp__job *j = r->job;
     bool settled = (mp__load(&r->state) & MP__ST_DONE) != 0;
     if (!j || settled) return settled;
-    if (r->progress && r->owner == mp__g.pid &&
-        mp__job_progress(j, &r->prog_k, &r->prog_done))
-        r->progress(r->prog_done, j->n, r->progress_arg);
-    return mp__load(&j->norder) == j->nchunks;
+    bool finished = mp__load(&j->norder) == j->nchunks;
+    mp__async_progress(r, false);
+    return finished;
 }
 
 /* A finished map handle: deliver its results, once, in the owner (any of its threads
@@ -6397,6 +6423,7 @@ static int mp__async_settle(mp_async *r) {
         while (!(mp__load(&r->state) & MP__ST_DONE)) sched_yield();
         return MP_OK;
     }
+    mp__async_progress(r, true);
     mp_map_failure f;
     r->rc = mp__job_deliver(r->job, r->map_out, &f);
     r->code = f.code;

@@ -910,6 +910,28 @@ static void *wait_map(void *arg) {
     return (void *)(intptr_t)mp_async_get((mp_async *)arg, NULL, 0, NULL, 30);
 }
 
+/* Progress from several waiting threads: one call at a time, counts never go back,
+   and the last says done == total. The nap widens the window two calls could share. */
+typedef struct {
+    int inside, overlapped, backwards;
+    size_t last, total;
+} shared_prog;
+
+static void shared_progress(size_t done, size_t total, void *arg) {
+    shared_prog *s = (shared_prog *)arg;
+    if (__atomic_add_fetch(&s->inside, 1, __ATOMIC_SEQ_CST) > 1)
+        __atomic_store_n(&s->overlapped, 1, __ATOMIC_SEQ_CST);
+    if (done < s->last) s->backwards = 1;
+    s->last = done, s->total = total;
+    usleep(200);
+    __atomic_sub_fetch(&s->inside, 1, __ATOMIC_SEQ_CST);
+}
+
+static int napping_square64(const void *in, void *out) {
+    usleep(200); /* the waiting threads meet in the progress count */
+    return square64(in, out);
+}
+
 TEST(fluency_map_async_waited_on_by_several_threads) {
     mp_pool_desc pd = {2, NULL, NULL, 0, 0, 0, 0};
     mp_pool *p = mp_pool_create(&pd);
@@ -917,9 +939,11 @@ TEST(fluency_map_async_waited_on_by_several_threads) {
     size_t base = blocks_now();
     int64_t in[300], out[300];
     for (int k = 0; k < 300; k++) in[k] = k;
-    for (int round = 0; round < 20; round++) {
+    for (int round = 0; round < 10; round++) {
         memset(out, 0, sizeof out);
-        mp_map_desc d = {square64, in, 8, out, 8, 300, 7, false, NULL, NULL, NULL, NULL, 0};
+        shared_prog sp = {0, 0, 0, 0, 0};
+        mp_map_desc d = {napping_square64, in, 8, out, 8, 300, 7, false, shared_progress, &sp, NULL,
+                         NULL, 0};
         mp_async *r = mp_pool_map_async(p, &d);
         CHECK(r != NULL);
         pthread_t th[3];
@@ -933,6 +957,10 @@ TEST(fluency_map_async_waited_on_by_several_threads) {
         CHECK_EQ(rc, MP_ETASK);
         CHECK_EQ(mp_async_code(r), 5);
         for (int k = 0; k < 300; k++) CHECK_EQ(out[k], (int64_t)k * k);
+        CHECK_EQ(sp.overlapped, 0);
+        CHECK_EQ(sp.backwards, 0);
+        CHECK_EQ(sp.last, 300);
+        CHECK_EQ(sp.total, 300);
         mp_async_destroy(r);
     }
     CHECK_EQ(blocks_now(), base);
