@@ -1,5 +1,6 @@
-/* The torture test: for TORTURE_SECONDS (default 300) producers and consumers on a
-   queue, lock holders, condition and barrier waiters, pipe peers and a pool client run
+/* The torture test: for TORTURE_SECONDS (default 300) producers and consumers on two
+   queues (a bounded one, and an unbounded one whose getters this process holds off now
+   and then so that its ring fills and messages wait in its overflow), lock holders, condition and barrier waiters, pipe peers and a pool client run
    while this process SIGKILLs random participants (and pool workers) at random instants
    and starts replacements. Every message is numbered and checksummed. At the end it
    prints one `name: value` figure per line and exits 1 if a must-be-zero figure is not
@@ -11,8 +12,9 @@
    What counts:
    - lost: a queue message put (or possibly put) and never got, a pipe message without
      its echo, a pool task failed with MP_EWORKERDIED. Allowed: one per killed process
-     that was moving one (a producer inside put, a consumer inside get or not done
-     recording what it got, a pipe pair with a message in flight, a pool worker).
+     that was moving one (a producer inside put, a consumer inside get - which may be
+     moving an overflowed message into the ring - or not done recording what it got, a
+     pipe pair with a message in flight, a pool worker).
    - duplicated: a queue message got twice; a pipe message seen twice by the server.
    - corrupted: wrong bytes or checksum; the lock's guarded pair seen inconsistent after
      MP_OK (a missed MP_EOWNERDEAD); a condition wait woken without a notify; a barrier
@@ -29,7 +31,11 @@
    - leftover children: processes still alive at the end (this is a subreaper, so
      orphaned grandchildren count).
    - heap blocks leaked beyond allowed: blocks not freed at the end, beyond one per
-     killed process that allocates (queue peers, pool workers). */
+     killed process that allocates (queue peers, pool workers), two for a producer
+     killed inside a put on the unbounded queue (a large message's block and its
+     overflow node).
+   - overflowed puts (information, must not be zero): puts that found the unbounded
+     queue holding more than its ring. */
 #define _GNU_SOURCE
 #define MP_IMPLEMENTATION
 #include "../../mp.h"
@@ -54,6 +60,9 @@
 #define MAXMSG 65536
 #define HDR 24
 #define HANG_SLACK_NS 10000000000LL
+#define UQ_RING 4096 /* the unbounded queue's default ring */
+#define UQ_HOLD_NS 300000000LL /* long enough for the producers to fill that ring */
+#define UQ_FREE_NS 700000000LL
 #define STOP_GRACE_S 20.0
 
 enum { R_PROD, R_CONS, R_LOCK, R_NOTIFY, R_CWAIT, R_BARRIER, R_PCLIENT, R_PSERVER, R_POOL,
@@ -90,9 +99,11 @@ typedef struct shared {
     /* barrier */
     mp_barrier *bar;
     uint64_t bactions;
-    mp_queue *q;
+    mp_queue *q, *uq;  /* bounded; unbounded (Python's Queue()) */
+    uint32_t uq_held;  /* the orchestrator holds uq's getters off, so its ring fills */
+    uint64_t overflowed;
     struct {
-        uint64_t next, moving, moving_seq;
+        uint64_t next, moving, moving_seq, moving_uq;
         uint64_t *bits; /* seen */
     } prod[NPROD];
     struct {
@@ -311,12 +322,16 @@ static void run_producer(slot *s) {
         }
         size_t len = msg_len(k, seq);
         msg_fill(m, k, seq, len);
+        /* the unbounded queue never pushes back: keep its backlog to a few rings */
+        bool unbounded = rnd() % 2 == 0 && mp_queue_qsize(S->uq) < 3 * UQ_RING;
         S->prod[k].moving_seq = seq;
+        S->prod[k].moving_uq = unbounded;
         __atomic_store_n(&S->prod[k].moving, 1, __ATOMIC_RELEASE);
         call_begin(s, 2);
-        int rc = mp_queue_put(S->q, m, len, 2.0);
+        int rc = mp_queue_put(unbounded ? S->uq : S->q, m, len, 2.0);
         call_end(s);
         if (rc == MP_OK) {
+            if (unbounded && mp_queue_qsize(S->uq) > UQ_RING) bump(&S->overflowed);
             S->prod[k].next = seq + 1;
             bump(&S->ops[R_PROD]);
         } else if (rc == MP_ETIMEDOUT) {
@@ -351,17 +366,21 @@ static void run_consumer(slot *s) {
     while (!stopping()) {
         size_t len = 0;
         void *heap_buf = NULL;
+        /* the unbounded queue is polled with timeout 0 half the time */
+        bool unbounded = !__atomic_load_n(&S->uq_held, __ATOMIC_ACQUIRE) && rnd() % 2 == 0;
+        double timeout = unbounded && rnd() % 2 ? 0 : 1.0;
+        mp_queue *q = unbounded ? S->uq : S->q;
         __atomic_store_n(&s->moving, 1, __ATOMIC_RELEASE);
-        call_begin(s, 1);
+        call_begin(s, timeout);
         bool alloc = rnd() % 4 == 0;
-        int rc = alloc ? mp_queue_get_alloc(S->q, &heap_buf, &len, 1.0)
-                       : mp_queue_get(S->q, m, sizeof m, &len, 1.0);
+        int rc = alloc ? mp_queue_get_alloc(q, &heap_buf, &len, timeout)
+                       : mp_queue_get(q, m, sizeof m, &len, timeout);
         call_end(s);
         if (rc == MP_OK) {
             record(alloc ? (unsigned char *)heap_buf : m, len);
             bump(&S->ops[R_CONS]);
         } else if (rc == MP_ETIMEDOUT) {
-            bump(&S->timeouts);
+            if (timeout > 0) bump(&S->timeouts);
         } else {
             unexpected(alloc ? "mp_queue_get_alloc" : "mp_queue_get", rc);
         }
@@ -634,6 +653,7 @@ static void account_kill(slot *s) {
     if (s->role == R_PROD) {
         int k = s->index;
         O.killed_allocating++;
+        if (S->prod[k].moving && S->prod[k].moving_uq) O.killed_allocating++;
         if (S->prod[k].moving) {
             O.killed_moving++;
             O.lost_allowance++;
@@ -786,7 +806,8 @@ static void setup(void) {
     qd.maxsize = 64;
     qd.capacity = 64 * 1024; /* 1 KiB slots: larger messages travel as heap blocks */
     S->q = mp_queue_create(&qd);
-    if (!S->q) exit(2);
+    S->uq = mp_queue_create(NULL);
+    if (!S->q || !S->uq) exit(2);
     for (int k = 0; k < NPROD; k++) {
         S->prod[k].bits = (uint64_t *)mp_calloc(MAXSEQ / 64, 8);
         if (!S->prod[k].bits) exit(2);
@@ -826,6 +847,7 @@ static uint64_t queue_lost(uint64_t *sent) {
     static unsigned char m[HDR + MAXMSG];
     size_t len;
     while (mp_queue_get(S->q, m, sizeof m, &len, 0) == MP_OK) record(m, len);
+    while (mp_queue_get(S->uq, m, sizeof m, &len, 0) == MP_OK) record(m, len);
     uint64_t lost = 0;
     for (int k = 0; k < NPROD; k++) {
         uint64_t n = S->prod[k].next;
@@ -838,6 +860,7 @@ static uint64_t queue_lost(uint64_t *sent) {
 
 static void teardown(void) {
     mp_queue_destroy(S->q);
+    mp_queue_destroy(S->uq);
     for (int k = 0; k < NPROD; k++) mp_free(S->prod[k].bits);
     mp_barrier_destroy(S->bar);
     mp_condition_destroy(S->cond);
@@ -863,10 +886,16 @@ int main(void) {
     int64_t stall_ns = (int64_t)((seconds / 2 < 30 ? seconds / 2 : 30) * 1e9);
     int64_t t0 = now_ns(), end = t0 + (int64_t)(seconds * 1e9);
     int64_t next_kill = t0 + (int64_t)(rnd() % (uint64_t)(2 * kill_ms * 1e6));
+    int64_t next_hold = t0 + UQ_FREE_NS;
     tend();
     while (now_ns() < end) {
         tend();
         watch(stall_ns);
+        if (now_ns() >= next_hold) { /* hold the unbounded queue's getters off, or let go */
+            uint32_t held = !S->uq_held;
+            __atomic_store_n(&S->uq_held, held, __ATOMIC_RELEASE);
+            next_hold = now_ns() + (held ? UQ_HOLD_NS : UQ_FREE_NS);
+        }
         if (now_ns() >= next_kill) {
             kill_random();
             next_kill = now_ns() + (int64_t)(rnd() % (uint64_t)(2 * kill_ms * 1e6 + 1));
@@ -874,6 +903,7 @@ int main(void) {
         int64_t nap = next_kill - now_ns();
         usleep(nap > 5000000 ? 5000 : nap > 0 ? (useconds_t)(nap / 1000) : 0);
     }
+    __atomic_store_n(&S->uq_held, 0, __ATOMIC_RELEASE);
     finish();
     uint64_t sent, lost = queue_lost(&sent);
     lost += O.pipe_lost + S->pool_died;
@@ -881,6 +911,7 @@ int main(void) {
     for (int r = 0; r < R_N; r++) ops += S->ops[r];
     uint64_t corrupted = S->corrupted + S->unexpected, dup = S->duplicated;
     int leftover = count_children();
+    shared end_S = *S; /* the figures outlive the heap block */
     teardown();
     mp_heap_stats_get(&h1);
     uint64_t leaked = h1.blocks > h0.blocks ? h1.blocks - h0.blocks : 0;
@@ -889,7 +920,7 @@ int main(void) {
     printf("seconds: %.0f\n", (double)(now_ns() - t0) / 1e9);
     printf("operations: %llu\n", (unsigned long long)ops);
     for (int r = 0; r < R_N; r++)
-        if (role_count[r]) printf("  %s ops: %llu\n", role_name[r], (unsigned long long)S->ops[r]);
+        if (role_count[r]) printf("  %s ops: %llu\n", role_name[r], (unsigned long long)end_S.ops[r]);
     printf("processes killed: %llu\n", (unsigned long long)O.killed);
     printf("  pool workers killed: %llu\n", (unsigned long long)O.pool_worker_kills);
     printf("  killed while moving a message: %llu\n", (unsigned long long)O.killed_moving);
@@ -897,22 +928,23 @@ int main(void) {
     printf("messages lost: %llu\n", (unsigned long long)lost);
     printf("  lost allowed: %llu\n", (unsigned long long)O.lost_allowance);
     printf("  pipe messages lost: %llu\n", (unsigned long long)O.pipe_lost);
-    printf("  pool tasks failed with MP_EWORKERDIED: %llu\n", (unsigned long long)S->pool_died);
+    printf("  pool tasks failed with MP_EWORKERDIED: %llu\n", (unsigned long long)end_S.pool_died);
+    printf("overflowed puts: %llu\n", (unsigned long long)end_S.overflowed);
     printf("duplicated: %llu\n", (unsigned long long)dup);
     printf("corrupted: %llu\n", (unsigned long long)corrupted);
-    printf("  unexpected return codes: %llu\n", (unsigned long long)S->unexpected);
+    printf("  unexpected return codes: %llu\n", (unsigned long long)end_S.unexpected);
     printf("hangs: %llu\n", (unsigned long long)O.hangs);
     printf("stalls: %llu\n", (unsigned long long)O.stalls);
     printf("leftover children: %d\n", leftover);
     printf("bad exits: %llu\n", (unsigned long long)O.exit_errors);
     printf("heap blocks leaked: %llu\n", (unsigned long long)leaked);
     printf("heap blocks leaked beyond allowed: %llu\n", (unsigned long long)leak_excess);
-    printf("lock owner-dead recoveries: %llu\n", (unsigned long long)S->owner_dead);
-    printf("barrier breaks: %llu\n", (unsigned long long)S->broken);
-    printf("timeouts: %llu\n", (unsigned long long)S->timeouts);
-    printf("pipe recv errors: %llu\n", (unsigned long long)S->pipe_errors);
+    printf("lock owner-dead recoveries: %llu\n", (unsigned long long)end_S.owner_dead);
+    printf("barrier breaks: %llu\n", (unsigned long long)end_S.broken);
+    printf("timeouts: %llu\n", (unsigned long long)end_S.timeouts);
+    printf("pipe recv errors: %llu\n", (unsigned long long)end_S.pipe_errors);
     printf("slowest kill-to-reap ms: %.1f\n", (double)O.slowest_reap / 1e6);
-    bool ok = lost <= O.lost_allowance && dup == 0 && corrupted == 0 && O.hangs == 0 &&
+    bool ok = lost <= O.lost_allowance && end_S.overflowed > 0 && dup == 0 && corrupted == 0 && O.hangs == 0 &&
               O.stalls == 0 && leftover == 0 && leak_excess == 0 && O.exit_errors == 0;
     printf("result: %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;
