@@ -492,6 +492,7 @@ static int ignore_sigint(void *arg) {
 }
 
 static void sigint_during_map(bool handler_before_pool, bool workers_ignore) {
+    signal(SIGINT, SIG_DFL); /* a background job (cmd &) starts with SIGINT ignored */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint; /* no SA_RESTART */
