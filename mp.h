@@ -1509,9 +1509,9 @@ MPDEF int mp_pool_map(mp_pool *p, const mp_map_desc *d);
    returns the map's code as mp_pool_map does (out/cap unused: pass NULL, 0; *len =
    n * out_size); mp_async_code is the first failure's code. progress is called from
    those same calls as chunks finish, one call at a time. Any thread of the owner may
-   wait on the handle, several at once (one of them delivers). The job's shared copies are freed by
-   mp_async_destroy; destroying an unfinished handle cancels its chunks not yet
-   started, waits for the running ones and writes nothing to d->out.
+   wait on the handle, several at once (one of them delivers). The job's shared
+   copies are freed by mp_async_destroy; destroying an unfinished handle cancels its
+   chunks not yet started, waits for the running ones and writes nothing to d->out.
    NULL + errno: EINVAL, EPERM, ENOMEM as mp_pool_map's codes. */
 MPDEF mp_async *mp_pool_map_async(mp_pool *p, const mp_map_desc *d);
 
